@@ -1,0 +1,334 @@
+//! The configuration file: its model, loading, and validation into typed values.
+//!
+//! Validated once, here: every error names the file, the line and the key
+//! (`herald.toml:41: rule[2] "password-reset": recipients[1]: no group "soc" in [groups]`), and
+//! nothing downstream re-parses a config string. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::channel::ChannelConfig;
+use crate::rules::{Known, RuleConfig, RuleSet};
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    branding: Branding,
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    channel: BTreeMap<String, Spanned<ChannelConfig>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RuleConfig>>,
+}
+
+/// What the notices say about the organization sending them (`[branding]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    #[serde(default = "default_organization")]
+    pub organization: String,
+    pub address: Option<String>,
+    pub logo_url: Option<String>,
+    pub website: Option<String>,
+    pub support_url: Option<String>,
+    pub support_email: Option<String>,
+    pub support_phone: Option<String>,
+    pub report_url: Option<String>,
+    pub report_email: Option<String>,
+    /// IANA zone for times in notices (`Europe/Berlin`); UTC by default.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+fn default_organization() -> String {
+    "Your organization".to_owned()
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        toml::from_str("").expect("branding defaults")
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub branding: Branding,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub channels: BTreeMap<String, ChannelConfig>,
+    pub rules: RuleSet,
+    /// Line of each rule's table, for errors found later (templates).
+    pub(crate) rule_lines: Vec<usize>,
+}
+
+/// A configuration problem, located.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            line: None,
+            key: None,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates `text`; `path` names it in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let located = |line: Option<usize>, key: Option<String>, message: String| ConfigError {
+            path: path.to_owned(),
+            line,
+            key,
+            message,
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            located(line, None, e.message().trim().to_owned())
+        })?;
+
+        let branding = file.branding;
+        check_branding(&branding)
+            .map_err(|(key, m)| located(None, Some(format!("branding.{key}")), m))?;
+
+        for (name, members) in &file.groups {
+            if members.is_empty() {
+                return Err(located(
+                    None,
+                    Some(format!("groups.{name}")),
+                    "an empty group tells nobody".into(),
+                ));
+            }
+            for (i, member) in members.iter().enumerate() {
+                if member.parse::<lettre::Address>().is_err() {
+                    return Err(located(
+                        None,
+                        Some(format!("groups.{name}[{i}]")),
+                        format!("{member:?} is not an email address"),
+                    ));
+                }
+            }
+        }
+
+        let mut channels = BTreeMap::new();
+        for (name, channel) in file.channel {
+            let line = line_of(text, channel.span().start);
+            let channel = channel.into_inner();
+            if channel.from().parse::<lettre::message::Mailbox>().is_err() {
+                return Err(located(
+                    Some(line),
+                    Some(format!("channel.{name}.from")),
+                    format!(
+                        "{:?} is not a mailbox (\"Name <address>\" or an address)",
+                        channel.from()
+                    ),
+                ));
+            }
+            channels.insert(name, channel);
+        }
+
+        let known = Known {
+            groups: &|g| file.groups.contains_key(g),
+            channels: &|c| channels.contains_key(c),
+        };
+        let mut rules = Vec::new();
+        let mut rule_lines = Vec::new();
+        for (i, spanned) in file.rule.iter().enumerate() {
+            let line = line_of(text, spanned.span().start);
+            let config = spanned.get_ref();
+            let rule = config.compile(&known).map_err(|e| {
+                located(
+                    Some(line),
+                    Some(format!("rule[{i}] {:?}: {}", config.name, e.key)),
+                    e.message,
+                )
+            })?;
+            if rules
+                .iter()
+                .any(|r: &crate::rules::Rule| r.name == rule.name)
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("rule[{i}].name")),
+                    format!("{:?} is already the name of another rule", rule.name),
+                ));
+            }
+            rules.push(rule);
+            rule_lines.push(line);
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            branding,
+            groups: file.groups,
+            channels,
+            rules: RuleSet::new(rules),
+            rule_lines,
+        })
+    }
+
+    /// Where relative paths in the configuration (templates) are resolved from.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    pub fn error_at_rule(&self, index: usize, key: &str, message: String) -> ConfigError {
+        let name = &self.rules.rules()[index].name;
+        ConfigError {
+            path: self.path.clone(),
+            line: self.rule_lines.get(index).copied(),
+            key: Some(format!("rule[{index}] {name:?}: {key}")),
+            message,
+        }
+    }
+}
+
+fn check_branding(b: &Branding) -> Result<(), (&'static str, String)> {
+    for (key, url) in [
+        ("logo_url", &b.logo_url),
+        ("website", &b.website),
+        ("support_url", &b.support_url),
+        ("report_url", &b.report_url),
+    ] {
+        if let Some(url) = url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err((key, format!("{url:?} must be an http:// or https:// URL")));
+        }
+    }
+    for (key, address) in [
+        ("support_email", &b.support_email),
+        ("report_email", &b.report_email),
+    ] {
+        if let Some(address) = address
+            && address.parse::<lettre::Address>().is_err()
+        {
+            return Err((key, format!("{address:?} is not an email address")));
+        }
+    }
+    if jiff::tz::TimeZone::get(&b.timezone).is_err() {
+        return Err((
+            "timezone",
+            format!(
+                "{:?} is not a known time zone (use an IANA name such as \"Europe/Berlin\")",
+                b.timezone
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[channel.email]
+kind = "file"
+from = "Security <security@contoso.com>"
+dir = "mail"
+
+[groups]
+soc = ["soc@contoso.com"]
+"#;
+
+    fn parse(extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("herald.toml"), &format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn a_valid_rule_loads() {
+        let config =
+            parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\", \"group:soc\"]\n").unwrap();
+        assert_eq!(config.rules.rules().len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nrecipient = []\n")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("herald.toml:12"), "{text}");
+        assert!(text.contains("unknown field `recipient`"), "{text}");
+    }
+
+    #[test]
+    fn bad_recipient_names_the_rule_and_key() {
+        let err = parse("\n[[rule]]\nname = \"r\"\nrecipients = [\"group:nope\"]\n").unwrap_err();
+        assert_eq!(err.line, Some(10));
+        assert_eq!(
+            err.to_string(),
+            "herald.toml:10: rule[0] \"r\": recipients[0]: no group \"nope\" in [groups]"
+        );
+    }
+
+    #[test]
+    fn duplicate_rule_names_are_refused() {
+        let err = parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n").unwrap_err();
+        assert!(err.to_string().contains("already the name"), "{err}");
+    }
+
+    #[test]
+    fn branding_links_must_be_web_urls() {
+        let err = parse("[branding]\nreport_url = \"javascript:alert(1)\"\n").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("branding.report_url"));
+    }
+
+    #[test]
+    fn unknown_time_zone_is_refused() {
+        let err = parse("[branding]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("branding.timezone"));
+    }
+
+    #[test]
+    fn channel_kind_must_be_known() {
+        let err = Config::parse(
+            Path::new("h.toml"),
+            "[channel.x]\nkind = \"pigeon\"\nfrom = \"a@b.c\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pigeon"), "{err}");
+    }
+}

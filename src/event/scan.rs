@@ -1,0 +1,393 @@
+//! Format detection and the hot-path scan of one input.
+//!
+//! Accepted, auto-detected per input (DESIGN §4): the diagnostic-settings envelope
+//! `{"records":[…]}`, one diagnostic record, Graph pages `{"value":[…]}`, one Graph
+//! `directoryAudit`, a JSON array of records, and newline-delimited JSON of any of these.
+//!
+//! The scan reads each record into a borrowed [`Head`] (a handful of string slices; every other
+//! field is skipped without being built), so a record no rule wants costs one pass of the JSON
+//! parser and no allocation. The full [`AuditEvent`] is built by [`RecordView::decode`].
+
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::lenient::LenientStr;
+use super::normalize::{Checked, to_event};
+use super::time::parse_time;
+use super::{AuditEvent, DeadLetter, Position};
+
+/// What the scan yields, in input order.
+#[derive(Debug)]
+pub enum Item<'a> {
+    Record(RecordView<'a>),
+    Skipped(Skipped<'a>),
+    Dead(DeadLetter),
+}
+
+/// A record of another log category (`SignInLogs`, `UserRiskEvents`, …) that shares the hub.
+#[derive(Debug)]
+pub struct Skipped<'a> {
+    pub category: Cow<'a, str>,
+    pub position: Position,
+}
+
+/// A usable audit record, not yet fully decoded.
+#[derive(Debug)]
+pub struct RecordView<'a> {
+    pub raw: &'a str,
+    pub position: Position,
+    id: Cow<'a, str>,
+    activity: Cow<'a, str>,
+    operation_name: Option<Cow<'a, str>>,
+    time: Timestamp,
+    diagnostic: bool,
+}
+
+impl<'a> RecordView<'a> {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `activityDisplayName`, trimmed.
+    pub fn activity(&self) -> &str {
+        &self.activity
+    }
+
+    /// The diagnostic `operationName`, when the record carries one.
+    pub fn operation_name(&self) -> Option<&str> {
+        self.operation_name.as_deref()
+    }
+
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    /// Builds the full event. Fails only if the record is nested beyond the JSON parser's limit
+    /// after all, which the scan's parser would normally have refused first.
+    pub fn decode(&self) -> Result<AuditEvent, String> {
+        let raw = serde_json::from_str(self.raw).map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(to_event(
+            raw,
+            Checked {
+                id: self.id.clone().into_owned(),
+                activity: self.activity.clone().into_owned(),
+                time: self.time,
+                diagnostic: self.diagnostic,
+            },
+        ))
+    }
+}
+
+/// The few fields the scan reads, from a record or from a container around records. Both record
+/// shapes fit: diagnostic records keep the audit fields under `properties`, Graph ones at the top.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    records: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    value: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    id: LenientStr<'a>,
+    #[serde(borrow, default)]
+    category: LenientStr<'a>,
+    #[serde(borrow, default, rename = "operationName")]
+    operation_name: LenientStr<'a>,
+    #[serde(borrow, default)]
+    time: LenientStr<'a>,
+    #[serde(borrow, default, rename = "activityDisplayName")]
+    activity: LenientStr<'a>,
+    #[serde(borrow, default, rename = "activityDateTime")]
+    activity_time: LenientStr<'a>,
+    #[serde(borrow, default, rename = "createdDateTime")]
+    created_time: LenientStr<'a>,
+    #[serde(borrow, default)]
+    properties: Option<Properties<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Properties<'a> {
+    #[serde(borrow, default)]
+    id: LenientStr<'a>,
+    #[serde(borrow, default, rename = "activityDisplayName")]
+    activity: LenientStr<'a>,
+    #[serde(borrow, default, rename = "activityDateTime")]
+    activity_time: LenientStr<'a>,
+}
+
+/// Scans one input and hands every record, skip and dead letter to `emit`, in order.
+///
+/// `input` names the input in dead letters. Never panics, whatever the bytes.
+pub fn scan<'a>(input: &str, bytes: &'a [u8], mut emit: impl FnMut(Item<'a>)) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let mut scanner = Scanner {
+        input,
+        emit: &mut emit,
+    };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return scanner.lines(bytes);
+    };
+    match serde_json::from_str::<Head>(text) {
+        Ok(head) => scanner.document(head, text, 1),
+        Err(_) if text.trim_start().starts_with('[') => scanner.array(text),
+        Err(_) if looks_like_lines(text) => scanner.lines(bytes),
+        Err(e) => scanner.dead(Position::line(1), text.as_bytes(), invalid_json(&e)),
+    }
+}
+
+/// Newline-delimited input: some line is a complete JSON object on its own. (A pretty-printed
+/// document never has one: its lines are fragments like `{` or `"key": "value",`.)
+fn looks_like_lines(text: &str) -> bool {
+    text.trim().contains('\n')
+        && text.lines().any(|line| {
+            let line = line.trim();
+            line.starts_with('{') && serde_json::from_str::<&RawValue>(line).is_ok()
+        })
+}
+
+fn invalid_json(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Eof => format!("truncated JSON: {e}"),
+        serde_json::error::Category::Data => format!("unusable record: {e}"),
+        _ => format!("invalid JSON: {e}"),
+    }
+}
+
+/// Quotes a value from the input for an error message: escaped, so it cannot drive a terminal,
+/// and cut short.
+fn quoted(value: &str) -> String {
+    let cut: String = value.chars().take(60).collect();
+    let ellipsis = if cut.len() < value.len() { "…" } else { "" };
+    format!("{cut:?}{ellipsis}")
+}
+
+struct Scanner<'s, 'a> {
+    input: &'s str,
+    emit: &'s mut dyn FnMut(Item<'a>),
+}
+
+impl<'a> Scanner<'_, 'a> {
+    fn dead(&mut self, position: Position, raw: &[u8], reason: String) {
+        (self.emit)(Item::Dead(DeadLetter {
+            input: self.input.to_owned(),
+            position,
+            reason,
+            raw: raw.to_vec(),
+        }));
+    }
+
+    /// One top-level JSON value starting on `line`: an envelope, a Graph page or a record.
+    fn document(&mut self, mut head: Head<'a>, text: &'a str, line: usize) {
+        let (array, items) = match (head.records.take(), head.value.take()) {
+            (Some(records), _) => ("records", records),
+            (None, Some(value)) => ("value", value),
+            (None, None) => return self.head(head, text, Position::line(line)),
+        };
+        self.items(array, &items, text, line);
+    }
+
+    /// A top-level JSON array of records.
+    fn array(&mut self, text: &'a str) {
+        match serde_json::from_str::<Vec<&'a RawValue>>(text) {
+            Ok(items) => self.items("", &items, text, 1),
+            Err(e) => self.dead(Position::line(1), text.as_bytes(), invalid_json(&e)),
+        }
+    }
+
+    fn items(&mut self, array: &'static str, items: &[&'a RawValue], text: &'a str, line: usize) {
+        let mut lines = LineCursor::new(text, line);
+        for (index, item) in items.iter().enumerate() {
+            let raw = item.get();
+            let position = Position {
+                line: lines.line_at(raw),
+                array: Some(array),
+                index: Some(index),
+            };
+            self.record(raw, position);
+        }
+    }
+
+    fn lines(&mut self, bytes: &'a [u8]) {
+        for (number, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            let number = number + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(line) else {
+                self.dead(
+                    Position::line(number),
+                    line,
+                    "line is not valid UTF-8".into(),
+                );
+                continue;
+            };
+            let text = text.trim();
+            if !text.starts_with('{') {
+                self.dead(Position::line(number), line, not_an_object(text));
+                continue;
+            }
+            match serde_json::from_str::<Head>(text) {
+                Ok(head) => self.document(head, text, number),
+                Err(e) => self.dead(Position::line(number), line, invalid_json(&e)),
+            }
+        }
+    }
+
+    fn record(&mut self, raw: &'a str, position: Position) {
+        if !raw.starts_with('{') {
+            return self.dead(position, raw.as_bytes(), not_an_object(raw));
+        }
+        match serde_json::from_str::<Head>(raw) {
+            Ok(head) => self.head(head, raw, position),
+            Err(e) => self.dead(position, raw.as_bytes(), invalid_json(&e)),
+        }
+    }
+
+    /// Checks the three things a record cannot do without, and routes it.
+    fn head(&mut self, head: Head<'a>, raw: &'a str, position: Position) {
+        let Head {
+            id,
+            category,
+            operation_name,
+            time,
+            activity,
+            activity_time,
+            created_time,
+            properties,
+            ..
+        } = head;
+        let diagnostic = properties.is_some();
+        let (id, id_field, activity, activity_field, when, when_field) = match properties {
+            // Diagnostic settings: the log category is at the top, the audit fields inside.
+            Some(props) => {
+                if let Some(category) = category
+                    .0
+                    .filter(|c| !c.trim().eq_ignore_ascii_case("AuditLogs"))
+                {
+                    return (self.emit)(Item::Skipped(Skipped { category, position }));
+                }
+                let (when, when_field) = match props.activity_time.0 {
+                    Some(t) => (Some(t), "properties.activityDateTime"),
+                    None => (time.0, "time"),
+                };
+                let (activity, activity_field) = match props.activity.get() {
+                    Some(_) => (props.activity, "properties.activityDisplayName"),
+                    None => (operation_name.clone(), "operationName"),
+                };
+                (
+                    props.id,
+                    "properties.id",
+                    activity,
+                    activity_field,
+                    when,
+                    when_field,
+                )
+            }
+            None => {
+                let (when, when_field) = match activity_time.0 {
+                    Some(t) => (Some(t), "activityDateTime"),
+                    None => (created_time.0, "createdDateTime"),
+                };
+                (id, "id", activity, "activityDisplayName", when, when_field)
+            }
+        };
+        let Some(id_text) = id.get() else {
+            return self.dead(
+                position,
+                raw.as_bytes(),
+                format!("missing `{id_field}`: an audit record needs an id"),
+            );
+        };
+        let Some(activity_text) = activity.get() else {
+            return self.dead(
+                position,
+                raw.as_bytes(),
+                format!("missing `{activity_field}`: an audit record needs an activity name"),
+            );
+        };
+        let Some(when) = when.filter(|w| !w.trim().is_empty()) else {
+            return self.dead(
+                position,
+                raw.as_bytes(),
+                format!("missing `{when_field}`: an audit record needs a time"),
+            );
+        };
+        let Some(time) = parse_time(&when) else {
+            return self.dead(
+                position,
+                raw.as_bytes(),
+                format!("`{when_field}` {} is not a timestamp", quoted(&when)),
+            );
+        };
+        let view = RecordView {
+            raw,
+            position,
+            id: trimmed(&id, id_text),
+            activity: trimmed(&activity, activity_text),
+            operation_name: if diagnostic {
+                operation_name.get().map(|op| Cow::Owned(op.to_owned()))
+            } else {
+                None
+            },
+            time,
+            diagnostic,
+        };
+        (self.emit)(Item::Record(view))
+    }
+}
+
+/// The trimmed text of a lenient field, borrowed from the input when the JSON had no escapes.
+fn trimmed<'a>(field: &LenientStr<'a>, text: &str) -> Cow<'a, str> {
+    match &field.0 {
+        Some(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
+        _ => Cow::Owned(text.to_owned()),
+    }
+}
+
+fn not_an_object(raw: &str) -> String {
+    let found = match raw.trim_start().chars().next() {
+        Some('[') => "an array",
+        Some('"') => "a string",
+        Some('t' | 'f') => "a boolean",
+        Some('n') => "null",
+        Some('-' | '0'..='9') => "a number",
+        _ => "something else",
+    };
+    format!("record is not a JSON object (found {found})")
+}
+
+/// Line numbers of records inside one document, counted incrementally as records come in order.
+struct LineCursor<'a> {
+    text: &'a str,
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(text: &'a str, line: usize) -> Self {
+        LineCursor {
+            text,
+            offset: 0,
+            line,
+        }
+    }
+
+    /// The line on which `part` (a slice of the document) starts.
+    fn line_at(&mut self, part: &str) -> usize {
+        let at = (part.as_ptr() as usize).saturating_sub(self.text.as_ptr() as usize);
+        let at = at.min(self.text.len());
+        if at >= self.offset {
+            self.line += self.text.as_bytes()[self.offset..at]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            self.offset = at;
+        }
+        self.line
+    }
+}

@@ -1,0 +1,14 @@
+//! Herald watches an identity provider's audit log and tells people, within seconds, when
+//! something security-relevant happened to their account.
+//!
+//! The modules follow the flow in DESIGN §1: [`event`] decodes raw bytes into audit events,
+//! [`rules`] selects the events that matter, [`plan`] turns each match into rendered
+//! notifications with deterministic keys, and [`pipeline`] wires those stages for one input.
+//! [`config`] is the TOML model all of them are built from.
+
+pub mod channel;
+pub mod config;
+pub mod event;
+pub mod pipeline;
+pub mod plan;
+pub mod rules;

@@ -1,0 +1,316 @@
+//! The `herald` command line: thin glue over the library's stages.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use herald::config::Config;
+use herald::pipeline::{Outcome, Pipeline};
+
+/// Herald tells people, within seconds, when something security-relevant happened to their
+/// identity-provider account.
+#[derive(Parser)]
+#[command(name = "herald", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration, its rules and templates (renders each once with a sample
+    /// event). Exit 0 when valid, 2 when not.
+    Check {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+    },
+    /// Run audit-log inputs through decode → rules → render without sending anything.
+    Test {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        /// `text`: one line per notification; `json`: one JSON object per notification.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also write each message as DIR/KEY.eml.
+        #[arg(long, value_name = "DIR")]
+        render: Option<PathBuf>,
+        /// Files, directories (read recursively) or `-` for standard input.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Print the HTML of the first notification RULE yields for EVENT_FILE.
+    Preview {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        rule: String,
+        event_file: PathBuf,
+    },
+    /// Print a starter configuration with the default rule set.
+    Init,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// The starter configuration; also `examples/herald.toml`, so the two cannot drift.
+const STARTER: &str = include_str!("../examples/herald.toml");
+const SAMPLE_EVENT: &[u8] = include_bytes!("../templates/sample-event.json");
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Test {
+            config,
+            format,
+            render,
+            inputs,
+        } => test(&config, format, render.as_deref(), &inputs),
+        Command::Preview {
+            config,
+            rule,
+            event_file,
+        } => preview(&config, &rule, &event_file),
+        Command::Init => {
+            print!("{STARTER}");
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration; a problem with it is exit status 2.
+fn load(path: &Path) -> Result<Pipeline, ExitCode> {
+    Config::load(path).and_then(Pipeline::new).map_err(|e| {
+        eprintln!("herald: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: &Path) -> Result<ExitCode> {
+    let pipeline = match load(path) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let problems = pipeline.render_samples(SAMPLE_EVENT);
+    let config = pipeline.config();
+    for problem in &problems {
+        eprintln!("herald: {problem}");
+    }
+    if !problems.is_empty() {
+        return Ok(ExitCode::from(2));
+    }
+    for rule in config
+        .rules
+        .rules()
+        .iter()
+        .filter(|r| r.matches_any_activity())
+    {
+        eprintln!(
+            "herald: note: rule {:?} names no activities, so every record is fully decoded for it",
+            rule.name
+        );
+    }
+    println!(
+        "{}: valid ({} rules, {} channels, {} groups)",
+        path.display(),
+        config.rules.rules().len(),
+        config.channels.len(),
+        config.groups.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(
+    path: &Path,
+    format: Format,
+    render: Option<&Path>,
+    inputs: &[PathBuf],
+) -> Result<ExitCode> {
+    let pipeline = match load(path) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let mut outcome = Outcome::default();
+    let mut unreadable = 0;
+    for (name, bytes) in read_inputs(inputs) {
+        match bytes {
+            Ok(bytes) => pipeline.process(&name, &bytes, &mut outcome),
+            Err(e) => {
+                eprintln!("herald: {name}: cannot read: {e}");
+                unreadable += 1;
+            }
+        }
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for n in &outcome.notifications {
+        match format {
+            Format::Json => {
+                let line = serde_json::json!({
+                    "key": n.key,
+                    "event_id": n.event_id,
+                    "activity": n.activity,
+                    "rule": n.rule,
+                    "channel": n.channel,
+                    "recipient": n.recipient,
+                    "subject": n.subject,
+                });
+                writeln!(out, "{line}")?;
+            }
+            Format::Text => writeln!(
+                out,
+                "{}  {:<28} {:<8} {:<32} {}",
+                n.key, n.rule, n.channel, n.recipient, n.subject
+            )?,
+        }
+    }
+    out.flush()?;
+
+    if let Some(dir) = render {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for n in &outcome.notifications {
+            let file = dir.join(format!("{}.eml", n.key));
+            std::fs::write(&file, &n.message)
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
+    }
+
+    summarize(&outcome, render);
+    Ok(if unreadable > 0 || !outcome.failures.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summarize(o: &Outcome, render: Option<&Path>) {
+    let skipped: u64 = o.skipped.values().sum();
+    let by_category: Vec<String> = o.skipped.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    eprintln!(
+        "records decoded: {}, selected by a rule: {}, skipped: {}{}, dead letters: {}, notifications: {}{}",
+        o.records,
+        o.selected,
+        skipped,
+        if by_category.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_category.join(", "))
+        },
+        o.dead_letters.len(),
+        o.notifications.len(),
+        if o.duplicates > 0 {
+            format!(" ({} duplicates dropped)", o.duplicates)
+        } else {
+            String::new()
+        },
+    );
+    for dead in &o.dead_letters {
+        eprintln!("dead letter: {dead}");
+    }
+    for (rule, event) in &o.unaddressed {
+        eprintln!(
+            "no recipient: rule {rule:?} selected event {event:?} but none of its recipients has an address"
+        );
+    }
+    for failure in &o.failures {
+        eprintln!("render failed: {failure}");
+    }
+    if let Some(dir) = render {
+        eprintln!("messages written to {}", dir.display());
+    }
+}
+
+fn preview(path: &Path, rule: &str, event_file: &Path) -> Result<ExitCode> {
+    let pipeline = match load(path) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    if pipeline.config().rules.get(rule).is_none() {
+        let names: Vec<&str> = pipeline
+            .config()
+            .rules
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        bail!("no rule {rule:?}; the rules are: {}", names.join(", "));
+    }
+    let bytes =
+        std::fs::read(event_file).with_context(|| format!("reading {}", event_file.display()))?;
+    let mut outcome = Outcome::default();
+    pipeline.process(&event_file.display().to_string(), &bytes, &mut outcome);
+    if let Some(failure) = outcome.failures.iter().find(|f| f.rule == rule) {
+        bail!("{failure}");
+    }
+    match outcome.notifications.iter().find(|n| n.rule == rule) {
+        Some(n) => {
+            print!("{}", n.html);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!(
+            "rule {rule:?} yields no notification for {} ({} records, {} dead letters)",
+            event_file.display(),
+            outcome.records,
+            outcome.dead_letters.len()
+        ),
+    }
+}
+
+/// Every input as (name, bytes): files as given, directories walked in name order (hidden
+/// entries skipped), `-` as standard input.
+fn read_inputs(inputs: &[PathBuf]) -> Vec<(String, std::io::Result<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            let result = std::io::stdin().read_to_end(&mut bytes).map(|_| bytes);
+            out.push(("-".to_owned(), result));
+        } else if input.is_dir() {
+            let mut files = Vec::new();
+            if let Err(e) = walk(input, &mut files) {
+                out.push((input.display().to_string(), Err(e)));
+            }
+            files.sort();
+            for file in files {
+                let bytes = std::fs::read(&file);
+                out.push((file.display().to_string(), bytes));
+            }
+        } else {
+            out.push((input.display().to_string(), std::fs::read(input)));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! Planning: a rule match becomes notifications, one per (event, rule, channel, recipient),
+//! each fully rendered and carrying its deterministic [`NotificationKey`].
+//!
+//! The planner owns the templates and the branding. It never decodes, stores or sends: it is
+//! a pure function from a decoded event and a match to messages.
+
+mod key;
+mod message;
+mod recipients;
+mod render;
+mod wording;
+
+pub use key::NotificationKey;
+pub use render::clean_subject;
+
+use std::collections::BTreeMap;
+
+use lettre::message::Mailbox;
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+
+use crate::config::{Branding, Config, ConfigError};
+use crate::event::AuditEvent;
+use crate::rules::{Importance, Match};
+use render::TemplateNames;
+
+/// One message to one recipient on one channel, ready to hand to the channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub key: NotificationKey,
+    pub event_id: String,
+    pub activity: String,
+    pub rule: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub importance: Importance,
+    #[serde(skip)]
+    pub html: String,
+    #[serde(skip)]
+    pub text: String,
+    /// The full RFC 5322 message.
+    #[serde(skip)]
+    pub message: Vec<u8>,
+}
+
+/// A notification that could not be rendered; the match is kept so it is not silently lost.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rule {rule:?}, event {event_id}, recipient {recipient}: {message}")]
+pub struct PlanError {
+    pub rule: String,
+    pub event_id: String,
+    pub recipient: String,
+    pub message: String,
+}
+
+struct RuleTemplates {
+    body: TemplateNames,
+    subject: String,
+}
+
+/// Renders matches into notifications.
+pub struct Planner {
+    env: Environment<'static>,
+    templates: BTreeMap<String, RuleTemplates>,
+    senders: BTreeMap<String, Mailbox>,
+    groups: BTreeMap<String, Vec<String>>,
+    branding: Branding,
+}
+
+impl Planner {
+    /// Loads every rule's templates; errors name the rule and the file.
+    pub fn new(config: &Config) -> Result<Planner, ConfigError> {
+        let mut env = render::environment(&config.branding.timezone);
+        let mut templates = BTreeMap::new();
+        for (i, rule) in config.rules.rules().iter().enumerate() {
+            let body = render::load(&mut env, &rule.template, config.dir())
+                .map_err(|m| config.error_at_rule(i, "template", m))?;
+            let subject = render::load_subject(&mut env, &rule.name, rule.subject.as_deref())
+                .map_err(|m| config.error_at_rule(i, "subject", m))?;
+            templates.insert(rule.name.clone(), RuleTemplates { body, subject });
+        }
+        let senders = config
+            .channels
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), c.from().parse::<Mailbox>().ok()?)))
+            .collect();
+        Ok(Planner {
+            env,
+            templates,
+            senders,
+            groups: config.groups.clone(),
+            branding: config.branding.clone(),
+        })
+    }
+
+    /// Every notification `m` yields for `event`. A match whose recipients resolve to nobody
+    /// (a device target, a user without an address) yields none.
+    pub fn plan(&self, event: &AuditEvent, m: &Match) -> Vec<Result<Notification, PlanError>> {
+        let rule = m.rule;
+        let recipients = recipients::resolve(event, m, &self.groups);
+        let mut out = Vec::with_capacity(recipients.len() * rule.channels.len());
+        for channel in &rule.channels {
+            for recipient in &recipients {
+                out.push(
+                    self.render(event, m, channel, recipient)
+                        .map_err(|message| PlanError {
+                            rule: rule.name.clone(),
+                            event_id: event.id.clone(),
+                            recipient: recipient.address.clone(),
+                            message,
+                        }),
+                );
+            }
+        }
+        out
+    }
+
+    fn render(
+        &self,
+        event: &AuditEvent,
+        m: &Match,
+        channel: &str,
+        recipient: &recipients::Resolved,
+    ) -> Result<Notification, String> {
+        let rule = m.rule;
+        let templates = self
+            .templates
+            .get(&rule.name)
+            .ok_or_else(|| format!("rule {:?} has no loaded templates", rule.name))?;
+        let from = self
+            .senders
+            .get(channel)
+            .ok_or_else(|| format!("channel {channel:?} is not configured"))?;
+        let key = NotificationKey::new(
+            event.tenant_id.as_deref(),
+            &event.id,
+            &rule.name,
+            channel,
+            &recipient.address,
+        );
+        let target = recipient.target.map(|i| &event.targets[i]);
+        let ctx = context! {
+            event => Value::from(Serde(event)),
+            target => Value::from(Serde(target)),
+            recipient => context! {
+                address => &recipient.address,
+                via => recipient.via,
+                group => &recipient.group,
+            },
+            rule => context! {
+                name => &rule.name,
+                importance => rule.importance.as_str(),
+                channel => channel,
+            },
+            branding => Value::from(Serde(&self.branding)),
+            summary => wording::headline(event, target),
+            raw => Value::from(Serde(&event.raw)),
+            key => key.as_str(),
+        };
+        let render = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| format!("template {name}: {e:#}"))
+        };
+        let subject = clean_subject(&render(&templates.subject)?);
+        let html = inline_css(&render(&templates.body.html)?)?;
+        let text = render(&templates.body.text)?;
+        let message = message::build(message::Email {
+            from,
+            to: &recipient.address,
+            subject: &subject,
+            text: text.clone(),
+            html: html.clone(),
+            key: &key,
+            importance: rule.importance,
+        })?;
+        Ok(Notification {
+            key,
+            event_id: event.id.clone(),
+            activity: event.activity.clone(),
+            rule: rule.name.clone(),
+            channel: channel.to_owned(),
+            recipient: recipient.address.clone(),
+            subject,
+            importance: rule.importance,
+            html,
+            text,
+            message,
+        })
+    }
+}
+
+/// Moves `<style>` rules into `style` attributes: many mail clients drop `<style>` blocks.
+fn inline_css(html: &str) -> Result<String, String> {
+    css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .build()
+        .inline(html)
+        .map_err(|e| format!("inlining CSS: {e}"))
+}
