@@ -264,10 +264,14 @@ impl<'a> Scanner<'_, 'a> {
         let diagnostic = properties.is_some();
         let (id, id_field, activity, activity_field, when, when_field) = match properties {
             // Diagnostic settings: the log category is at the top, the audit fields inside.
+            // Other categories share the hub (sign-ins, risk events, Graph activity); a record
+            // of an unexpected category that still carries an audit activity is decoded rather
+            // than skipped, so a mislabelled audit record is not passed over.
             Some(props) => {
                 if let Some(category) = category
                     .0
                     .filter(|c| !c.trim().eq_ignore_ascii_case("AuditLogs"))
+                    .filter(|_| props.activity.get().is_none())
                 {
                     return (self.emit)(Item::Skipped(Skipped { category, position }));
                 }
@@ -389,5 +393,33 @@ impl<'a> LineCursor<'a> {
             self.offset = at;
         }
         self.line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(input: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        scan("t", input.as_bytes(), |item| {
+            out.push(match item {
+                Item::Record(r) => format!("record {}", r.id()),
+                Item::Skipped(s) => format!("skipped {}", s.category),
+                Item::Dead(d) => format!("dead {}", d.reason),
+            })
+        });
+        out
+    }
+
+    #[test]
+    fn other_categories_are_skipped_but_mislabelled_audit_records_are_not() {
+        let input = concat!(
+            r#"{"category":"SignInLogs","time":"2026-01-01T00:00:00Z","properties":{"id":"s1"}}"#,
+            "\n",
+            r#"{"category":"Policy","time":"2026-01-01T00:00:00Z","properties":{"id":"a1","activityDisplayName":"Update policy"}}"#,
+            "\n"
+        );
+        assert_eq!(kinds(input), ["skipped SignInLogs", "record a1"]);
     }
 }
