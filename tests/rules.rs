@@ -61,7 +61,9 @@ fn selected(config: &Config, event: &AuditEvent) -> Vec<String> {
 
 #[test]
 fn activities_match_ignoring_case_and_extra_spaces() {
-    let config = config("[[rule]]\nname = \"r\"\nactivities = [\"  reset   USER password \"]\nrecipients = [\"target\"]\n");
+    let config = config(
+        "[[rule]]\nname = \"r\"\nactivities = [\"  reset   USER password \"]\nrecipients = [\"target\"]\n",
+    );
     assert_eq!(selected(&config, &event("reset-user-password")), ["r"]);
     assert!(config.rules.wants("Reset user password", None));
     assert!(config.rules.wants("RESET USER PASSWORD ", None));
@@ -72,8 +74,13 @@ fn activities_match_ignoring_case_and_extra_spaces() {
 #[test]
 fn operation_name_is_matched_when_it_differs_from_the_activity() {
     // Some producers write a different operationName than activityDisplayName.
-    let config = config("[[rule]]\nname = \"r\"\nactivities = [\"Authentication Methods Policy Update\"]\nrecipients = [\"soc@contoso.com\"]\n");
-    assert!(config.rules.wants("Update authentication methods policy", Some("Authentication Methods Policy Update")));
+    let config = config(
+        "[[rule]]\nname = \"r\"\nactivities = [\"Authentication Methods Policy Update\"]\nrecipients = [\"soc@contoso.com\"]\n",
+    );
+    assert!(config.rules.wants(
+        "Update authentication methods policy",
+        Some("Authentication Methods Policy Update")
+    ));
 }
 
 #[test]
@@ -102,14 +109,22 @@ recipients = ["target"]
 
 #[test]
 fn target_types_select_targets() {
-    let config = config("[[rule]]\nname = \"roles\"\nactivities = [\"Add member to role\"]\ntarget_types = [\"role\"]\nrecipients = [\"group:soc\"]\n");
+    let config = config(
+        "[[rule]]\nname = \"roles\"\nactivities = [\"Add member to role\"]\ntarget_types = [\"role\"]\nrecipients = [\"group:soc\"]\n",
+    );
     let event = event("add-member-to-role");
     let matches = config.rules.select(&event);
     assert_eq!(matches.len(), 1);
-    let types: Vec<_> = matches[0].targets.iter().map(|&i| event.targets[i].kind.clone().unwrap()).collect();
+    let types: Vec<_> = matches[0]
+        .targets
+        .iter()
+        .map(|&i| event.targets[i].kind.clone().unwrap())
+        .collect();
     assert_eq!(types, ["Role"]);
 
-    let devices = self::config("[[rule]]\nname = \"d\"\nactivities = [\"Add member to role\"]\ntarget_types = [\"Device\"]\nrecipients = [\"group:soc\"]\n");
+    let devices = self::config(
+        "[[rule]]\nname = \"d\"\nactivities = [\"Add member to role\"]\ntarget_types = [\"Device\"]\nrecipients = [\"group:soc\"]\n",
+    );
     assert!(devices.rules.select(&event).is_empty());
 }
 
@@ -152,13 +167,20 @@ modified_properties = ["displayname"]
 recipients = ["target"]
 "#,
     );
-    assert_eq!(selected(&rules, &event("update-user-strong-auth-requirement")), ["mfa"]);
-    assert_eq!(selected(&rules, &event("update-user-display-name-only")), ["exact"]);
+    assert_eq!(
+        selected(&rules, &event("update-user-strong-auth-requirement")),
+        ["mfa"]
+    );
+    assert_eq!(
+        selected(&rules, &event("update-user-display-name-only")),
+        ["exact"]
+    );
 }
 
 #[test]
 fn a_rule_without_activities_sees_every_record() {
-    let rules = config("[[rule]]\nname = \"all\"\nresults = [\"success\"]\nrecipients = [\"group:soc\"]\n");
+    let rules =
+        config("[[rule]]\nname = \"all\"\nresults = [\"success\"]\nrecipients = [\"group:soc\"]\n");
     assert!(rules.rules.wants("Anything at all", None));
     assert_eq!(selected(&rules, &event("add-member-to-group")), ["all"]);
 }
@@ -195,28 +217,53 @@ fn default_rule_set_covers_the_security_relevant_activities() {
         ("user-registered-security-info", &["sign-in-method-added"]),
         ("user-updated-security-info", &["sign-in-method-changed"]),
         ("user-deleted-security-info", &["sign-in-method-removed"]),
-        ("user-changed-default-security-info", &["sign-in-method-changed"]),
+        (
+            "user-changed-default-security-info",
+            &["sign-in-method-changed"],
+        ),
         ("user-registered-all-required-security-info", &[]),
         ("admin-registered-security-info", &["sign-in-method-added"]),
         ("admin-updated-security-info", &["sign-in-method-changed"]),
         ("admin-deleted-security-info", &["sign-in-method-removed"]),
         ("add-fido2-security-key", &["sign-in-method-added"]),
         ("delete-fido2-security-keys", &["sign-in-method-removed"]),
-        ("add-windows-hello-for-business-credential", &["sign-in-method-added"]),
-        ("add-passwordless-phone-sign-in-credential", &["sign-in-method-added"]),
+        (
+            "add-windows-hello-for-business-credential",
+            &["sign-in-method-added"],
+        ),
+        (
+            "add-passwordless-phone-sign-in-credential",
+            &["sign-in-method-added"],
+        ),
         ("enable-strong-authentication", &["mfa-enabled-or-disabled"]),
-        ("disable-strong-authentication", &["mfa-enabled-or-disabled"]),
-        ("update-user-strong-auth-requirement", &["mfa-settings-updated"]),
+        (
+            "disable-strong-authentication",
+            &["mfa-enabled-or-disabled"],
+        ),
+        (
+            "update-user-strong-auth-requirement",
+            &["mfa-settings-updated"],
+        ),
         ("update-user-display-name-only", &[]),
-        ("add-member-to-role", &["admin-role-assigned", "admin-role-assigned-security-team"]),
-        ("add-eligible-member-to-role", &["admin-role-assigned", "admin-role-assigned-security-team"]),
+        (
+            "add-member-to-role",
+            &["admin-role-assigned", "admin-role-assigned-security-team"],
+        ),
+        (
+            "add-eligible-member-to-role",
+            &["admin-role-assigned", "admin-role-assigned-security-team"],
+        ),
         ("disable-account", &["account-disabled-or-enabled"]),
         ("enable-account", &["account-disabled-or-enabled"]),
         ("add-member-to-group", &[]),
         ("update-sts-refresh-token-valid-from", &[]),
     ];
     let all = events(ACTIVITIES);
-    assert_eq!(all.len(), expected.len(), "every fixture line is listed here");
+    assert_eq!(
+        all.len(),
+        expected.len(),
+        "every fixture line is listed here"
+    );
     for event in &all {
         let (_, want) = expected
             .iter()

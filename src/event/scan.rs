@@ -132,11 +132,20 @@ pub fn scan<'a>(input: &str, bytes: &'a [u8], mut emit: impl FnMut(Item<'a>)) {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return scanner.lines(bytes);
     };
-    match serde_json::from_str::<Head>(text) {
-        Ok(head) => scanner.document(head, text, 1),
-        Err(_) if text.trim_start().starts_with('[') => scanner.array(text),
-        Err(_) if looks_like_lines(text) => scanner.lines(bytes),
-        Err(e) => scanner.dead(Position::line(1), text.as_bytes(), invalid_json(&e)),
+    let err = match serde_json::from_str::<Head>(text) {
+        Ok(head) => return scanner.document(head, text, 1),
+        Err(e) => e,
+    };
+    // A JSON array of records, as exports write them.
+    if text.trim_start().starts_with('[')
+        && let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text)
+    {
+        return scanner.items("", &items, text, 1);
+    }
+    if looks_like_lines(text) {
+        scanner.lines(bytes)
+    } else {
+        scanner.dead(Position::line(1), text.as_bytes(), invalid_json(&err))
     }
 }
 
@@ -189,14 +198,6 @@ impl<'a> Scanner<'_, 'a> {
             (None, None) => return self.head(head, text, Position::line(line)),
         };
         self.items(array, &items, text, line);
-    }
-
-    /// A top-level JSON array of records.
-    fn array(&mut self, text: &'a str) {
-        match serde_json::from_str::<Vec<&'a RawValue>>(text) {
-            Ok(items) => self.items("", &items, text, 1),
-            Err(e) => self.dead(Position::line(1), text.as_bytes(), invalid_json(&e)),
-        }
     }
 
     fn items(&mut self, array: &'static str, items: &[&'a RawValue], text: &'a str, line: usize) {
