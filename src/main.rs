@@ -146,11 +146,11 @@ fn test(
     };
     let mut outcome = Outcome::default();
     let mut unreadable = 0;
-    for (name, bytes) in read_inputs(inputs) {
-        match bytes {
-            Ok(bytes) => pipeline.process(&name, &bytes, &mut outcome),
-            Err(e) => {
-                eprintln!("herald: {name}: cannot read: {e}");
+    for input in list_inputs(inputs) {
+        match input.and_then(|path| read_input(&path).map(|bytes| (path, bytes))) {
+            Ok((path, bytes)) => pipeline.process(&input_name(&path), &bytes, &mut outcome),
+            Err((path, e)) => {
+                eprintln!("herald: {}: cannot read: {e}", input_name(&path));
                 unreadable += 1;
             }
         }
@@ -158,6 +158,19 @@ fn test(
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let width = |f: fn(&herald::plan::Notification) -> &str| {
+        outcome
+            .notifications
+            .iter()
+            .map(|n| f(n).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (rule_w, channel_w, recipient_w) = (
+        width(|n| &n.rule),
+        width(|n| &n.channel),
+        width(|n| &n.recipient),
+    );
     for n in &outcome.notifications {
         match format {
             Format::Json => {
@@ -174,7 +187,7 @@ fn test(
             }
             Format::Text => writeln!(
                 out,
-                "{}  {:<28} {:<8} {:<32} {}",
+                "{}  {:<rule_w$}  {:<channel_w$}  {:<recipient_w$}  {}",
                 n.key, n.rule, n.channel, n.recipient, n.subject
             )?,
         }
@@ -271,30 +284,42 @@ fn preview(path: &Path, rule: &str, event_file: &Path) -> Result<ExitCode> {
     }
 }
 
-/// Every input as (name, bytes): files as given, directories walked in name order (hidden
-/// entries skipped), `-` as standard input.
-fn read_inputs(inputs: &[PathBuf]) -> Vec<(String, std::io::Result<Vec<u8>>)> {
+type InputError = (PathBuf, std::io::Error);
+
+/// Every input to read, in order: files as given, directories walked in name order (hidden
+/// entries skipped), `-` for standard input. Read one at a time, so a large directory is never
+/// held in memory at once.
+fn list_inputs(inputs: &[PathBuf]) -> Vec<Result<PathBuf, InputError>> {
     let mut out = Vec::new();
     for input in inputs {
-        if input.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            let result = std::io::stdin().read_to_end(&mut bytes).map(|_| bytes);
-            out.push(("-".to_owned(), result));
-        } else if input.is_dir() {
+        if input.is_dir() {
             let mut files = Vec::new();
-            if let Err(e) = walk(input, &mut files) {
-                out.push((input.display().to_string(), Err(e)));
-            }
-            files.sort();
-            for file in files {
-                let bytes = std::fs::read(&file);
-                out.push((file.display().to_string(), bytes));
+            match walk(input, &mut files) {
+                Ok(()) => {
+                    files.sort();
+                    out.extend(files.into_iter().map(Ok));
+                }
+                Err(e) => out.push(Err((input.clone(), e))),
             }
         } else {
-            out.push((input.display().to_string(), std::fs::read(input)));
+            out.push(Ok(input.clone()));
         }
     }
     out
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, InputError> {
+    let result = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).map(|_| bytes)
+    } else {
+        std::fs::read(path)
+    };
+    result.map_err(|e| (path.to_owned(), e))
+}
+
+fn input_name(path: &Path) -> String {
+    path.display().to_string()
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
