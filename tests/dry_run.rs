@@ -1,0 +1,460 @@
+//! The dry run end to end, through the real `herald` binary: check, test, preview, init.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/entra").join(name)
+}
+
+fn starter() -> PathBuf {
+    root().join("examples/herald.toml")
+}
+
+/// A fresh directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("herald-dry-run-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn herald(args: &[&str]) -> Output {
+    Command::new(HERALD).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A config with the given rules, an email channel and a `soc` group, written into `dir`.
+fn config_with(dir: &Path, rules: &str) -> PathBuf {
+    let path = dir.join("herald.toml");
+    let body = format!(
+        "[channel.email]\nkind = \"file\"\nfrom = \"Contoso Security <security-notices@contoso.com>\"\ndir = \"mail\"\n\n[groups]\nsoc = [\"soc1@contoso.com\", \"soc2@contoso.com\"]\n\n{rules}"
+    );
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn check_accepts_the_starter_config() {
+    let out = herald(&["check", "--config", starter().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid"));
+}
+
+#[test]
+fn check_names_file_line_and_key_and_exits_2() {
+    let dir = scratch("check-errors");
+    let cases = [
+        (
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nrecipiants = []\n",
+            ":12:",
+            "recipiants",
+        ),
+        (
+            "\n[[rule]]\nname = \"r\"\nrecipients = [\"group:nope\"]\n",
+            ":10:",
+            "recipients[0]: no group \"nope\"",
+        ),
+        (
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nchannels = [\"pager\"]\n",
+            ":9:",
+            "channels[0]: no [channel.pager]",
+        ),
+        (
+            "[[rule]]\nname = \"r\"\nrecipients = [\"not an address\"]\n",
+            ":9:",
+            "recipients[0]",
+        ),
+        (
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\ntemplate = \"missing/notice.html\"\n",
+            ":9:",
+            "template: cannot read",
+        ),
+    ];
+    for (rules, line, key) in cases {
+        let config = config_with(&dir, rules);
+        let out = herald(&["check", "--config", config.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rules}: {err}");
+        assert!(
+            err.contains(&format!("{}{line}", config.display())),
+            "{rules}: {err}"
+        );
+        assert!(err.contains(key), "{rules}: {err}");
+    }
+}
+
+#[test]
+fn check_renders_custom_templates_and_reports_their_errors() {
+    let dir = scratch("check-template");
+    std::fs::write(dir.join("notice.html"), "<p>{{ event.activity }}</p>").unwrap();
+    std::fs::write(dir.join("notice.txt"), "{{ event.activity }}").unwrap();
+    let config = config_with(
+        &dir,
+        "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\ntemplate = \"notice.html\"\n",
+    );
+    let out = herald(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    std::fs::write(dir.join("notice.html"), "<p>{{ event.activity </p>").unwrap();
+    let out = herald(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("notice.html"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A filter that fails at render time is caught by the sample render.
+    std::fs::write(
+        dir.join("notice.html"),
+        "<p>{{ event.time | datetimeformat(tz=\"Nowhere/Atlantis\") }}</p>",
+    )
+    .unwrap();
+    let out = herald(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("rule[0] \"r\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn reset_user_password_in_an_envelope_yields_one_notice_to_the_target() {
+    // The seed's flow: Event Hubs envelope → "Reset user password" → mail to the target's UPN.
+    let dir = scratch("seed");
+    let mail = dir.join("mail");
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        "--format",
+        "json",
+        "--render",
+        mail.to_str().unwrap(),
+        fixture("envelope-reset-password.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let n = lines[0].as_object().unwrap();
+    let mut keys: Vec<&str> = n.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "activity",
+            "channel",
+            "event_id",
+            "key",
+            "recipient",
+            "rule",
+            "subject"
+        ]
+    );
+    assert_eq!(n["activity"], "Reset user password");
+    assert_eq!(n["rule"], "password-reset");
+    assert_eq!(n["channel"], "email");
+    assert_eq!(n["recipient"], "adele.vance@contoso.com");
+    assert_eq!(n["subject"], "Your Contoso password was reset");
+
+    let key = n["key"].as_str().unwrap();
+    let eml = text(&std::fs::read(mail.join(format!("{key}.eml"))).unwrap());
+    for header in [
+        "From: \"Contoso Security\" <security-notices@contoso.com>\r\n",
+        "To: adele.vance@contoso.com\r\n",
+        "Subject: Your Contoso password was reset\r\n",
+        &format!("Message-ID: <{key}@contoso.com>\r\n"),
+        "Importance: high\r\n",
+        "X-Priority: 1\r\n",
+        "Content-Type: multipart/alternative;",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Type: text/html; charset=utf-8",
+    ] {
+        assert!(eml.contains(header), "missing {header:?} in\n{eml}");
+    }
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("records decoded: 1,"), "{stderr}");
+    assert!(stderr.contains("notifications: 1"), "{stderr}");
+}
+
+#[test]
+fn preview_prints_the_seed_message_in_html() {
+    let out = herald(&[
+        "preview",
+        "--config",
+        starter().to_str().unwrap(),
+        "--rule",
+        "password-reset",
+        fixture("envelope-reset-password.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = text(&out.stdout);
+    assert!(html.contains("<html"));
+    assert!(html.contains("Your password was reset by an administrator"));
+    assert!(html.contains("We have been notified of the following action on your account"));
+    assert!(html.contains("no action is required"));
+    assert!(html.contains("Irvin Sayers (admin) (irvin.sayers@contoso.com)"));
+    assert!(html.contains("203.0.113.24"));
+    assert!(html.contains("Please do not reply"));
+    assert!(html.contains("https://security.contoso.com/report"));
+    // CSS is inlined for clients that drop <style>.
+    assert!(!html.contains("<style"));
+    assert!(html.contains("style=\""));
+
+    let out = herald(&[
+        "preview",
+        "--config",
+        starter().to_str().unwrap(),
+        "--rule",
+        "nope",
+        fixture("envelope-reset-password.json").to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("password-reset"),
+        "lists the rules"
+    );
+}
+
+#[test]
+fn the_same_event_twice_is_one_notification() {
+    let file = fixture("envelope-reset-password.json");
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        "--format",
+        "json",
+        file.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(json_lines(&out).len(), 1);
+    assert!(
+        text(&out.stderr).contains("1 duplicates dropped"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn dead_letters_are_listed_with_position_and_reason_and_the_rest_goes_on() {
+    let file = fixture("dead-letters.ndjson");
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        "--format",
+        "json",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dead letters do not fail the run"
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("records decoded: 2,"), "{stderr}");
+    assert!(stderr.contains("dead letters: 5"), "{stderr}");
+    let name = file.display().to_string();
+    for (line, reason) in [
+        (2, "not a JSON object"),
+        (3, "missing `properties.id`"),
+        (4, "missing `operationName`"),
+        (5, "is not a timestamp"),
+        (6, "JSON"),
+    ] {
+        let prefix = format!("dead letter: {name}: line {line}: ");
+        let entry = stderr
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no dead letter at line {line}:\n{stderr}"));
+        assert!(entry.contains(reason), "{entry}");
+    }
+    let rules: Vec<_> = json_lines(&out)
+        .iter()
+        .map(|n| n["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rules, ["password-change", "password-reset"]);
+}
+
+#[test]
+fn other_log_categories_are_skipped_and_counted() {
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        fixture("envelope-mixed-categories.json").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("records decoded: 1,"), "{stderr}");
+    assert!(
+        stderr.contains("skipped: 5 (MicrosoftGraphActivityLogs 1, NonInteractiveUserSignInLogs 1, ServicePrincipalSignInLogs 1, SignInLogs 1, UserRiskEvents 1)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dead letters: 0"), "{stderr}");
+}
+
+#[test]
+fn standard_input_and_unreadable_inputs() {
+    let mut child = Command::new(HERALD)
+        .args([
+            "test",
+            "--config",
+            starter().to_str().unwrap(),
+            "--format",
+            "json",
+            "-",
+            "/nonexistent/records.json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(json_lines(&out).len(), 1, "stdin was read");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unreadable input fails the run"
+    );
+    assert!(text(&out.stderr).contains("/nonexistent/records.json: cannot read"));
+}
+
+#[test]
+fn init_prints_the_starter_config() {
+    let out = herald(&["init"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, std::fs::read(starter()).unwrap());
+}
+
+#[test]
+fn a_record_with_two_user_targets_and_a_device_tells_the_two_users() {
+    let dir = scratch("two-targets");
+    let config = config_with(
+        &dir,
+        "[[rule]]\nname = \"disabled\"\nactivities = [\"Disable account\"]\nrecipients = [\"target\"]\n",
+    );
+    let out = herald(&[
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+        fixture("two-user-targets.json").to_str().unwrap(),
+    ]);
+    let mut recipients: Vec<_> = json_lines(&out)
+        .iter()
+        .map(|n| n["recipient"].as_str().unwrap().to_owned())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["adele.vance@contoso.com", "megan.bowen@contoso.com"]
+    );
+}
+
+#[test]
+fn targets_without_an_address_tell_nobody_and_say_so() {
+    let dir = scratch("no-address");
+    let config = config_with(
+        &dir,
+        "[[rule]]\nname = \"devices\"\nactivities = [\"Update device\", \"Reset user password\"]\nrecipients = [\"target\"]\n",
+    );
+    for file in ["device-target.json", "quirks.ndjson"] {
+        let out = herald(&[
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+            fixture(file).to_str().unwrap(),
+        ]);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no recipient: rule \"devices\""),
+            "{file}: {stderr}"
+        );
+        for n in json_lines(&out) {
+            assert_eq!(n["recipient"], "adele.vance@contoso.com", "{file}");
+        }
+    }
+}
+
+#[test]
+fn initiator_self_other_and_initiator_recipients() {
+    let dir = scratch("initiator");
+    let config = config_with(
+        &dir,
+        r#"
+[[rule]]
+name = "self"
+initiator = "self"
+recipients = ["target"]
+
+[[rule]]
+name = "other"
+initiator = "other"
+recipients = ["target"]
+
+[[rule]]
+name = "tell-initiator"
+activities = ["Reset user password"]
+recipients = ["initiator", "group:soc", "audit@contoso.com"]
+"#,
+    );
+    let run = |file: &str| {
+        let out = herald(&[
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+            fixture(file).to_str().unwrap(),
+        ]);
+        json_lines(&out)
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {}",
+                    n["rule"].as_str().unwrap(),
+                    n["recipient"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run("initiator-is-target.json"),
+        ["self adele.vance@contoso.com"]
+    );
+    assert_eq!(
+        run("envelope-reset-password.json"),
+        [
+            "other adele.vance@contoso.com",
+            "tell-initiator irvin.sayers@contoso.com",
+            "tell-initiator soc1@contoso.com",
+            "tell-initiator soc2@contoso.com",
+            "tell-initiator audit@contoso.com",
+        ]
+    );
+}
