@@ -8,7 +8,10 @@
 
 pub mod channel;
 pub mod config;
+pub mod dispatch;
 pub mod event;
 pub mod pipeline;
 pub mod plan;
 pub mod rules;
+pub mod source;
+pub mod store;

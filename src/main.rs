@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use herald::config::Config;
 use herald::pipeline::{Outcome, Pipeline};
 
+mod service;
+
 /// Herald tells people, within seconds, when something security-relevant happened to their
 /// identity-provider account.
 #[derive(Parser)]
@@ -51,6 +53,90 @@ enum Command {
     },
     /// Print a starter configuration with the default rule set.
     Init,
+    /// Run Herald: read the sources, queue notifications, deliver them.
+    Run {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        /// Read every source to its end, deliver until nothing is pending, then exit.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Inspect or retry queued notifications.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// Inspect or replay input Herald could not use.
+    #[command(name = "dead-letters")]
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List notifications, oldest first.
+    List {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Make a failed notification (or all of them) pending again.
+    Retry {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        key: Option<String>,
+        #[arg(long)]
+        failed: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List dead letters.
+    List {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Print one dead letter: where it came from, why, and its bytes.
+    Show {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        id: i64,
+    },
+    /// Decode a dead letter again with the current configuration (after a fix).
+    Replay {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StateArg {
+    Pending,
+    Sent,
+    Failed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,6 +168,16 @@ fn main() -> ExitCode {
             print!("{STARTER}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            config,
+            once,
+            log_format,
+        } => {
+            init_logging(log_format);
+            block_on(service::run(&config, once))
+        }
+        Command::Outbox { command } => block_on(service::outbox(command)),
+        Command::DeadLetters { command } => block_on(service::dead_letters(command)),
     };
     match result {
         Ok(code) => code,
@@ -89,6 +185,26 @@ fn main() -> ExitCode {
             eprintln!("herald: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn block_on(f: impl std::future::Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -1,10 +1,20 @@
-//! Channels: where notifications go.
+//! Channels: where notifications go, one file per kind, one trait.
 //!
-//! This module owns each channel's configuration. Delivery itself (SMTP, the `.eml` file drop,
-//! chat webhooks) is built on the same tables, one file per channel kind. Every channel kind
-//! known today sends email, so each names the `From` address its messages carry.
+//! A channel takes one rendered message for one recipient and either delivers it or says why
+//! not, as a *type*: [`SendError::Transient`] is retried with backoff, [`SendError::Permanent`]
+//! fails the notification at once (DESIGN §2.4). Channels never decode, plan or touch the store.
 
-use std::path::PathBuf;
+mod file;
+mod smtp;
+
+pub use file::FileConfig;
+pub use smtp::{SmtpConfig, TlsMode};
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -18,20 +28,6 @@ pub enum ChannelConfig {
     File(FileConfig),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpConfig {
-    /// `Name <address>` or a bare address.
-    pub from: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub from: String,
-    pub dir: PathBuf,
-}
-
 impl ChannelConfig {
     /// The sender of this channel's messages, as written.
     pub fn from(&self) -> &str {
@@ -40,4 +36,60 @@ impl ChannelConfig {
             ChannelConfig::File(c) => &c.from,
         }
     }
+
+    /// How many messages this channel may have in flight at once.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            ChannelConfig::Smtp(c) => c.concurrency,
+            ChannelConfig::File(c) => c.concurrency,
+        }
+        .max(1)
+    }
+}
+
+/// One message for one recipient, as queued.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub key: &'a str,
+    pub recipient: &'a str,
+    /// The full RFC 5322 message.
+    pub message: &'a [u8],
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: the network, a timeout, SMTP 4xx, HTTP 429/5xx.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help: SMTP 5xx, a refused recipient, HTTP 4xx.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// A destination for notifications.
+pub trait Channel: Send + Sync {
+    fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a>;
+}
+
+/// Builds every configured channel; `base` anchors relative paths. Errors name the channel.
+pub fn build_all(
+    configs: &BTreeMap<String, ChannelConfig>,
+    base: &Path,
+) -> Result<BTreeMap<String, Arc<dyn Channel>>, String> {
+    configs
+        .iter()
+        .map(|(name, config)| {
+            let channel: Arc<dyn Channel> = match config {
+                ChannelConfig::Smtp(c) => {
+                    Arc::new(smtp::Smtp::new(c, base).map_err(|e| format!("channel.{name}: {e}"))?)
+                }
+                ChannelConfig::File(c) => Arc::new(
+                    file::FileDrop::new(c, base).map_err(|e| format!("channel.{name}: {e}"))?,
+                ),
+            };
+            Ok((name.clone(), channel))
+        })
+        .collect()
 }

@@ -53,6 +53,8 @@ pub struct PlanError {
     pub event_id: String,
     pub recipient: String,
     pub message: String,
+    /// The record, so the failure can be kept and replayed once the template is fixed.
+    pub raw: Vec<u8>,
 }
 
 struct RuleTemplates {
@@ -110,6 +112,7 @@ impl Planner {
                             event_id: event.id.clone(),
                             recipient: recipient.address.clone(),
                             message,
+                            raw: serde_json::to_vec(&event.raw).unwrap_or_default(),
                         }),
                 );
             }

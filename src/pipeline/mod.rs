@@ -1,7 +1,14 @@
-//! Wires the stages for one input: decode → rules → plan (DESIGN §1).
+//! Wires the stages (DESIGN §1).
 //!
-//! This is the pure part of Herald's flow, shared by the dry run (`herald test`) and the
-//! service: bytes in, notifications, skips and dead letters out. It stores and sends nothing.
+//! [`Pipeline`] is the pure part of the flow, shared by the dry run (`herald test`) and the
+//! service: bytes in; notifications, skips and dead letters out; nothing stored or sent.
+//! [`Ingest`] binds it to the store for sources, and [`run`] is the service itself.
+
+mod ingest;
+mod run;
+
+pub use ingest::{Ingest, Intake, Piece};
+pub use run::{open_store, run};
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -9,6 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::event::{DeadLetter, Item, scan};
 use crate::plan::{Notification, NotificationKey, PlanError, Planner};
 use crate::rules::Match;
+use crate::store::SeenEvent;
 
 /// A configuration ready to process input.
 pub struct Pipeline {
@@ -33,6 +41,8 @@ pub struct Outcome {
     /// Matches whose recipients resolved to nobody: (rule, event id).
     pub unaddressed: Vec<(String, String)>,
     pub failures: Vec<PlanError>,
+    /// The records some rule selected, with the rules that did.
+    pub events: Vec<SeenEvent>,
     seen: HashSet<NotificationKey>,
 }
 
@@ -79,6 +89,20 @@ impl Pipeline {
 
     /// Runs one input through the stages, adding to `out`. `input` names it in dead letters.
     pub fn process(&self, input: &str, bytes: &[u8], out: &mut Outcome) {
+        self.process_at(input, bytes, 1, out)
+    }
+
+    /// As [`Pipeline::process`], for a part of a larger input that starts on `first_line`, so
+    /// that dead letters name the line in the whole input.
+    pub fn process_at(&self, input: &str, bytes: &[u8], first_line: usize, out: &mut Outcome) {
+        let dead_before = out.dead_letters.len();
+        self.process_part(input, bytes, out);
+        for dead in &mut out.dead_letters[dead_before..] {
+            dead.position.line += first_line - 1;
+        }
+    }
+
+    fn process_part(&self, input: &str, bytes: &[u8], out: &mut Outcome) {
         let rules = &self.config.rules;
         scan(input, bytes, |item| match item {
             Item::Record(view) => {
@@ -102,6 +126,13 @@ impl Pipeline {
                 let matches = rules.select(&event);
                 if !matches.is_empty() {
                     out.selected += 1;
+                    out.events.push(SeenEvent {
+                        tenant: event.tenant_id.clone().unwrap_or_default(),
+                        event_id: event.id.clone(),
+                        activity: event.activity.clone(),
+                        time: event.time.as_millisecond(),
+                        rules: matches.iter().map(|m| m.rule.name.clone()).collect(),
+                    });
                 }
                 for m in &matches {
                     let planned = self.planner.plan(&event, m);

@@ -12,12 +12,24 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::channel::ChannelConfig;
+use crate::dispatch::DeliveryConfig;
 use crate::rules::{Known, RuleConfig, RuleSet};
+use crate::source::SourceConfig;
+
+mod values;
+
+pub use values::{Secret, SecretSource, duration, parse_duration};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    source: Vec<Spanned<SourceConfig>>,
+    #[serde(default)]
+    delivery: DeliveryConfig,
     #[serde(default)]
     branding: Branding,
     #[serde(default)]
@@ -26,6 +38,27 @@ struct ConfigFile {
     channel: BTreeMap<String, Spanned<ChannelConfig>>,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+}
+
+/// `[store]`: where Herald keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (relative to the configuration file).
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+fn default_store_url() -> String {
+    "sqlite://herald.db".to_owned()
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+        }
+    }
 }
 
 /// What the notices say about the organization sending them (`[branding]`).
@@ -65,6 +98,9 @@ impl Default for Branding {
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
+    pub store: StoreConfig,
+    pub sources: Vec<SourceConfig>,
+    pub delivery: DeliveryConfig,
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -161,6 +197,31 @@ impl Config {
             channels.insert(name, channel);
         }
 
+        if !(file.store.url.starts_with("sqlite:")) {
+            return Err(located(
+                None,
+                Some("store.url".into()),
+                format!("{:?}: only sqlite://PATH is supported", file.store.url),
+            ));
+        }
+
+        let mut sources = Vec::new();
+        for (i, spanned) in file.source.into_iter().enumerate() {
+            let line = line_of(text, spanned.span().start);
+            let source = spanned.into_inner();
+            if sources
+                .iter()
+                .any(|s: &SourceConfig| s.name() == source.name())
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("source[{i}].name")),
+                    format!("{:?} is already the name of another source", source.name()),
+                ));
+            }
+            sources.push(source);
+        }
+
         let known = Known {
             groups: &|g| file.groups.contains_key(g),
             channels: &|c| channels.contains_key(c),
@@ -193,6 +254,9 @@ impl Config {
 
         Ok(Config {
             path: path.to_owned(),
+            store: file.store,
+            sources,
+            delivery: file.delivery,
             branding,
             groups: file.groups,
             channels,

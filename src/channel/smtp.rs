@@ -1,0 +1,147 @@
+//! `kind = "smtp"`: mail through a relay with lettre (tokio, rustls), pooled connections.
+//!
+//! Replies are classified as SMTP means them: 4xx, dropped connections and timeouts are
+//! transient; 5xx is permanent. The message goes out byte for byte as rendered, so its
+//! `Message-ID` (derived from the notification key) lets receivers drop a resend.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::Deserialize;
+
+use super::{Channel, Outgoing, SendError, SendFuture};
+use crate::config::{SecretSource, duration};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server cannot.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test server.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub from: String,
+    #[serde(default = "default_host")]
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// A PEM file of extra certificate authorities to trust (a private relay's CA).
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Messages in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_host() -> String {
+    "localhost".to_owned()
+}
+
+fn default_pool_size() -> u32 {
+    4
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+
+pub(super) struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    sender: lettre::Address,
+}
+
+impl Smtp {
+    pub fn new(config: &SmtpConfig, base: &Path) -> Result<Smtp, String> {
+        let sender: Mailbox = config.from.parse().map_err(|e| format!("from: {e}"))?;
+        let port = config.port.unwrap_or(match config.tls {
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+            TlsMode::None => 25,
+        });
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+                .port(port)
+                .timeout(Some(config.timeout))
+                .pool_config(PoolConfig::new().max_size(config.pool_size.max(1)));
+        if config.tls != TlsMode::None {
+            let mut params = TlsParameters::builder(config.host.clone());
+            if let Some(ca) = &config.ca_file {
+                let path = base.join(ca);
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("ca_file: cannot read {}: {e}", path.display()))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params.build_rustls().map_err(|e| format!("TLS: {e}"))?;
+            builder = builder.tls(match config.tls {
+                TlsMode::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        }
+        match (&config.username, &config.password) {
+            (Some(user), Some(password)) => {
+                let password = password
+                    .resolve(base)
+                    .map_err(|e| format!("password: {e}"))?;
+                builder = builder
+                    .credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+            }
+            (None, None) => {}
+            _ => return Err("username and password go together".to_owned()),
+        }
+        Ok(Smtp {
+            transport: builder.build(),
+            sender: sender.email,
+        })
+    }
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let text = e.to_string();
+    if e.is_permanent() {
+        SendError::Permanent(text)
+    } else {
+        SendError::Transient(text)
+    }
+}
+
+impl Channel for Smtp {
+    fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {
+        Box::pin(async move {
+            let to: lettre::Address = message.recipient.parse().map_err(|e| {
+                SendError::Permanent(format!("recipient {:?}: {e}", message.recipient))
+            })?;
+            let envelope = Envelope::new(Some(self.sender.clone()), vec![to])
+                .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
+            self.transport
+                .send_raw(&envelope, message.message)
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! Intake: one source batch through decode → rules → plan, then into the store in one
+//! transaction with the source's new checkpoint. A source acknowledges only after this returns.
+
+use std::sync::Arc;
+
+use super::{Outcome, Pipeline};
+use crate::store::{Batch, Committed, NewDeadLetter, NewNotification, Store, StoreError};
+
+/// What one batch brought in.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Intake {
+    pub records: u64,
+    pub skipped: u64,
+    pub selected: u64,
+    #[serde(flatten)]
+    pub committed: Committed,
+}
+
+/// The pipeline bound to a store; cheap to clone into every source.
+pub struct Ingest<S: Store> {
+    pipeline: Arc<Pipeline>,
+    store: S,
+}
+
+impl<S: Store> Clone for Ingest<S> {
+    fn clone(&self) -> Self {
+        Ingest {
+            pipeline: self.pipeline.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// One piece of input from a source.
+pub struct Piece<'a> {
+    pub source: &'a str,
+    /// Names the input in dead letters (a file path, `http`, a topic/partition/offset).
+    pub input: &'a str,
+    pub bytes: &'a [u8],
+    /// The line of the whole input this piece starts on.
+    pub first_line: usize,
+    /// Where the source will be once this piece is committed.
+    pub checkpoint: Option<(String, String)>,
+}
+
+impl<S: Store> Ingest<S> {
+    pub fn new(pipeline: Arc<Pipeline>, store: S) -> Self {
+        Ingest { pipeline, store }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Decodes, plans and commits one piece. Returns only once it is durable.
+    pub async fn commit(&self, piece: Piece<'_>) -> Result<Intake, StoreError> {
+        let mut out = Outcome::default();
+        self.pipeline
+            .process_at(piece.input, piece.bytes, piece.first_line, &mut out);
+        let batch = to_batch(piece.source, piece.checkpoint, &mut out);
+        let intake = Intake {
+            records: out.records,
+            skipped: out.skipped.values().sum(),
+            selected: out.selected,
+            committed: Committed::default(),
+        };
+        let committed = self.store.commit(batch).await?;
+        Ok(Intake {
+            committed,
+            ..intake
+        })
+    }
+
+    /// Replays a kept dead letter through the current configuration; the dead letter is removed
+    /// in the same transaction, or kept with its new reason if it still cannot be used.
+    pub async fn replay(
+        &self,
+        id: i64,
+        source: &str,
+        input: &str,
+        raw: &[u8],
+    ) -> Result<Intake, StoreError> {
+        let mut out = Outcome::default();
+        self.pipeline.process(input, raw, &mut out);
+        let batch = to_batch(source, None, &mut out);
+        let intake = Intake {
+            records: out.records,
+            skipped: out.skipped.values().sum(),
+            selected: out.selected,
+            committed: Committed::default(),
+        };
+        let committed = self.store.replace_dead_letter(id, batch).await?;
+        Ok(Intake {
+            committed,
+            ..intake
+        })
+    }
+}
+
+/// The store's view of an outcome. A notification that failed to render is kept as a dead
+/// letter holding its record, so it can be replayed once the template is fixed.
+fn to_batch(source: &str, checkpoint: Option<(String, String)>, out: &mut Outcome) -> Batch {
+    let mut dead_letters: Vec<NewDeadLetter> = out
+        .dead_letters
+        .drain(..)
+        .map(|d| NewDeadLetter {
+            input: d.input,
+            position: d.position.to_string(),
+            reason: d.reason,
+            raw: d.raw,
+        })
+        .collect();
+    dead_letters.extend(out.failures.drain(..).map(|f| NewDeadLetter {
+        input: source.to_owned(),
+        position: format!("event {}", f.event_id),
+        reason: format!("render failed: {f}"),
+        raw: f.raw.clone(),
+    }));
+    Batch {
+        source: source.to_owned(),
+        events: std::mem::take(&mut out.events),
+        notifications: out
+            .notifications
+            .drain(..)
+            .map(|n| NewNotification {
+                key: n.key.to_string(),
+                event_id: n.event_id,
+                rule: n.rule,
+                channel: n.channel,
+                recipient: n.recipient,
+                subject: n.subject,
+                message: n.message,
+            })
+            .collect(),
+        dead_letters,
+        checkpoint,
+    }
+}

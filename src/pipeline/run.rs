@@ -1,0 +1,96 @@
+//! `herald run`: sources → store → dispatch, with a clear lifetime. Every task is owned here and
+//! stops through one cancellation token; on stop, intake ends first, then the sends in flight
+//! finish and are recorded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ingest, Pipeline};
+use crate::channel;
+use crate::config::Config;
+use crate::dispatch::{Delivered, Dispatcher, Lane};
+use crate::source::{SourceConfig, file};
+use crate::store::SqliteStore;
+
+/// Opens the store a configuration names.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    let path = SqliteStore::path_from_url(&config.store.url, config.dir()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: store.url {:?} names no file",
+            config.path.display(),
+            config.store.url
+        )
+    })?;
+    Ok(SqliteStore::open(&path).await?)
+}
+
+/// Runs Herald until `stop` is cancelled or, with `once`, until every source has been read to
+/// its end and nothing is pending in the outbox.
+pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow::Result<Delivered> {
+    let store = open_store(&config).await?;
+    let base = config.dir().to_owned();
+    let channels = channel::build_all(&config.channels, &base)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
+    let lanes: BTreeMap<String, Lane> = channels
+        .into_iter()
+        .map(|(name, channel)| {
+            let slots = Arc::new(Semaphore::new(config.channels[&name].concurrency()));
+            (name, Lane { channel, slots })
+        })
+        .collect();
+    let delivery = config.delivery.clone();
+    let sources = config.sources.clone();
+    let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone());
+
+    let intake_done = CancellationToken::new();
+    let dispatcher = Dispatcher {
+        store,
+        lanes,
+        delivery,
+        worker: format!("{}-{}", hostname(), std::process::id()),
+    };
+    let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
+
+    let mut intake = JoinSet::new();
+    for source in sources {
+        let (ingest, stop, base) = (ingest.clone(), stop.clone(), base.clone());
+        intake.spawn(async move {
+            let name = source.name().to_owned();
+            let result = match source {
+                SourceConfig::File(c) => file::run(c, base, ingest, stop, once).await,
+            };
+            (name, result)
+        });
+    }
+    let mut failed = None;
+    while let Some(joined) = intake.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => {
+                tracing::error!(source = %name, error = %e, "source stopped");
+                failed.get_or_insert(anyhow::anyhow!("source {name}: {e}"));
+                stop.cancel();
+            }
+            Err(e) => {
+                failed.get_or_insert(anyhow::anyhow!("a source task failed: {e}"));
+                stop.cancel();
+            }
+        }
+    }
+    intake_done.cancel();
+    let delivered = dispatch.await??;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(delivered),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "herald".to_owned())
+}

@@ -1,0 +1,209 @@
+//! The commands that work on a running installation's store: `run`, `outbox`, `dead-letters`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use tokio_util::sync::CancellationToken;
+
+use herald::config::Config;
+use herald::pipeline::{self, Ingest, Pipeline};
+use herald::store::{State, Store, now_millis};
+
+use super::{DeadLetterCommand, Format, OutboxCommand, StateArg};
+
+fn load(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn run(path: &Path, once: bool) -> Result<ExitCode> {
+    let config = load(path)?;
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(stop.clone()));
+    let started = std::time::Instant::now();
+    let delivered = pipeline::run(config, once, stop).await;
+    signals.abort();
+    let delivered = delivered?;
+    tracing::info!(
+        sent = delivered.sent,
+        retried = delivered.retried,
+        failed = delivered.failed,
+        seconds = started.elapsed().as_secs_f64(),
+        "stopped"
+    );
+    if once {
+        let config = load(path)?;
+        let store = pipeline::open_store(&config).await?;
+        let counts = store.counts().await?;
+        eprintln!(
+            "herald: outbox: {} sent, {} failed, {} pending (this run: {} sent, {} retries, {} failed)",
+            counts.sent,
+            counts.failed,
+            counts.pending,
+            delivered.sent,
+            delivered.retried,
+            delivered.failed
+        );
+        for (name, channel) in &config.channels {
+            if let herald::channel::ChannelConfig::File(c) = channel {
+                eprintln!(
+                    "herald: channel {name} writes messages as .eml files into {}",
+                    config.dir().join(&c.dir).display()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM: stop taking input, finish what is in flight.
+async fn stop_on_signal(stop: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: finishing the sends in flight");
+    stop.cancel();
+}
+
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
+    match command {
+        OutboxCommand::List {
+            config,
+            state,
+            limit,
+            format,
+        } => {
+            let store = pipeline::open_store(&load(&config)?).await?;
+            let state = state.map(|s| match s {
+                StateArg::Pending => State::Pending,
+                StateArg::Sent => State::Sent,
+                StateArg::Failed => State::Failed,
+            });
+            for e in store.outbox(state, limit).await? {
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string(&e)?),
+                    Format::Text => println!(
+                        "{}  {:<7}  {}  attempts {}  {}  {}  {}{}",
+                        e.key,
+                        e.state.as_str(),
+                        time(e.created_at),
+                        e.attempts,
+                        e.rule,
+                        e.recipient,
+                        e.subject,
+                        e.last_error
+                            .map(|err| format!("  last error: {err}"))
+                            .unwrap_or_default()
+                    ),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Retry {
+            config,
+            key,
+            failed,
+        } => {
+            let store = pipeline::open_store(&load(&config)?).await?;
+            let n = store
+                .retry(if failed { None } else { key.as_deref() }, now_millis())
+                .await?;
+            if n == 0 && !failed {
+                bail!(
+                    "no failed notification with key {:?}",
+                    key.unwrap_or_default()
+                );
+            }
+            eprintln!("herald: {n} notifications pending again; `herald run` delivers them");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
+    match command {
+        DeadLetterCommand::List { config, limit } => {
+            let store = pipeline::open_store(&load(&config)?).await?;
+            for d in store.dead_letters(limit).await? {
+                println!(
+                    "{}  {}  {}  {}: {}: {}",
+                    d.id,
+                    time(d.created_at),
+                    d.source,
+                    d.input,
+                    d.position,
+                    d.reason
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterCommand::Show { config, id } => {
+            let store = pipeline::open_store(&load(&config)?).await?;
+            let Some(d) = store.dead_letter(id).await? else {
+                bail!("no dead letter {id}");
+            };
+            println!(
+                "id:       {}\nsource:   {}\ninput:    {}\nposition: {}\nreason:   {}\nkept at:  {}\n",
+                d.id,
+                d.source,
+                d.input,
+                d.position,
+                d.reason,
+                time(d.created_at)
+            );
+            println!("{}", String::from_utf8_lossy(&d.raw));
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterCommand::Replay { config, id, all } => {
+            let config = load(&config)?;
+            let store = pipeline::open_store(&config).await?;
+            let ingest = Ingest::new(
+                Arc::new(Pipeline::new(config).map_err(|e| anyhow::anyhow!("{e}"))?),
+                store.clone(),
+            );
+            let ids: Vec<i64> = if all {
+                store
+                    .dead_letters(i64::MAX)
+                    .await?
+                    .iter()
+                    .map(|d| d.id)
+                    .collect()
+            } else {
+                id.into_iter().collect()
+            };
+            let mut still_dead = 0;
+            for id in ids {
+                let Some(d) = store.dead_letter(id).await? else {
+                    bail!("no dead letter {id}");
+                };
+                let intake = ingest.replay(id, &d.source, &d.input, &d.raw).await?;
+                still_dead += intake.committed.dead_letters;
+                eprintln!(
+                    "herald: dead letter {id}: {} records, {} notifications queued{}",
+                    intake.records,
+                    intake.committed.queued,
+                    if intake.committed.dead_letters > 0 {
+                        ", still unusable (kept with its new reason)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(if still_dead > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The store: the only state Herald shares between its stages (DESIGN §1, §7).
+//!
+//! A batch from a source — its selected events, their notifications, its dead letters and the
+//! source's new checkpoint — is committed in one transaction ([`Store::commit`]); only then may
+//! the source acknowledge its input (nothing lost). Notifications are inserted by key, ignoring a
+//! key already present (nothing twice). The dispatcher claims due rows with a lease and a claim
+//! token, and a row is marked only by the holder of its current token.
+//!
+//! [`Store`] has two implementations with one behaviour: SQLite here, PostgreSQL later.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::future::Future;
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch: the store's clock unit.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A selected event, for dedup and history.
+#[derive(Debug, Clone)]
+pub struct SeenEvent {
+    pub tenant: String,
+    pub event_id: String,
+    pub activity: String,
+    pub time: Millis,
+    /// Rules that selected it.
+    pub rules: Vec<String>,
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub key: String,
+    pub event_id: String,
+    pub rule: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub message: Vec<u8>,
+}
+
+/// A dead letter to keep.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    pub input: String,
+    pub position: String,
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+/// Everything one source batch produced, committed together.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub source: String,
+    pub events: Vec<SeenEvent>,
+    pub notifications: Vec<NewNotification>,
+    pub dead_letters: Vec<NewDeadLetter>,
+    /// The source position this batch brings the source to: (key, value).
+    pub checkpoint: Option<(String, String)>,
+}
+
+/// What a commit changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Committed {
+    /// Notifications inserted.
+    pub queued: u64,
+    /// Notifications whose key was already in the outbox (a redelivered event).
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> State {
+        match text {
+            "sent" => State::Sent,
+            "failed" => State::Failed,
+            _ => State::Pending,
+        }
+    }
+}
+
+/// A row claimed for sending; `token` must be shown to mark it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub key: String,
+    pub channel: String,
+    pub recipient: String,
+    pub message: Vec<u8>,
+    /// Attempts before this one.
+    pub attempts: i64,
+    pub created_at: Millis,
+    pub token: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    Sent,
+    Retry { at: Millis, error: String },
+    Failed { error: String },
+}
+
+/// The end of one attempt on a claimed row.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub key: String,
+    pub token: String,
+    pub finish: Finish,
+}
+
+/// One outbox row as the CLI shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub key: String,
+    pub event_id: String,
+    pub rule: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub state: State,
+    pub attempts: i64,
+    pub created_at: Millis,
+    pub next_attempt_at: Millis,
+    pub sent_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+/// A kept dead letter.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterEntry {
+    pub id: i64,
+    pub source: String,
+    pub input: String,
+    pub position: String,
+    pub reason: String,
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    pub(crate) fn new(context: &str, e: impl std::fmt::Display) -> Self {
+        StoreError(format!("{context}: {e}"))
+    }
+}
+
+/// The store's operations. Futures are `Send` so every stage can run on any runtime thread.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Commits a batch atomically; see the module docs.
+    fn commit(&self, batch: Batch) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    fn checkpoint(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Claims up to `limit` pending rows due at `now` whose lease (if any) has run out.
+    fn claim(
+        &self,
+        worker: &str,
+        now: Millis,
+        lease: Millis,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
+
+    /// Records how attempts ended, in one transaction (one disk sync for many sends). An entry
+    /// whose token no longer holds its row (the lease was taken over) changes nothing; the
+    /// result counts the rows that were changed.
+    fn finish(
+        &self,
+        now: Millis,
+        done: Vec<Done>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    fn outbox(
+        &self,
+        state: Option<State>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+
+    fn counts(&self) -> impl Future<Output = Result<OutboxCounts, StoreError>> + Send;
+
+    /// Makes failed rows pending again, due now: one key, or every failed row when `key` is
+    /// `None`. Returns how many.
+    fn retry(
+        &self,
+        key: Option<&str>,
+        now: Millis,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    fn dead_letters(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<DeadLetterEntry>, StoreError>> + Send;
+
+    fn dead_letter(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<DeadLetterEntry>, StoreError>> + Send;
+
+    /// Removes a dead letter, in the same transaction as the batch its replay produced.
+    fn replace_dead_letter(
+        &self,
+        id: i64,
+        batch: Batch,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+}

@@ -1,0 +1,371 @@
+//! The embedded SQLite store: one file, WAL journal, `synchronous = FULL` so a commit that
+//! returned survives power loss (the source acknowledges right after it).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, Millis, OutboxCounts, OutboxEntry,
+    State, Store, StoreError, now_millis,
+};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and runs the migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::new(&format!("opening {}", path.display()), e))?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::new("migrating", e))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The file a `sqlite://PATH` URL names, relative paths taken from `base`.
+    pub fn path_from_url(url: &str, base: &Path) -> Option<PathBuf> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let rest = rest.split('?').next().unwrap_or(rest);
+        if rest.is_empty() {
+            return None;
+        }
+        let path = PathBuf::from_str(rest).ok()?;
+        Some(if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        })
+    }
+}
+
+fn err(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::new(context, e)
+}
+
+async fn insert_batch(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &Batch,
+    now: Millis,
+) -> Result<Committed, StoreError> {
+    let mut committed = Committed::default();
+    for event in &batch.events {
+        sqlx::query(
+            "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&event.tenant)
+        .bind(&event.event_id)
+        .bind(&event.activity)
+        .bind(event.time)
+        .bind(&batch.source)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("recording an event"))?;
+    }
+    for n in &batch.notifications {
+        let done = sqlx::query(
+            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&n.key)
+        .bind(&n.event_id)
+        .bind(&n.rule)
+        .bind(&n.channel)
+        .bind(&n.recipient)
+        .bind(&n.subject)
+        .bind(&n.message)
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("queueing a notification"))?;
+        if done.rows_affected() == 1 {
+            committed.queued += 1;
+        } else {
+            committed.duplicates += 1;
+        }
+    }
+    for event in &batch.events {
+        for rule in &event.rules {
+            let queued = batch
+                .notifications
+                .iter()
+                .filter(|n| n.event_id == event.event_id && &n.rule == rule)
+                .count() as i64;
+            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(&event.tenant)
+                .bind(&event.event_id)
+                .bind(rule)
+                .bind(queued)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(err("recording history"))?;
+        }
+    }
+    for d in &batch.dead_letters {
+        sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&batch.source)
+            .bind(&d.input)
+            .bind(&d.position)
+            .bind(&d.reason)
+            .bind(&d.raw)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(err("keeping a dead letter"))?;
+        committed.dead_letters += 1;
+    }
+    if let Some((key, value)) = &batch.checkpoint {
+        sqlx::query(
+            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(&batch.source)
+        .bind(key)
+        .bind(value)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("saving the checkpoint"))?;
+    }
+    Ok(committed)
+}
+
+fn outbox_entry(row: &SqliteRow) -> OutboxEntry {
+    OutboxEntry {
+        key: row.get("key"),
+        event_id: row.get("event_id"),
+        rule: row.get("rule"),
+        channel: row.get("channel"),
+        recipient: row.get("recipient"),
+        subject: row.get("subject"),
+        state: State::parse(row.get::<&str, _>("state")),
+        attempts: row.get("attempts"),
+        created_at: row.get("created_at"),
+        next_attempt_at: row.get("next_attempt_at"),
+        sent_at: row.get("sent_at"),
+        last_error: row.get("last_error"),
+    }
+}
+
+fn dead_letter_entry(row: &SqliteRow) -> DeadLetterEntry {
+    DeadLetterEntry {
+        id: row.get("id"),
+        source: row.get("source"),
+        input: row.get("input"),
+        position: row.get("position"),
+        reason: row.get("reason"),
+        raw: row.get("raw"),
+        created_at: row.get("created_at"),
+    }
+}
+
+impl Store for SqliteStore {
+    async fn commit(&self, batch: Batch) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("beginning a batch"))?;
+        let committed = insert_batch(&mut tx, &batch, now_millis()).await?;
+        tx.commit().await.map_err(err("committing a batch"))?;
+        Ok(committed)
+    }
+
+    async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query("SELECT value FROM checkpoints WHERE source = ? AND key = ?")
+            .bind(source)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|row| row.map(|r| r.get("value")))
+            .map_err(err("reading a checkpoint"))
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        now: Millis,
+        lease: Millis,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let token = format!("{worker}-{now}-{:016x}", fastrand::u64(..));
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_by = ?, claim_token = ?, claimed_until = ?
+             WHERE key IN (SELECT key FROM outbox
+                           WHERE state = 'pending' AND next_attempt_at <= ?
+                             AND (claimed_until IS NULL OR claimed_until < ?)
+                           ORDER BY next_attempt_at LIMIT ?)
+             RETURNING key, channel, recipient, message, attempts, created_at",
+        )
+        .bind(worker)
+        .bind(&token)
+        .bind(now + lease)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("claiming due notifications"))?;
+        Ok(rows
+            .iter()
+            .map(|row| Claimed {
+                key: row.get("key"),
+                channel: row.get("channel"),
+                recipient: row.get("recipient"),
+                message: row.get("message"),
+                attempts: row.get("attempts"),
+                created_at: row.get("created_at"),
+                token: token.clone(),
+            })
+            .collect())
+    }
+
+    async fn finish(&self, now: Millis, done: Vec<Done>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("beginning to mark"))?;
+        let mut changed = 0;
+        for d in &done {
+            let query = match &d.finish {
+                Finish::Sent => sqlx::query(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL,
+                            claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                     WHERE key = ? AND claim_token = ?",
+                )
+                .bind(now),
+                Finish::Retry { at, error } => sqlx::query(
+                    "UPDATE outbox SET next_attempt_at = ?, last_error = ?, attempts = attempts + 1,
+                            claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                     WHERE key = ? AND claim_token = ?",
+                )
+                .bind(*at)
+                .bind(error),
+                Finish::Failed { error } => sqlx::query(
+                    "UPDATE outbox SET state = 'failed', last_error = ?, attempts = attempts + 1,
+                            claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                     WHERE key = ? AND claim_token = ?",
+                )
+                .bind(error),
+            };
+            let result = query
+                .bind(&d.key)
+                .bind(&d.token)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("marking a notification"))?;
+            changed += result.rows_affected();
+        }
+        tx.commit().await.map_err(err("committing marks"))?;
+        Ok(changed)
+    }
+
+    async fn outbox(
+        &self,
+        state: Option<State>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = match state {
+            Some(state) => {
+                sqlx::query("SELECT * FROM outbox WHERE state = ? ORDER BY created_at, key LIMIT ?")
+                    .bind(state.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query("SELECT * FROM outbox ORDER BY created_at, key LIMIT ?")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(err("listing the outbox"))?;
+        Ok(rows.iter().map(outbox_entry).collect())
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("counting the outbox"))?;
+        let mut counts = OutboxCounts::default();
+        for row in rows {
+            let n = row.get::<i64, _>("n") as u64;
+            match State::parse(row.get::<&str, _>("state")) {
+                State::Pending => counts.pending = n,
+                State::Sent => counts.sent = n,
+                State::Failed => counts.failed = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn retry(&self, key: Option<&str>, now: Millis) -> Result<u64, StoreError> {
+        let query = match key {
+            Some(key) => sqlx::query(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0, created_at = ? WHERE key = ? AND state = 'failed'",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(key),
+            None => sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0, created_at = ? WHERE state = 'failed'")
+                .bind(now)
+                .bind(now),
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(err("retrying notifications"))
+    }
+
+    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM dead_letters ORDER BY id LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("listing dead letters"))?;
+        Ok(rows.iter().map(dead_letter_entry).collect())
+    }
+
+    async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterEntry>, StoreError> {
+        let row = sqlx::query("SELECT * FROM dead_letters WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("reading a dead letter"))?;
+        Ok(row.as_ref().map(dead_letter_entry))
+    }
+
+    async fn replace_dead_letter(&self, id: i64, batch: Batch) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("beginning a replay"))?;
+        sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("removing a dead letter"))?;
+        let committed = insert_batch(&mut tx, &batch, now_millis()).await?;
+        tx.commit().await.map_err(err("committing a replay"))?;
+        Ok(committed)
+    }
+}
