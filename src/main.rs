@@ -196,8 +196,11 @@ fn block_on(f: impl std::future::Future<Output = Result<ExitCode>>) -> Result<Ex
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| "info".into())
+        // lettre (when built with its `tracing` feature) traces every SMTP command at
+        // debug level, AUTH and its credentials included: never let it log below info.
+        .add_directive("lettre=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,0 +1,382 @@
+//! Durable delivery against a real SMTP server process: retries, permanent failures, an
+//! outage, giving up, STARTTLS with AUTH, restarts that resume, and dead letters kept.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{Scratch, SmtpOptions, SmtpServer, fixture, herald, herald_with_env, text};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Writes a configuration that reads `DIR/in` and mails through the test server.
+fn setup(
+    dir: &Path,
+    smtp: &SmtpServer,
+    channel_extra: &str,
+    delivery: &str,
+    inputs: &[&str],
+) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for name in inputs {
+        std::fs::copy(fixture(name), input.join(name)).unwrap();
+    }
+    let config = dir.join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+url = "sqlite://herald.db"
+
+[[source]]
+kind = "file"
+name = "in"
+path = "in"
+
+[delivery]
+initial_backoff = "100ms"
+max_backoff = "400ms"
+{delivery}
+
+[channel.email]
+kind = "smtp"
+from = "Contoso Security <security@contoso.com>"
+host = "127.0.0.1"
+port = {port}
+timeout = "5s"
+{channel_extra}
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+results = ["success"]
+recipients = ["target"]
+importance = "high"
+"#,
+            port = smtp.port
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn run_once(config: &Path) -> std::process::Output {
+    let out = herald(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        LIMIT,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "herald run --once failed:\n{}",
+        text(&out.stderr)
+    );
+    out
+}
+
+fn outbox(config: &Path) -> Vec<serde_json::Value> {
+    let out = herald(
+        &[
+            "outbox",
+            "list",
+            "--format",
+            "json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn transient_replies_are_retried_and_the_message_arrives_once() {
+    let dir = Scratch::new("retry-451");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    smtp.script(&["451", "451"]);
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json"],
+    );
+    run_once(&config);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("X-Envelope-To: adele.vance@contoso.com"));
+    let rows = outbox(&config);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "sent");
+    assert_eq!(rows[0]["attempts"], 3);
+    assert!(messages[0].contains(&format!(
+        "Message-ID: <{}@contoso.com>",
+        rows[0]["key"].as_str().unwrap()
+    )));
+}
+
+#[test]
+fn a_permanent_reply_fails_at_once_with_the_reply_kept() {
+    let dir = Scratch::new("fail-550");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    smtp.script(&["550"]);
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json"],
+    );
+    run_once(&config);
+    assert!(smtp.messages().is_empty());
+    let rows = outbox(&config);
+    assert_eq!(rows[0]["state"], "failed");
+    assert_eq!(rows[0]["attempts"], 1);
+    assert!(
+        rows[0]["last_error"].as_str().unwrap().contains("550"),
+        "{}",
+        rows[0]
+    );
+
+    // An operator retries it once the cause is fixed.
+    let out = herald(
+        &[
+            "outbox",
+            "retry",
+            "--failed",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    run_once(&config);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(outbox(&config)[0]["state"], "sent");
+}
+
+#[test]
+fn a_dropped_connection_is_transient() {
+    let dir = Scratch::new("drop");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    smtp.script(&["drop"]);
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json"],
+    );
+    run_once(&config);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(outbox(&config)[0]["attempts"], 2);
+}
+
+#[test]
+fn a_server_outage_delays_delivery_and_loses_nothing() {
+    let dir = Scratch::new("outage");
+    let mut smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    smtp.stop();
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json", "two-user-targets.json"],
+    );
+    let child = std::process::Command::new(support::HERALD)
+        .args(["run", "--once", "--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    smtp.restart();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(smtp.messages().len(), 1);
+    let rows = outbox(&config);
+    assert!(
+        rows[0]["attempts"].as_i64().unwrap() > 1,
+        "it was retried: {}",
+        rows[0]
+    );
+}
+
+#[test]
+fn a_notification_that_keeps_failing_is_failed_after_max_age() {
+    let dir = Scratch::new("max-age");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    smtp.script(&["451"; 50]);
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "max_age = \"1s\"",
+        &["envelope-reset-password.json"],
+    );
+    run_once(&config);
+    assert!(smtp.messages().is_empty());
+    let rows = outbox(&config);
+    assert_eq!(rows[0]["state"], "failed");
+    let error = rows[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("max_age") && error.contains("451"),
+        "{error}"
+    );
+}
+
+#[test]
+fn starttls_and_auth_with_the_password_from_the_environment() {
+    let dir = Scratch::new("starttls");
+    let secret = "s3cr3t-Pa55";
+    let smtp = SmtpServer::start(
+        dir.path(),
+        SmtpOptions {
+            tls: true,
+            auth: Some(("herald".into(), secret.into())),
+        },
+    );
+    let extra = format!(
+        "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"herald\"\npassword = {{ env = \"HERALD_TEST_SMTP_PASSWORD\" }}",
+        smtp.ca_file().display()
+    );
+    let config = setup(
+        dir.path(),
+        &smtp,
+        &extra,
+        "",
+        &["envelope-reset-password.json"],
+    );
+    let out = herald_with_env(
+        &[
+            "run",
+            "--once",
+            "--log-format",
+            "json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[
+            ("HERALD_TEST_SMTP_PASSWORD", secret),
+            ("HERALD_LOG", "debug,html5ever=info"),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(smtp.messages().len(), 1, "{}", text(&out.stderr));
+    let logs = text(&out.stderr);
+    assert!(logs.contains("\"level\":\"DEBUG\""), "debug logging was on");
+    assert!(
+        !logs.contains(secret),
+        "the password never reaches the logs"
+    );
+    assert!(
+        !logs.contains("AUTH"),
+        "nor does the SMTP exchange that carries it"
+    );
+
+    // Without the variable the configuration is refused, naming the variable, not a value.
+    let out = herald(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        LIMIT,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("HERALD_TEST_SMTP_PASSWORD is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_restart_resumes_where_it_stopped_and_redelivery_sends_once() {
+    let dir = Scratch::new("resume");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json"],
+    );
+    run_once(&config);
+    assert_eq!(smtp.messages().len(), 1);
+
+    // Nothing new: nothing re-read, nothing sent.
+    let out = run_once(&config);
+    assert!(
+        !text(&out.stderr).contains("committed"),
+        "a finished file is not read again"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+
+    // Appended records are read from the saved offset; the same event again (a redelivery in
+    // another file) adds nothing.
+    let log = dir.path().join("in/stream.ndjson");
+    let record = std::fs::read_to_string(fixture("quirks.ndjson")).unwrap();
+    let first_line = record.lines().next().unwrap();
+    std::fs::write(&log, format!("{first_line}\n")).unwrap();
+    run_once(&config);
+    assert_eq!(smtp.messages().len(), 2);
+    std::fs::copy(&log, dir.path().join("in/stream-copy.ndjson")).unwrap();
+    run_once(&config);
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "the redelivered event is not sent twice"
+    );
+}
+
+#[test]
+fn dead_letters_are_kept_and_can_be_shown() {
+    let dir = Scratch::new("dead-letters");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["dead-letters.ndjson"],
+    );
+    run_once(&config);
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "the good Reset user password record goes on"
+    );
+    let c = config.to_str().unwrap();
+    let list = text(&herald(&["dead-letters", "list", "--config", c], LIMIT).stdout);
+    assert_eq!(list.lines().count(), 5, "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains("line 2: record is not a JSON object")),
+        "{list}"
+    );
+    let first_id = list
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let shown = text(&herald(&["dead-letters", "show", "--config", c, first_id], LIMIT).stdout);
+    assert!(
+        shown.contains("position: line 2") && shown.trim_end().ends_with("42"),
+        "{shown}"
+    );
+    // Replaying input that is still bad keeps it, with its reason.
+    let out = herald(&["dead-letters", "replay", "--config", c, first_id], LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&herald(&["dead-letters", "list", "--config", c], LIMIT).stdout)
+            .lines()
+            .count(),
+        5
+    );
+}

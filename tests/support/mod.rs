@@ -1,0 +1,290 @@
+//! The shared harness for tests with real parts: a real SMTP server process (aiosmtpd, see
+//! `smtp_server.py`), scratch directories, and the `herald` binary.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/entra").join(name)
+}
+
+/// A fresh directory for one test, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("herald-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Python that has aiosmtpd (scripts/test installs it).
+fn python() -> String {
+    let candidates = [
+        std::env::var("HERALD_TEST_PYTHON").ok(),
+        Some("python3".into()),
+        Some("/usr/bin/python3".into()),
+    ];
+    for python in candidates.into_iter().flatten() {
+        let ok = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return python;
+        }
+    }
+    panic!(
+        "no Python with aiosmtpd: run scripts/test, which installs it (python3-aiosmtpd or pip install aiosmtpd)"
+    );
+}
+
+#[derive(Default, Clone)]
+pub struct SmtpOptions {
+    /// Require STARTTLS with a certificate made for the test.
+    pub tls: bool,
+    /// Require AUTH with this user and password.
+    pub auth: Option<(String, String)>,
+}
+
+/// A real SMTP server process on a free port.
+pub struct SmtpServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    options: SmtpOptions,
+    child: Option<Child>,
+}
+
+impl SmtpServer {
+    pub fn start(dir: &Path, options: SmtpOptions) -> SmtpServer {
+        let dir = dir.join("smtp");
+        std::fs::create_dir_all(dir.join("mail")).unwrap();
+        if options.tls {
+            make_certificates(&dir);
+        }
+        let mut server = SmtpServer {
+            port: free_port(),
+            dir,
+            options,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// The CA certificate that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Starts the server again on the same port (after [`SmtpServer::stop`]).
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/support/smtp_server.py"))
+            .args(["--port", &self.port.to_string()])
+            .arg("--maildir")
+            .arg(self.dir.join("mail"))
+            .arg("--script")
+            .arg(self.dir.join("script"));
+        if self.options.tls {
+            cmd.arg("--tls-cert").arg(self.dir.join("server.pem"));
+            cmd.arg("--tls-key").arg(self.dir.join("server.key"));
+        }
+        if let Some((user, password)) = &self.options.auth {
+            cmd.args(["--auth", &format!("{user}:{password}")]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// How the next DATA commands are answered, in order: "250", "451", "550", "drop".
+    pub fn script(&self, replies: &[&str]) {
+        let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(self.dir.join("script"), text).unwrap();
+    }
+
+    /// Every accepted message, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.join("mail"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, made with openssl.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Herald test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+/// Runs `herald ARGS`, killing it after `limit`.
+pub fn herald(args: &[&str], limit: Duration) -> Output {
+    herald_with_env(args, &[], limit)
+}
+
+pub fn herald_with_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    // Output goes to files, not pipes: a chatty run must never block on a full pipe.
+    let logs = std::env::temp_dir().join(format!(
+        "herald-output-{}-{}",
+        std::process::id(),
+        fastrand_id()
+    ));
+    std::fs::create_dir_all(&logs).unwrap();
+    let (out_path, err_path) = (logs.join("stdout"), logs.join("stderr"));
+    let mut child = Command::new(HERALD)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    };
+    let _ = std::fs::remove_dir_all(&logs);
+    output
+}
+
+fn fastrand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
