@@ -240,6 +240,7 @@ fn starttls_and_auth_with_the_password_from_the_environment() {
         SmtpOptions {
             tls: true,
             auth: Some(("herald".into(), secret.into())),
+            ..SmtpOptions::default()
         },
     );
     let extra = format!(
@@ -379,4 +380,47 @@ fn dead_letters_are_kept_and_can_be_shown() {
             .count(),
         5
     );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_one_sqlite_store_has_one_runner() {
+    let dir = Scratch::new("sigterm");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json"],
+    );
+    let mut service = std::process::Command::new(support::HERALD)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while smtp.messages().is_empty() {
+        assert!(started.elapsed() < LIMIT, "the service never delivered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let second = herald(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        LIMIT,
+    );
+    assert_ne!(second.status.code(), Some(0));
+    assert!(
+        text(&second.stderr).contains("another `herald run` is using this SQLite store"),
+        "{}",
+        text(&second.stderr)
+    );
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = service.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
+    assert_eq!(smtp.messages().len(), 1);
 }

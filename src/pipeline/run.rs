@@ -14,7 +14,7 @@ use crate::channel;
 use crate::config::Config;
 use crate::dispatch::{Delivered, Dispatcher, Lane};
 use crate::source::{SourceConfig, file};
-use crate::store::SqliteStore;
+use crate::store::{RunLock, SqliteStore, Store};
 
 /// Opens the store a configuration names.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
@@ -31,7 +31,24 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
 /// Runs Herald until `stop` is cancelled or, with `once`, until every source has been read to
 /// its end and nothing is pending in the outbox.
 pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow::Result<Delivered> {
+    let db = SqliteStore::path_from_url(&config.store.url, config.dir()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: store.url {:?} names no file",
+            config.path.display(),
+            config.store.url
+        )
+    })?;
+    let _lock = RunLock::acquire(&db)?;
     let store = open_store(&config).await?;
+    // We hold the store alone: claims still recorded belong to a process that died mid-send.
+    // Released now, they are sent again at once; this is the documented duplicate window.
+    let released = store.release_claims().await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "released the claims of a previous run that stopped mid-send"
+        );
+    }
     let base = config.dir().to_owned();
     let channels = channel::build_all(&config.channels, &base)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;

@@ -10,7 +10,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{RunLock, SqliteStore};
 
 use std::future::Future;
 
@@ -206,6 +206,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: Millis,
         done: Vec<Done>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Releases every claim: for a single-instance store, at start, when the claims still held
+    /// can only be those of a process that died. Returns how many.
+    fn release_claims(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     fn outbox(
         &self,

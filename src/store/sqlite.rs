@@ -21,6 +21,30 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Proof that this process is the one `herald run` on a SQLite store: an exclusive lock on
+/// `PATH.lock`, held until dropped (or the process dies, when the kernel lets it go).
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub fn acquire(db: &Path) -> Result<RunLock, StoreError> {
+        let path = db.with_extension("db.lock");
+        let file = std::fs::File::create(&path)
+            .map_err(|e| StoreError::new(&format!("creating {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::new(
+                &format!("{}", db.display()),
+                "another `herald run` is using this SQLite store; run one process per SQLite file (several instances need the PostgreSQL store)",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StoreError::new(&format!("locking {}", path.display()), e))
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path` and runs the migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -277,6 +301,14 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(err("committing marks"))?;
         Ok(changed)
+    }
+
+    async fn release_claims(&self) -> Result<u64, StoreError> {
+        sqlx::query("UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL WHERE claim_token IS NOT NULL")
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(err("releasing claims"))
     }
 
     async fn outbox(

@@ -79,6 +79,8 @@ pub struct SmtpOptions {
     pub tls: bool,
     /// Require AUTH with this user and password.
     pub auth: Option<(String, String)>,
+    /// Wait this long before answering each message (a slow relay).
+    pub delay_ms: u64,
 }
 
 /// A real SMTP server process on a free port.
@@ -123,6 +125,9 @@ impl SmtpServer {
         if self.options.tls {
             cmd.arg("--tls-cert").arg(self.dir.join("server.pem"));
             cmd.arg("--tls-key").arg(self.dir.join("server.key"));
+        }
+        if self.options.delay_ms > 0 {
+            cmd.args(["--delay-ms", &self.options.delay_ms.to_string()]);
         }
         if let Some((user, password)) = &self.options.auth {
             cmd.args(["--auth", &format!("{user}:{password}")]);

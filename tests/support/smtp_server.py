@@ -26,7 +26,8 @@ REPLIES = {
 
 
 class Handler:
-    def __init__(self, maildir, script):
+    def __init__(self, maildir, script, delay):
+        self.delay = delay
         self.maildir = maildir
         self.script = script
         self.lock = threading.Lock()
@@ -46,6 +47,8 @@ class Handler:
             return lines[0]
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         action = self.next_action()
         if action == "drop":
             server.transport.close()
@@ -76,6 +79,7 @@ def main():
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--auth", help="USER:PASSWORD required before MAIL")
+    p.add_argument("--delay-ms", type=int, default=0, help="wait this long before answering DATA")
     args = p.parse_args()
     os.makedirs(args.maildir, exist_ok=True)
 
@@ -96,7 +100,7 @@ def main():
         kwargs["auth_required"] = True
         kwargs["auth_require_tls"] = bool(args.tls_cert)
 
-    controller = Controller(Handler(args.maildir, args.script), hostname="127.0.0.1", port=args.port, **kwargs)
+    controller = Controller(Handler(args.maildir, args.script, args.delay_ms / 1000.0), hostname="127.0.0.1", port=args.port, **kwargs)
     controller.start()
     print("READY", flush=True)
     try:
