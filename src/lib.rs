@@ -15,3 +15,4 @@ pub mod plan;
 pub mod rules;
 pub mod source;
 pub mod store;
+pub mod web;

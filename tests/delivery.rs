@@ -36,6 +36,9 @@ kind = "file"
 name = "in"
 path = "in"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [delivery]
 initial_backoff = "100ms"
 max_backoff = "400ms"

@@ -15,6 +15,7 @@ use crate::channel::ChannelConfig;
 use crate::dispatch::DeliveryConfig;
 use crate::rules::{Known, RuleConfig, RuleSet};
 use crate::source::SourceConfig;
+use crate::web::AdminConfig;
 
 mod values;
 
@@ -30,6 +31,8 @@ struct ConfigFile {
     source: Vec<Spanned<SourceConfig>>,
     #[serde(default)]
     delivery: DeliveryConfig,
+    #[serde(default)]
+    admin: AdminConfig,
     #[serde(default)]
     branding: Branding,
     #[serde(default)]
@@ -101,6 +104,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
     pub delivery: DeliveryConfig,
+    pub admin: AdminConfig,
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -209,6 +213,15 @@ impl Config {
         for (i, spanned) in file.source.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let source = spanned.into_inner();
+            if let SourceConfig::Http(http) = &source
+                && let (crate::source::http::Auth::Bearer, None) = (http.auth, &http.token)
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("source[{i}].token")),
+                    "required: token = { env = \"HERALD_INGEST_TOKEN\" } (or write auth = \"none\" to accept anyone)".into(),
+                ));
+            }
             if sources
                 .iter()
                 .any(|s: &SourceConfig| s.name() == source.name())
@@ -257,6 +270,7 @@ impl Config {
             store: file.store,
             sources,
             delivery: file.delivery,
+            admin: file.admin,
             branding,
             groups: file.groups,
             channels,

@@ -192,6 +192,20 @@ async fn attempt(
     let started = std::time::Instant::now();
     let result = channel.send(outgoing).await;
     let now = now_millis();
+    let labels = [("rule", row.rule.clone()), ("channel", row.channel.clone())];
+    match &result {
+        Ok(()) => {
+            metrics::counter!("herald_notifications_sent_total", &labels).increment(1);
+            metrics::histogram!("herald_delivery_latency_seconds", "channel" => row.channel.clone())
+                .record(now.saturating_sub(row.created_at) as f64 / 1000.0);
+        }
+        Err(SendError::Permanent(_)) => {
+            metrics::counter!("herald_notifications_failed_total", &labels).increment(1)
+        }
+        Err(SendError::Transient(_)) => {
+            metrics::counter!("herald_notifications_retried_total", &labels).increment(1)
+        }
+    }
     match result {
         Ok(()) => {
             tracing::info!(key = %row.key, channel = %row.channel, elapsed_ms = started.elapsed().as_millis() as u64, "sent");

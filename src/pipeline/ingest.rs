@@ -7,7 +7,7 @@ use super::{Outcome, Pipeline};
 use crate::store::{Batch, Committed, NewDeadLetter, NewNotification, Store, StoreError};
 
 /// What one batch brought in.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Intake {
     pub records: u64,
     pub skipped: u64,
@@ -58,21 +58,34 @@ impl<S: Store> Ingest<S> {
 
     /// Decodes, plans and commits one piece. Returns only once it is durable.
     pub async fn commit(&self, piece: Piece<'_>) -> Result<Intake, StoreError> {
+        self.commit_with_dead_letters(piece)
+            .await
+            .map(|(intake, _)| intake)
+    }
+
+    /// As [`Ingest::commit`], also returning each dead letter's position and reason.
+    pub async fn commit_with_dead_letters(
+        &self,
+        piece: Piece<'_>,
+    ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
         let mut out = Outcome::default();
         self.pipeline
             .process_at(piece.input, piece.bytes, piece.first_line, &mut out);
+        let dead = out
+            .dead_letters
+            .iter()
+            .map(|d| (d.position.to_string(), d.reason.clone()))
+            .collect();
         let batch = to_batch(piece.source, piece.checkpoint, &mut out);
-        let intake = Intake {
+        let mut intake = Intake {
             records: out.records,
             skipped: out.skipped.values().sum(),
             selected: out.selected,
             committed: Committed::default(),
         };
-        let committed = self.store.commit(batch).await?;
-        Ok(Intake {
-            committed,
-            ..intake
-        })
+        intake.committed = self.store.commit(batch).await?;
+        count(piece.source, &intake);
+        Ok((intake, dead))
     }
 
     /// Replays a kept dead letter through the current configuration; the dead letter is removed
@@ -98,6 +111,22 @@ impl<S: Store> Ingest<S> {
             committed,
             ..intake
         })
+    }
+}
+
+/// Counts what a committed batch brought in (after the commit: only what is durable counts).
+fn count(source: &str, intake: &Intake) {
+    let source = source.to_owned();
+    let committed = &intake.committed;
+    metrics::counter!("herald_records_total", "source" => source.clone()).increment(intake.records);
+    metrics::counter!("herald_records_skipped_total", "source" => source.clone())
+        .increment(intake.skipped);
+    metrics::counter!("herald_dead_letters_total", "source" => source.clone())
+        .increment(committed.dead_letters);
+    metrics::counter!("herald_notifications_duplicate_total", "source" => source)
+        .increment(committed.duplicates);
+    for ((rule, channel), n) in &committed.queued_by {
+        metrics::counter!("herald_notifications_queued_total", "rule" => rule.clone(), "channel" => channel.clone()).increment(*n);
     }
 }
 

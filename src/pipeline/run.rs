@@ -13,8 +13,9 @@ use super::{Ingest, Pipeline};
 use crate::channel;
 use crate::config::Config;
 use crate::dispatch::{Delivered, Dispatcher, Lane};
-use crate::source::{SourceConfig, file};
+use crate::source::{SourceConfig, file, http};
 use crate::store::{RunLock, SqliteStore, Store};
+use crate::web::{self, Readiness};
 
 /// Opens the store a configuration names.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
@@ -61,6 +62,29 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
         .collect();
     let delivery = config.delivery.clone();
     let sources = config.sources.clone();
+    let admin = config.admin.clone();
+    let admin_listener = match once {
+        true => None,
+        false => Some(web::bind(&admin).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: admin.listen {}: {e}",
+                config.path.display(),
+                admin.listen
+            )
+        })?),
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let mut tokens = Vec::new();
+    for source in &sources {
+        if let SourceConfig::Http(c) = source {
+            let token = c.resolve_token(&base).map_err(|e| {
+                anyhow::anyhow!("{}: source {}: {e}", config.path.display(), c.name)
+            })?;
+            tokens.push((c.name.clone(), token));
+        }
+    }
     let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone());
 
     let intake_done = CancellationToken::new();
@@ -72,17 +96,43 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
     };
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
 
+    let readiness = Arc::new(Readiness::default());
+    let web = admin_listener.map(|l| {
+        tokio::spawn(web::serve(
+            l,
+            ingest.store().clone(),
+            metrics,
+            readiness.clone(),
+            stop.clone(),
+        ))
+    });
+
     let mut intake = JoinSet::new();
     for source in sources {
+        if once && matches!(source, SourceConfig::Http(_)) {
+            tracing::info!(source = %source.name(), "--once: an HTTP source has no end; not started");
+            continue;
+        }
+        let token = match &source {
+            SourceConfig::Http(c) => tokens
+                .iter()
+                .find(|(n, _)| *n == c.name)
+                .and_then(|(_, t)| t.clone()),
+            SourceConfig::File(_) => None,
+        };
         let (ingest, stop, base) = (ingest.clone(), stop.clone(), base.clone());
         intake.spawn(async move {
             let name = source.name().to_owned();
             let result = match source {
                 SourceConfig::File(c) => file::run(c, base, ingest, stop, once).await,
+                SourceConfig::Http(c) => http::run(c, token, ingest, stop).await,
             };
             (name, result)
         });
     }
+    readiness
+        .sources_started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failed = None;
     while let Some(joined) = intake.join_next().await {
         match joined {
@@ -100,6 +150,11 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
     }
     intake_done.cancel();
     let delivered = dispatch.await??;
+    stop.cancel();
+    if let Some(web) = web {
+        web.await?
+            .map_err(|e| anyhow::anyhow!("admin listener on {}: {e}", admin.listen))?;
+    }
     match failed {
         Some(e) => Err(e),
         None => Ok(delivered),

@@ -4,6 +4,7 @@
 //! One file per kind; a new source is one file plus one line in [`SourceConfig`].
 
 pub mod file;
+pub mod http;
 
 use serde::Deserialize;
 
@@ -12,12 +13,14 @@ use serde::Deserialize;
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SourceConfig {
     File(file::FileSourceConfig),
+    Http(http::HttpSourceConfig),
 }
 
 impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::File(c) => &c.name,
+            SourceConfig::Http(c) => &c.name,
         }
     }
 }

@@ -67,13 +67,16 @@ pub struct Batch {
 }
 
 /// What a commit changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Committed {
     /// Notifications inserted.
     pub queued: u64,
     /// Notifications whose key was already in the outbox (a redelivered event).
     pub duplicates: u64,
     pub dead_letters: u64,
+    /// Inserted notifications per (rule, channel), for metrics.
+    #[serde(skip)]
+    pub queued_by: std::collections::BTreeMap<(String, String), u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,6 +109,7 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub key: String,
+    pub rule: String,
     pub channel: String,
     pub recipient: String,
     pub message: Vec<u8>,

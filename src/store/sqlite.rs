@@ -129,6 +129,10 @@ async fn insert_batch(
         .map_err(err("queueing a notification"))?;
         if done.rows_affected() == 1 {
             committed.queued += 1;
+            *committed
+                .queued_by
+                .entry((n.rule.clone(), n.channel.clone()))
+                .or_default() += 1;
         } else {
             committed.duplicates += 1;
         }
@@ -241,7 +245,7 @@ impl Store for SqliteStore {
                            WHERE state = 'pending' AND next_attempt_at <= ?
                              AND (claimed_until IS NULL OR claimed_until < ?)
                            ORDER BY next_attempt_at LIMIT ?)
-             RETURNING key, channel, recipient, message, attempts, created_at",
+             RETURNING key, rule, channel, recipient, message, attempts, created_at",
         )
         .bind(worker)
         .bind(&token)
@@ -256,6 +260,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| Claimed {
                 key: row.get("key"),
+                rule: row.get("rule"),
                 channel: row.get("channel"),
                 recipient: row.get("recipient"),
                 message: row.get("message"),

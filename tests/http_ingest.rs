@@ -1,0 +1,266 @@
+//! The HTTP source and the admin listener of a running `herald run`, over real sockets.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture, free_port};
+
+/// One HTTP/1.1 request; returns (status, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // A server may answer (413, 401) without reading a large body: never block on writing it.
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Service {
+    child: Child,
+    ingest: u16,
+    admin: u16,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, smtp: &SmtpServer) -> Service {
+    let (ingest, admin) = (free_port(), free_port());
+    let config = dir.join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+url = "sqlite://herald.db"
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[[source]]
+kind = "http"
+name = "ingest"
+listen = "127.0.0.1:{ingest}"
+token = {{ env = "HERALD_TEST_INGEST_TOKEN" }}
+max_body = 65536
+
+[channel.email]
+kind = "smtp"
+from = "Contoso Security <security@contoso.com>"
+host = "127.0.0.1"
+port = {}
+tls = "none"
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+"#,
+            smtp.port
+        ),
+    )
+    .unwrap();
+    let child = Command::new(HERALD)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("HERALD_TEST_INGEST_TOKEN", "t0ken")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let service = Service {
+        child,
+        ingest,
+        admin,
+    };
+    let started = Instant::now();
+    while request(admin, "GET", "/readyz", &[], b"").0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "herald did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    service
+}
+
+fn wait_for(smtp: &SmtpServer, n: usize) {
+    let started = Instant::now();
+    while smtp.messages().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "expected {n} messages, have {}",
+            smtp.messages().len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const AUTH: (&str, &str) = ("Authorization", "Bearer t0ken");
+
+#[test]
+fn http_ingest_answers_after_commit_and_refuses_what_it_must() {
+    let dir = Scratch::new("http-ingest");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let service = start(dir.path(), &smtp);
+    let body = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
+
+    // No token, wrong token: 401, nothing queued.
+    assert_eq!(
+        request(service.ingest, "POST", "/ingest", &[], &body).0,
+        401
+    );
+    assert_eq!(
+        request(
+            service.ingest,
+            "POST",
+            "/ingest",
+            &[("Authorization", "Bearer nope")],
+            &body
+        )
+        .0,
+        401
+    );
+
+    // 200 with counts, after the commit; the same body again queues nothing new.
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[AUTH], &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["records"].as_u64(), answer["queued"].as_u64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[AUTH], &body);
+    assert_eq!(status, 200);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["queued"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(0), Some(1)),
+        "{answer}"
+    );
+    wait_for(&smtp, 1);
+
+    // Gzip bodies are accepted.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&std::fs::read(fixture("two-user-targets.json")).unwrap())
+        .unwrap();
+    let (status, answer) = request(
+        service.ingest,
+        "POST",
+        "/ingest",
+        &[AUTH, ("Content-Encoding", "gzip")],
+        &gz.finish().unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    // Too large, before or after decompression: 413.
+    assert_eq!(
+        request(
+            service.ingest,
+            "POST",
+            "/ingest",
+            &[AUTH],
+            &vec![b' '; 70_000]
+        )
+        .0,
+        413
+    );
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b' '; 1_000_000]).unwrap();
+    assert_eq!(
+        request(
+            service.ingest,
+            "POST",
+            "/ingest",
+            &[AUTH, ("Content-Encoding", "gzip")],
+            &bomb.finish().unwrap()
+        )
+        .0,
+        413
+    );
+
+    // Undecodable: 400 naming position and reason, and kept as a dead letter.
+    let (status, answer) = request(
+        service.ingest,
+        "POST",
+        "/ingest",
+        &[AUTH],
+        b"{\"records\": [42, {\"time\": \"x\"}]}",
+    );
+    assert_eq!(status, 400, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["errors"][0]["position"], "line 1, records[0]");
+    assert!(
+        answer["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON object")
+    );
+    assert_eq!(answer["errors"][1]["position"], "line 1, records[1]");
+
+    // The admin listener: health, readiness, metrics without secrets.
+    assert_eq!(request(service.admin, "GET", "/healthz", &[], b"").0, 200);
+    let (status, metrics) = request(service.admin, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    for line in [
+        "herald_records_total{source=\"ingest\"}",
+        "herald_dead_letters_total{source=\"ingest\"} 2",
+        "herald_notifications_queued_total{rule=\"password-reset\",channel=\"email\"} 1",
+        "herald_notifications_duplicate_total{source=\"ingest\"} 1",
+        "herald_outbox_notifications{state=\"sent\"}",
+        "herald_delivery_latency_seconds",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics
+            .contains("herald_notifications_sent_total{rule=\"password-reset\",channel=\"email\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("t0ken") && !metrics.contains("adele"),
+        "no secrets or addresses in metrics"
+    );
+}
