@@ -162,13 +162,19 @@ impl Config {
         })?;
 
         let branding = file.branding;
-        check_branding(&branding)
-            .map_err(|(key, m)| located(None, Some(format!("branding.{key}")), m))?;
+        check_branding(&branding).map_err(|(key, m)| {
+            located(
+                key_line(text, "branding", key),
+                Some(format!("branding.{key}")),
+                m,
+            )
+        })?;
 
         for (name, members) in &file.groups {
+            let line = key_line(text, "groups", name);
             if members.is_empty() {
                 return Err(located(
-                    None,
+                    line,
                     Some(format!("groups.{name}")),
                     "an empty group tells nobody".into(),
                 ));
@@ -176,7 +182,7 @@ impl Config {
             for (i, member) in members.iter().enumerate() {
                 if member.parse::<lettre::Address>().is_err() {
                     return Err(located(
-                        None,
+                        line,
                         Some(format!("groups.{name}[{i}]")),
                         format!("{member:?} is not an email address"),
                     ));
@@ -203,7 +209,7 @@ impl Config {
 
         if !(file.store.url.starts_with("sqlite:")) {
             return Err(located(
-                None,
+                key_line(text, "store", "url"),
                 Some("store.url".into()),
                 format!("{:?}: only sqlite://PATH is supported", file.store.url),
             ));
@@ -330,6 +336,25 @@ fn check_branding(b: &Branding) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
+/// The line on which `key` is set in `[table]`, for errors found after parsing.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = "";
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            current = line.trim_matches(|c| c == '[' || c == ']').trim();
+        } else if current == table
+            && let Some(rest) = line
+                .strip_prefix(key)
+                .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -395,9 +420,23 @@ soc = ["soc@contoso.com"]
     }
 
     #[test]
+    fn bad_group_members_are_located() {
+        let err = Config::parse(
+            Path::new("g.toml"),
+            "[groups]\nteam = [\"not an address\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "g.toml:2: groups.team[0]: \"not an address\" is not an email address"
+        );
+    }
+
+    #[test]
     fn unknown_time_zone_is_refused() {
         let err = parse("[branding]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert_eq!(err.key.as_deref(), Some("branding.timezone"));
+        assert_eq!(err.line, Some(10));
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub fn clean_subject(rendered: &str) -> String {
         .filter(|w| !w.is_empty())
     {
         if count > 0 {
+            if count + 1 >= SUBJECT_MAX {
+                return out;
+            }
             out.push(' ');
             count += 1;
         }
@@ -145,6 +148,11 @@ mod tests {
             "Reset Bcc: attacker@evil.example x y"
         );
         assert_eq!(clean_subject(&"a".repeat(500)).chars().count(), SUBJECT_MAX);
+        for first in [198, 199, 200] {
+            let subject = clean_subject(&format!("{} b", "a".repeat(first)));
+            assert!(subject.chars().count() <= SUBJECT_MAX, "{first}");
+            assert!(!subject.ends_with(' '), "{first}");
+        }
     }
 
     #[test]
