@@ -2,6 +2,7 @@
 //! transaction with the source's new checkpoint. A source acknowledges only after this returns.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Outcome, Pipeline};
 use crate::store::{Batch, Committed, NewDeadLetter, NewNotification, Store, StoreError};
@@ -20,6 +21,7 @@ pub struct Intake {
 pub struct Ingest<S: Store> {
     pipeline: Arc<Pipeline>,
     store: S,
+    records: Arc<AtomicU64>,
 }
 
 impl<S: Store> Clone for Ingest<S> {
@@ -27,6 +29,7 @@ impl<S: Store> Clone for Ingest<S> {
         Ingest {
             pipeline: self.pipeline.clone(),
             store: self.store.clone(),
+            records: self.records.clone(),
         }
     }
 }
@@ -45,7 +48,16 @@ pub struct Piece<'a> {
 
 impl<S: Store> Ingest<S> {
     pub fn new(pipeline: Arc<Pipeline>, store: S) -> Self {
-        Ingest { pipeline, store }
+        Ingest {
+            pipeline,
+            store,
+            records: Arc::default(),
+        }
+    }
+
+    /// Audit records committed so far by every clone of this intake.
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &S {
@@ -85,6 +97,7 @@ impl<S: Store> Ingest<S> {
         };
         intake.committed = self.store.commit(batch).await?;
         count(piece.source, &intake);
+        self.records.fetch_add(intake.records, Ordering::Relaxed);
         Ok((intake, dead))
     }
 

@@ -107,6 +107,10 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
         ))
     });
 
+    // `--once` on a terminal: show progress on one line of stderr.
+    let progress = (once && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| tokio::spawn(show_progress(ingest.clone(), stop.clone())));
+
     let mut intake = JoinSet::new();
     for source in sources {
         if once && matches!(source, SourceConfig::Http(_)) {
@@ -150,6 +154,11 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
     }
     intake_done.cancel();
     let delivered = dispatch.await??;
+    if let Some(progress) = progress {
+        progress.abort();
+        print_progress(&ingest).await;
+        eprintln!();
+    }
     stop.cancel();
     if let Some(web) = web {
         web.await?
@@ -158,6 +167,28 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
     match failed {
         Some(e) => Err(e),
         None => Ok(delivered),
+    }
+}
+
+async fn show_progress<S: Store>(ingest: Ingest<S>, stop: CancellationToken) {
+    loop {
+        print_progress(&ingest).await;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn print_progress<S: Store>(ingest: &Ingest<S>) {
+    if let Ok(c) = ingest.store().counts().await {
+        eprint!(
+            "\rrecords read: {}  notifications sent: {}  pending: {}  failed: {}   ",
+            ingest.records(),
+            c.sent,
+            c.pending,
+            c.failed
+        );
     }
 }
 
