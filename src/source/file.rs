@@ -153,14 +153,16 @@ async fn read_file<S: Store>(
     if mark.offset == meta.len() {
         return Ok(());
     }
-    let bytes = match tokio::fs::read(path).await {
+    // Only what follows the checkpoint is read: a followed log is not read again from its start
+    // at every poll.
+    let bytes = match read_from(path, mark.offset).await {
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(source = %config.name, file = %name, error = %e, "cannot read the file; will look again");
             return Ok(());
         }
     };
-    let mut rest = &bytes[(mark.offset as usize).min(bytes.len())..];
+    let mut rest = &bytes[..];
     while !rest.is_empty() && !stop.is_cancelled() {
         let take = piece_len(rest, config.follow && !once);
         if take == 0 {
@@ -186,6 +188,15 @@ async fn read_file<S: Store>(
         rest = &rest[take..];
     }
     Ok(())
+}
+
+async fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 /// How much of `rest` to commit next. Newline-delimited input is cut at a line end near
