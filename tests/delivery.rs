@@ -299,6 +299,61 @@ fn starttls_and_auth_with_the_password_from_the_environment() {
 }
 
 #[test]
+fn implicit_tls_trusts_the_configured_authority_and_nothing_else() {
+    let dir = Scratch::new("implicit-tls");
+    let smtp = SmtpServer::start(
+        dir.path(),
+        SmtpOptions {
+            tls: true,
+            implicit_tls: true,
+            auth: Some(("herald".into(), "pw".into())),
+            ..SmtpOptions::default()
+        },
+    );
+    let trusted = format!(
+        "tls = \"tls\"\nca_file = \"{}\"\nusername = \"herald\"\npassword = {{ env = \"HERALD_TEST_SMTP_PASSWORD\" }}",
+        smtp.ca_file().display()
+    );
+    let config = setup(
+        dir.path(),
+        &smtp,
+        &trusted,
+        "max_age = \"1s\"",
+        &["envelope-reset-password.json"],
+    );
+    let run = |config: &Path| {
+        let out = herald_with_env(
+            &["run", "--once", "--config", config.to_str().unwrap()],
+            &[("HERALD_TEST_SMTP_PASSWORD", "pw")],
+            LIMIT,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    };
+    run(&config);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("Subject:"), "{}", messages[0]);
+
+    // The same server without its authority configured: the certificate is refused, nothing is
+    // sent in the clear, and the failure says why.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let untrusted = setup(
+        &other,
+        &smtp,
+        "tls = \"tls\"\nusername = \"herald\"\npassword = { env = \"HERALD_TEST_SMTP_PASSWORD\" }",
+        "max_age = \"1s\"",
+        &["envelope-reset-password.json"],
+    );
+    run(&untrusted);
+    assert_eq!(smtp.messages().len(), 1, "nothing more arrived");
+    let rows = outbox(&untrusted);
+    assert_eq!(rows[0]["state"], "failed");
+    let error = rows[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("certificate"), "{error}");
+}
+
+#[test]
 fn a_restart_resumes_where_it_stopped_and_redelivery_sends_once() {
     let dir = Scratch::new("resume");
     let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());

@@ -259,6 +259,21 @@ fn http_ingest_answers_after_commit_and_refuses_what_it_must() {
             .contains("herald_notifications_sent_total{rule=\"password-reset\",channel=\"email\"}"),
         "{metrics}"
     );
+    // Source lag: the newest record committed was the gzip body's, of 2026-10-14T21:33:33.755Z.
+    let gauge = |name: &str| -> f64 {
+        let prefix = format!("{name}{{source=\"ingest\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        gauge("herald_source_newest_record_timestamp_seconds"),
+        1_792_013_613.755
+    );
+    assert!(gauge("herald_source_lag_seconds") > 3_600.0, "{metrics}");
     assert!(
         !metrics.contains("t0ken") && !metrics.contains("adele"),
         "no secrets or addresses in metrics"

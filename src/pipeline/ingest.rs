@@ -97,6 +97,9 @@ impl<S: Store> Ingest<S> {
         };
         intake.committed = self.store.commit(batch).await?;
         count(piece.source, &intake);
+        if let Some(newest) = out.newest {
+            lag(piece.source, newest);
+        }
         self.records.fetch_add(intake.records, Ordering::Relaxed);
         Ok((intake, dead))
     }
@@ -141,6 +144,16 @@ fn count(source: &str, intake: &Intake) {
     for ((rule, channel), n) in &committed.queued_by {
         metrics::counter!("herald_notifications_queued_total", "rule" => rule.clone(), "channel" => channel.clone()).increment(*n);
     }
+}
+
+/// How far behind the identity provider a source is, as of its last commit: the newest record's
+/// own time, and how long before the commit that was. A replay of old logs shows as lag too.
+fn lag(source: &str, newest_ms: i64) {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    metrics::gauge!("herald_source_newest_record_timestamp_seconds", "source" => source.to_owned())
+        .set(newest_ms as f64 / 1000.0);
+    metrics::gauge!("herald_source_lag_seconds", "source" => source.to_owned())
+        .set((now_ms - newest_ms).max(0) as f64 / 1000.0);
 }
 
 /// The store's view of an outcome. A notification that failed to render is kept as a dead

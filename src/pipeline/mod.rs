@@ -29,6 +29,8 @@ pub struct Pipeline {
 pub struct Outcome {
     /// Usable audit records.
     pub records: u64,
+    /// The time of the newest usable record, in Unix milliseconds.
+    pub newest: Option<i64>,
     /// Records at least one rule selected.
     pub selected: u64,
     /// Records of other log categories, per category.
@@ -107,6 +109,7 @@ impl Pipeline {
         scan(input, bytes, |item| match item {
             Item::Record(view) => {
                 out.records += 1;
+                out.newest = out.newest.max(Some(view.time().as_millisecond()));
                 if !rules.wants(view.activity(), view.operation_name()) {
                     return;
                 }

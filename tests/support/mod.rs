@@ -77,6 +77,8 @@ fn python() -> String {
 pub struct SmtpOptions {
     /// Require STARTTLS with a certificate made for the test.
     pub tls: bool,
+    /// With `tls`: TLS from the first byte (SMTPS) instead of STARTTLS.
+    pub implicit_tls: bool,
     /// Require AUTH with this user and password.
     pub auth: Option<(String, String)>,
     /// Wait this long before answering each message (a slow relay).
@@ -108,6 +110,11 @@ impl SmtpServer {
         server
     }
 
+    /// The server's process id (0 while stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     /// The CA certificate that signed the server's certificate.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.pem")
@@ -125,6 +132,9 @@ impl SmtpServer {
         if self.options.tls {
             cmd.arg("--tls-cert").arg(self.dir.join("server.pem"));
             cmd.arg("--tls-key").arg(self.dir.join("server.key"));
+            if self.options.implicit_tls {
+                cmd.arg("--implicit-tls");
+            }
         }
         if self.options.delay_ms > 0 {
             cmd.args(["--delay-ms", &self.options.delay_ms.to_string()]);

@@ -78,6 +78,7 @@ def main():
     p.add_argument("--script", required=True)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (SMTPS), not STARTTLS")
     p.add_argument("--auth", help="USER:PASSWORD required before MAIL")
     p.add_argument("--delay-ms", type=int, default=0, help="wait this long before answering DATA")
     args = p.parse_args()
@@ -87,8 +88,11 @@ def main():
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-        kwargs["tls_context"] = context
-        kwargs["require_starttls"] = True
+        if args.implicit_tls:
+            kwargs["ssl_context"] = context
+        else:
+            kwargs["tls_context"] = context
+            kwargs["require_starttls"] = True
     if args.auth:
         user, password = args.auth.split(":", 1)
 
@@ -98,7 +102,7 @@ def main():
 
         kwargs["authenticator"] = authenticator
         kwargs["auth_required"] = True
-        kwargs["auth_require_tls"] = bool(args.tls_cert)
+        kwargs["auth_require_tls"] = bool(args.tls_cert) and not args.implicit_tls
 
     controller = Controller(Handler(args.maildir, args.script, args.delay_ms / 1000.0), hostname="127.0.0.1", port=args.port, **kwargs)
     controller.start()

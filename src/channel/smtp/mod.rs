@@ -1,19 +1,22 @@
-//! `kind = "smtp"`: mail through a relay with lettre (tokio, rustls), pooled connections.
+//! `kind = "smtp"`: mail through a relay with lettre (tokio, rustls) over pooled connections
+//! ([`pool`]).
 //!
 //! Replies are classified as SMTP means them: 4xx, dropped connections and timeouts are
 //! transient; 5xx is permanent. The message goes out byte for byte as rendered, so its
 //! `Message-ID` (derived from the notification key) lets receivers drop a resend.
+
+mod pool;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::message::Mailbox;
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use serde::Deserialize;
+
+use pool::{Pool, Security};
 
 use super::{Channel, Outgoing, SendError, SendFuture};
 use crate::config::{SecretSource, duration};
@@ -44,7 +47,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<SecretSource>,
     #[serde(default = "default_pool_size")]
-    pub pool_size: u32,
+    /// Connections open to the relay at once, reused between messages.
+    pub pool_size: usize,
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     /// Messages in flight at once.
@@ -56,8 +60,8 @@ fn default_host() -> String {
     "localhost".to_owned()
 }
 
-fn default_pool_size() -> u32 {
-    4
+fn default_pool_size() -> usize {
+    8
 }
 
 fn default_timeout() -> Duration {
@@ -69,7 +73,7 @@ fn default_concurrency() -> usize {
 }
 
 pub(super) struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Pool,
     sender: lettre::Address,
 }
 
@@ -81,45 +85,51 @@ impl Smtp {
             TlsMode::Tls => 465,
             TlsMode::None => 25,
         });
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-                .port(port)
-                .timeout(Some(config.timeout))
-                .pool_config(PoolConfig::new().max_size(config.pool_size.max(1)));
-        if config.tls != TlsMode::None {
-            let mut params = TlsParameters::builder(config.host.clone());
-            if let Some(ca) = &config.ca_file {
-                let path = base.join(ca);
-                let pem = std::fs::read(&path)
-                    .map_err(|e| format!("ca_file: cannot read {}: {e}", path.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                params = params.add_root_certificate(cert);
+        let security = match config.tls {
+            TlsMode::None => Security::None,
+            mode => {
+                let mut params = TlsParameters::builder(config.host.clone());
+                if let Some(ca) = &config.ca_file {
+                    let path = base.join(ca);
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| format!("ca_file: cannot read {}: {e}", path.display()))?;
+                    let cert = Certificate::from_pem(&pem)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params.build_rustls().map_err(|e| format!("TLS: {e}"))?;
+                if mode == TlsMode::Tls {
+                    Security::Implicit(params)
+                } else {
+                    Security::Starttls(params)
+                }
             }
-            let params = params.build_rustls().map_err(|e| format!("TLS: {e}"))?;
-            builder = builder.tls(match config.tls {
-                TlsMode::Tls => Tls::Wrapper(params),
-                _ => Tls::Required(params),
-            });
-        }
-        match (&config.username, &config.password) {
+        };
+        let credentials = match (&config.username, &config.password) {
             (Some(user), Some(password)) => {
                 let password = password
                     .resolve(base)
                     .map_err(|e| format!("password: {e}"))?;
-                builder = builder
-                    .credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+                Some(Credentials::new(user.clone(), password.expose().to_owned()))
             }
-            (None, None) => {}
+            (None, None) => None,
             _ => return Err("username and password go together".to_owned()),
-        }
+        };
         Ok(Smtp {
-            transport: builder.build(),
+            pool: Pool::new(
+                config.host.clone(),
+                port,
+                security,
+                credentials,
+                config.pool_size,
+                config.timeout,
+            ),
             sender: sender.email,
         })
     }
 }
 
+/// Replies as SMTP means them: 5xx permanent; 4xx, the network and TLS transient.
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
     if e.is_permanent() {
@@ -137,11 +147,7 @@ impl Channel for Smtp {
             })?;
             let envelope = Envelope::new(Some(self.sender.clone()), vec![to])
                 .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
-            self.transport
-                .send_raw(&envelope, message.message)
-                .await
-                .map(|_| ())
-                .map_err(classify)
+            self.pool.send(&envelope, message.message).await
         })
     }
 }
