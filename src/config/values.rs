@@ -6,13 +6,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// Where a secret comes from: written inline, an environment variable, or a file.
-#[derive(Debug, Clone, Deserialize)]
+/// Where a secret comes from: written inline, an environment variable, or a file. `Debug`
+/// shows where, never an inline value.
+#[derive(Clone, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum SecretSource {
     Env { env: String },
     File { file: PathBuf },
     Inline(String),
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env { env } => write!(f, "{{ env = {env:?} }}"),
+            SecretSource::File { file } => write!(f, "{{ file = {:?} }}", file.display()),
+            SecretSource::Inline(_) => f.write_str("***"),
+        }
+    }
 }
 
 /// A resolved secret. Its `Debug` and `Display` print `***`, so it never reaches a log, an

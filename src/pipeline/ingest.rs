@@ -80,15 +80,29 @@ impl<S: Store> Ingest<S> {
         &self,
         piece: Piece<'_>,
     ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
+        self.commit_all(std::slice::from_ref(&piece)).await
+    }
+
+    /// Several pieces of one source in one transaction, with the last piece's checkpoint
+    /// (a Kafka partition's messages, each its own input for dead letters).
+    pub async fn commit_all(
+        &self,
+        pieces: &[Piece<'_>],
+    ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
+        let Some(last) = pieces.last() else {
+            return Ok((Intake::default(), Vec::new()));
+        };
         let mut out = Outcome::default();
-        self.pipeline
-            .process_at(piece.input, piece.bytes, piece.first_line, &mut out);
+        for piece in pieces {
+            self.pipeline
+                .process_at(piece.input, piece.bytes, piece.first_line, &mut out);
+        }
         let dead = out
             .dead_letters
             .iter()
             .map(|d| (d.position.to_string(), d.reason.clone()))
             .collect();
-        let batch = to_batch(piece.source, piece.checkpoint, &mut out);
+        let batch = to_batch(last.source, last.checkpoint.clone(), &mut out);
         let mut intake = Intake {
             records: out.records,
             skipped: out.skipped.values().sum(),
@@ -96,9 +110,9 @@ impl<S: Store> Ingest<S> {
             committed: Committed::default(),
         };
         intake.committed = self.store.commit(batch).await?;
-        count(piece.source, &intake);
+        count(last.source, &intake);
         if let Some(newest) = out.newest {
-            lag(piece.source, newest);
+            lag(last.source, newest);
         }
         self.records.fetch_add(intake.records, Ordering::Relaxed);
         Ok((intake, dead))

@@ -13,6 +13,7 @@ use super::{Ingest, Pipeline};
 use crate::channel;
 use crate::config::Config;
 use crate::dispatch::{Delivered, Dispatcher, Lane};
+use crate::source::kafka::KafkaSource;
 use crate::source::{SourceConfig, file, http};
 use crate::store::{RunLock, SqliteStore, Store};
 use crate::web::{self, Readiness};
@@ -76,6 +77,16 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let readiness = Arc::new(Readiness::default());
+    let mut kafka = BTreeMap::new();
+    for source in &sources {
+        if let SourceConfig::Kafka(c) = source {
+            let consumer = KafkaSource::new(c, &base, readiness.clone()).map_err(|e| {
+                anyhow::anyhow!("{}: source {}: {e}", config.path.display(), c.name)
+            })?;
+            kafka.insert(c.name.clone(), consumer);
+        }
+    }
     let mut tokens = Vec::new();
     for source in &sources {
         if let SourceConfig::Http(c) = source {
@@ -96,7 +107,6 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
     };
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
 
-    let readiness = Arc::new(Readiness::default());
     let web = admin_listener.map(|l| {
         tokio::spawn(web::serve(
             l,
@@ -122,14 +132,19 @@ pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow:
                 .iter()
                 .find(|(n, _)| *n == c.name)
                 .and_then(|(_, t)| t.clone()),
-            SourceConfig::File(_) => None,
+            SourceConfig::File(_) | SourceConfig::Kafka(_) => None,
         };
+        let consumer = kafka.remove(source.name());
         let (ingest, stop, base) = (ingest.clone(), stop.clone(), base.clone());
         intake.spawn(async move {
             let name = source.name().to_owned();
             let result = match source {
                 SourceConfig::File(c) => file::run(c, base, ingest, stop, once).await,
                 SourceConfig::Http(c) => http::run(c, token, ingest, stop).await,
+                SourceConfig::Kafka(_) => match consumer {
+                    Some(consumer) => consumer.run(ingest, stop, once).await,
+                    None => Ok(()),
+                },
             };
             (name, result)
         });

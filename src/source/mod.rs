@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod http;
+pub mod kafka;
 
 use serde::Deserialize;
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 pub enum SourceConfig {
     File(file::FileSourceConfig),
     Http(http::HttpSourceConfig),
+    Kafka(Box<kafka::KafkaSourceConfig>),
 }
 
 impl SourceConfig {
@@ -21,6 +23,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => &c.name,
             SourceConfig::Http(c) => &c.name,
+            SourceConfig::Kafka(c) => &c.name,
         }
     }
 }

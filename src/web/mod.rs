@@ -2,10 +2,10 @@
 //! every source is up) and Prometheus `/metrics`. It shows counts and states, never a message
 //! body, an address list or a secret.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -42,6 +42,29 @@ impl Default for AdminConfig {
 pub struct Readiness {
     /// Every source has started (listeners bound, files opened).
     pub sources_started: AtomicBool,
+    /// Sources that cannot take input now, with why (a broker unreachable, no partition).
+    not_ready: Mutex<BTreeMap<String, String>>,
+}
+
+impl Readiness {
+    /// Marks a source not ready, saying why, or ready again with `None`.
+    pub fn source(&self, name: &str, why: Option<String>) {
+        let mut not_ready = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
+        match why {
+            Some(why) => not_ready.insert(name.to_owned(), why),
+            None => not_ready.remove(name),
+        };
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        let not_ready = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
+        (!not_ready.is_empty()).then(|| {
+            not_ready
+                .iter()
+                .map(|(name, why)| format!("source {name}: {why}\n"))
+                .collect()
+        })
+    }
 }
 
 struct Shared<S: Store> {
@@ -77,13 +100,19 @@ pub async fn serve<S: Store>(
         .await
 }
 
-async fn ready<S: Store>(State(shared): State<Arc<Shared<S>>>) -> (StatusCode, &'static str) {
+async fn ready<S: Store>(State(shared): State<Arc<Shared<S>>>) -> (StatusCode, String) {
     if !shared.readiness.sources_started.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_owned());
+    }
+    if let Some(why) = shared.readiness.not_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, why);
     }
     match shared.store.counts().await {
-        Ok(_) => (StatusCode::OK, "ready\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n"),
+        Ok(_) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unreachable\n".to_owned(),
+        ),
     }
 }
 

@@ -1,0 +1,154 @@
+//! A real Kafka-compatible broker for the tests: `tansu`, with its SQLite engine, run from its own
+//! empty directory on a free port (scripts/test installs it), and a producer to fill topics.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// The tansu binary: `HERALD_TEST_TANSU`, else on PATH, else cargo's bin directory.
+fn tansu() -> PathBuf {
+    if let Some(path) = std::env::var_os("HERALD_TEST_TANSU") {
+        return path.into();
+    }
+    let on_path = Command::new("tansu")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if on_path {
+        return "tansu".into();
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let installed = home.join("bin/tansu");
+    assert!(
+        installed.exists(),
+        "no tansu broker: run scripts/test, which installs it (cargo install tansu --locked --features dynostore,libsql)"
+    );
+    installed
+}
+
+pub struct Broker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts a broker whose data lives in `dir/tansu`.
+    pub fn start(dir: &Path) -> Broker {
+        let dir = dir.join("tansu");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut broker = Broker {
+            port: super::free_port(),
+            dir,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port and data (after [`Broker::stop`]).
+    pub fn restart(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .unwrap();
+        let child = Command::new(tansu())
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .env_remove("STORAGE_ENGINE")
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not start; see {}",
+                self.dir.join("broker.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(tansu())
+            .current_dir(&self.dir)
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "tansu topic create {name}");
+    }
+
+    /// Produces each `(partition, payload)` and waits until the broker has them all.
+    pub fn produce(&self, topic: &str, messages: &[(i32, Vec<u8>)]) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .set("message.max.bytes", "2000000")
+            .create()
+            .unwrap();
+        for (partition, payload) in messages {
+            let mut record = BaseRecord::<(), [u8]>::to(topic)
+                .partition(*partition)
+                .payload(payload.as_slice());
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        producer.poll(Duration::from_millis(50));
+                        record = back;
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
