@@ -55,6 +55,11 @@ impl Broker {
         broker
     }
 
+    /// The broker's process id (0 while stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
