@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture};
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, email_to, fixture};
 
 const RECORDS: usize = 5_000;
 const EVERY: usize = 8; // one record in EVERY is a password reset for its own user
@@ -86,22 +86,11 @@ path = "in"
 [delivery]
 initial_backoff = "100ms"
 max_backoff = "500ms"
-
-[channel.email]
-kind = "smtp"
-from = "Contoso Security <security@contoso.com>"
-host = "127.0.0.1"
-port = {}
-tls = "none"
-concurrency = {CONCURRENCY}
-pool_size = {CONCURRENCY}
-
-[[rule]]
-name = "password-reset"
-activities = ["Reset user password"]
-recipients = ["target"]
-"#,
-            smtp.port
+{}"#,
+            email_to(
+                &smtp,
+                &format!("concurrency = {CONCURRENCY}\npool_size = {CONCURRENCY}")
+            )
         ),
     )
     .unwrap();
@@ -140,19 +129,8 @@ recipients = ["target"]
     let status = run().wait().unwrap();
     assert!(status.success());
 
-    let mut by_recipient: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_message_id: BTreeMap<String, usize> = BTreeMap::new();
-    for message in smtp.messages() {
-        let header = |name: &str| {
-            message
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default()
-        };
-        *by_recipient.entry(header("X-Envelope-To:")).or_default() += 1;
-        *by_message_id.entry(header("Message-ID:")).or_default() += 1;
-    }
+    let by_recipient = smtp.count_by("X-Envelope-To:");
+    let by_message_id = smtp.count_by("Message-ID:");
     let received: BTreeSet<String> = by_recipient.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&received).collect();
     let unexpected: Vec<_> = received.difference(&expected).collect();

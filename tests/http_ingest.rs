@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture, free_port, request};
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, email_to, fixture, free_port, request};
 
 struct Service {
     child: Child,
@@ -41,20 +41,8 @@ name = "ingest"
 listen = "127.0.0.1:{ingest}"
 token = {{ env = "HERALD_TEST_INGEST_TOKEN" }}
 max_body = 65536
-
-[channel.email]
-kind = "smtp"
-from = "Contoso Security <security@contoso.com>"
-host = "127.0.0.1"
-port = {}
-tls = "none"
-
-[[rule]]
-name = "password-reset"
-activities = ["Reset user password"]
-recipients = ["target"]
-"#,
-            smtp.port
+{}"#,
+            email_to(smtp, "")
         ),
     )
     .unwrap();

@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::kafka::Broker;
-use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture, free_port, request};
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, email_to, fixture, free_port, request};
 
 const TOPIC: &str = "insights-logs-auditlogs";
 
@@ -82,21 +82,9 @@ options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "re
 [delivery]
 initial_backoff = "100ms"
 max_backoff = "500ms"
-
-[channel.email]
-kind = "smtp"
-from = "Contoso Security <security@contoso.com>"
-host = "127.0.0.1"
-port = {smtp}
-tls = "none"
-
-[[rule]]
-name = "password-reset"
-activities = ["Reset user password"]
-recipients = ["target"]
-"#,
+{email}"#,
                 brokers = broker.address(),
-                smtp = smtp.port,
+                email = email_to(smtp, ""),
             ),
         )
         .unwrap();
@@ -178,20 +166,6 @@ fn spawn(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-/// Messages received per recipient.
-fn received(smtp: &SmtpServer) -> BTreeMap<String, usize> {
-    let mut by_recipient = BTreeMap::new();
-    for message in smtp.messages() {
-        let to = message
-            .lines()
-            .find_map(|l| l.strip_prefix("X-Envelope-To:"))
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default();
-        *by_recipient.entry(to).or_insert(0) += 1;
-    }
-    by_recipient
-}
-
 fn wait_for(smtp: &SmtpServer, n: usize, logs: &dyn Fn() -> String) {
     let started = Instant::now();
     loop {
@@ -210,7 +184,7 @@ fn wait_for(smtp: &SmtpServer, n: usize, logs: &dyn Fn() -> String) {
 
 /// Every expected recipient exactly `once`, nobody else; returns the number of duplicates.
 fn check(smtp: &SmtpServer, expected: &BTreeSet<String>) -> usize {
-    let got = received(smtp);
+    let got = smtp.count_by("X-Envelope-To:");
     let names: BTreeSet<String> = got.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&names).collect();
     let unexpected: Vec<_> = names.difference(expected).collect();

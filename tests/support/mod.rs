@@ -171,6 +171,20 @@ impl SmtpServer {
         std::fs::write(self.dir.join("script"), text).unwrap();
     }
 
+    /// Accepted messages counted by the value of one header (e.g. `X-Envelope-To:`).
+    pub fn count_by(&self, header: &str) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for message in self.messages() {
+            let value = message
+                .lines()
+                .find_map(|l| l.strip_prefix(header))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default();
+            *counts.entry(value).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Every accepted message, in arrival order.
     pub fn messages(&self) -> Vec<String> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.join("mail"))
@@ -361,4 +375,26 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
         .unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// `[channel.email]` sending to this server without TLS, with `extra` lines, and the rule the
+/// long-running tests use: a password reset tells its target.
+pub fn email_to(smtp: &SmtpServer, extra: &str) -> String {
+    format!(
+        r#"
+[channel.email]
+kind = "smtp"
+from = "Contoso Security <security@contoso.com>"
+host = "127.0.0.1"
+port = {}
+tls = "none"
+{extra}
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+"#,
+        smtp.port
+    )
 }

@@ -107,6 +107,8 @@ pub struct KafkaSource {
     consumer: Arc<StreamConsumer<Context>>,
     batch_size: usize,
     linger: Duration,
+    messages: metrics::Counter,
+    bytes: metrics::Counter,
 }
 
 /// One message, owned, as gathered.
@@ -140,6 +142,8 @@ impl KafkaSource {
             consumer: Arc::new(consumer),
             batch_size: config.batch_size.max(1),
             linger: config.linger,
+            messages: metrics::counter!("herald_kafka_messages_total", "source" => config.name.clone()),
+            bytes: metrics::counter!("herald_kafka_bytes_total", "source" => config.name.clone()),
         })
     }
 
@@ -178,10 +182,8 @@ impl KafkaSource {
             match received {
                 Some(Ok((key, taken))) => {
                     self.consumer.context().heard_from_broker();
-                    metrics::counter!("herald_kafka_messages_total", "source" => self.name.clone())
-                        .increment(1);
-                    metrics::counter!("herald_kafka_bytes_total", "source" => self.name.clone())
-                        .increment(taken.payload.len() as u64);
+                    self.messages.increment(1);
+                    self.bytes.increment(taken.payload.len() as u64);
                     at_end.remove(&key.1);
                     gathered.entry(key).or_default().push(taken);
                     count += 1;
