@@ -62,6 +62,15 @@ enum Command {
         once: bool,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Do not migrate the store at start; fail unless `herald migrate` has been run.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Create or upgrade the store's schema, then exit (for deployments that forbid
+    /// migrating at start: run this once per upgrade, and `herald run --no-migrate`).
+    Migrate {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
     },
     /// Inspect or retry queued notifications.
     Outbox {
@@ -172,10 +181,16 @@ fn main() -> ExitCode {
             config,
             once,
             log_format,
+            no_migrate,
         } => {
             init_logging(log_format);
-            block_on(service::run(&config, once))
+            let schema = match no_migrate {
+                true => herald::store::Schema::Check,
+                false => herald::store::Schema::Migrate,
+            };
+            block_on(service::run(&config, once, schema))
         }
+        Command::Migrate { config } => block_on(service::migrate(&config)),
         Command::Outbox { command } => block_on(service::outbox(command)),
         Command::DeadLetters { command } => block_on(service::dead_letters(command)),
     };

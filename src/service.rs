@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use herald::config::Config;
 use herald::pipeline::{self, Ingest, Pipeline};
-use herald::store::{State, Store, now_millis};
+use herald::store::{Schema, State, Store, now_millis};
 
 use super::{DeadLetterCommand, Format, OutboxCommand, StateArg};
 
@@ -17,12 +17,12 @@ fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-pub async fn run(path: &Path, once: bool) -> Result<ExitCode> {
+pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
     let config = load(path)?;
     let stop = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let started = std::time::Instant::now();
-    let delivered = pipeline::run(config, once, stop).await;
+    let delivered = pipeline::run(config, once, schema, stop).await;
     signals.abort();
     let delivered = delivered?;
     tracing::info!(
@@ -34,7 +34,7 @@ pub async fn run(path: &Path, once: bool) -> Result<ExitCode> {
     );
     if once {
         let config = load(path)?;
-        let store = pipeline::open_store(&config).await?;
+        let store = pipeline::open_store(&config, Schema::Check).await?;
         let counts = store.counts().await?;
         eprintln!(
             "herald: outbox: {} sent, {} failed, {} pending (this run: {} sent, {} retries, {} failed)",
@@ -54,6 +54,18 @@ pub async fn run(path: &Path, once: bool) -> Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald migrate`: brings the store's schema up to this version (for deployments that run
+/// `herald run --no-migrate`).
+pub async fn migrate(path: &Path) -> Result<ExitCode> {
+    let config = load(path)?;
+    let store = pipeline::open_store(&config, Schema::Migrate).await?;
+    eprintln!(
+        "herald: the {} store is migrated to this version",
+        store.engine().name()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -83,7 +95,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
             limit,
             format,
         } => {
-            let store = pipeline::open_store(&load(&config)?).await?;
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             let state = state.map(|s| match s {
                 StateArg::Pending => State::Pending,
                 StateArg::Sent => State::Sent,
@@ -114,7 +126,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
             key,
             failed,
         } => {
-            let store = pipeline::open_store(&load(&config)?).await?;
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             let n = store
                 .retry(if failed { None } else { key.as_deref() }, now_millis())
                 .await?;
@@ -133,7 +145,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
 pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
     match command {
         DeadLetterCommand::List { config, limit } => {
-            let store = pipeline::open_store(&load(&config)?).await?;
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             for d in store.dead_letters(limit).await? {
                 println!(
                     "{}  {}  {}  {}: {}: {}",
@@ -148,7 +160,7 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DeadLetterCommand::Show { config, id } => {
-            let store = pipeline::open_store(&load(&config)?).await?;
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             let Some(d) = store.dead_letter(id).await? else {
                 bail!("no dead letter {id}");
             };
@@ -166,7 +178,7 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
         }
         DeadLetterCommand::Replay { config, id, all } => {
             let config = load(&config)?;
-            let store = pipeline::open_store(&config).await?;
+            let store = pipeline::open_store(&config, Schema::Check).await?;
             let ingest = Ingest::new(
                 Arc::new(Pipeline::new(config).map_err(|e| anyhow::anyhow!("{e}"))?),
                 store.clone(),

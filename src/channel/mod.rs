@@ -54,6 +54,11 @@ pub struct Outgoing<'a> {
     pub recipient: &'a str,
     /// The full RFC 5322 message.
     pub message: &'a [u8],
+    /// The last moment the message may begin to be handed over: past it, the claim's lease
+    /// may be taken over by another instance, so the channel returns [`SendError::NotBegun`]
+    /// instead. Checked as late as possible (after connecting), so a process frozen meanwhile
+    /// does not send what another instance has already sent.
+    pub begin_by: std::time::Instant,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -64,6 +69,9 @@ pub enum SendError {
     /// Retrying will not help: SMTP 5xx, a refused recipient, HTTP 4xx.
     #[error("{0}")]
     Permanent(String),
+    /// Nothing was handed over: the claim's time to begin ran out (see [`Outgoing::begin_by`]).
+    #[error("{0}")]
+    NotBegun(String),
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;

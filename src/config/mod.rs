@@ -47,19 +47,24 @@ struct ConfigFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` (relative to the configuration file).
+    /// `sqlite://PATH` (relative to the configuration file), or `postgres://…` for several
+    /// instances. A secret source, since a PostgreSQL URL may carry a password.
     #[serde(default = "default_store_url")]
-    pub url: String,
+    pub url: SecretSource,
+    /// Connections in the pool (SQLite 4, PostgreSQL 8 by default).
+    #[serde(default)]
+    pub pool_size: Option<u32>,
 }
 
-fn default_store_url() -> String {
-    "sqlite://herald.db".to_owned()
+fn default_store_url() -> SecretSource {
+    SecretSource::Inline("sqlite://herald.db".to_owned())
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: default_store_url(),
+            pool_size: None,
         }
     }
 }
@@ -207,11 +212,20 @@ impl Config {
             channels.insert(name, channel);
         }
 
-        if !(file.store.url.starts_with("sqlite:")) {
+        if let SecretSource::Inline(url) = &file.store.url
+            && let Err(e) = crate::store::Engine::of(url, Path::new("."))
+        {
             return Err(located(
                 key_line(text, "store", "url"),
                 Some("store.url".into()),
-                format!("{:?}: only sqlite://PATH is supported", file.store.url),
+                e,
+            ));
+        }
+        if file.store.pool_size == Some(0) {
+            return Err(located(
+                key_line(text, "store", "pool_size"),
+                Some("store.pool_size".into()),
+                "must be at least 1".to_owned(),
             ));
         }
 

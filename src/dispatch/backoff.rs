@@ -19,6 +19,15 @@ pub struct DeliveryConfig {
     /// After this long since it was queued, a notification that still fails is `failed`.
     #[serde(default = "default_max_age", deserialize_with = "duration")]
     pub max_age: Duration,
+    /// How long a claim holds a notification. A send begins only in the first half of it; a
+    /// crashed or frozen instance's claims are taken over once it has passed. Keep it well
+    /// above the channels' `timeout` (which bounds connecting, and each message exchange).
+    #[serde(default = "default_lease", deserialize_with = "duration")]
+    pub lease: Duration,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(5 * 60)
 }
 
 fn default_initial() -> Duration {
@@ -39,6 +48,7 @@ impl Default for DeliveryConfig {
             initial_backoff: default_initial(),
             max_backoff: default_max(),
             max_age: default_max_age(),
+            lease: default_lease(),
         }
     }
 }

@@ -4,6 +4,12 @@
 //! store with a lease; each send runs in its own task under its channel's concurrency limit (a
 //! slow send holds one slot, not the loop); a recorder batches the outcomes into one store
 //! transaction. The dispatcher never decodes events or renders messages.
+//!
+//! Several instances may share one outbox (PostgreSQL). A claim is a lease with a token: a send
+//! begins only in the first half of the lease (checked as late as the channel can), so a
+//! process frozen or slowed past it never sends a row another instance has taken over; and an
+//! outcome is recorded only under the token it was claimed with. While the store cannot be
+//! reached, claiming pauses and outcomes wait in memory to be recorded.
 
 mod backoff;
 
@@ -20,10 +26,13 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::{Channel, Outgoing, SendError};
 use crate::store::{Claimed, Done, Finish, Store, StoreError, now_millis};
 
-/// How long a claim holds a row; a crashed instance's rows are claimable again after it.
-const LEASE: Duration = Duration::from_secs(300);
 /// How often to look for due rows when there were none.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// The longest wait between attempts to reach a store that fails.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// After a stop, how long outcomes keep waiting for a store that fails before they are given
+/// up (their rows are then sent again once their lease has passed).
+const RECORD_AFTER_STOP: Duration = Duration::from_secs(10);
 
 /// A channel with its concurrency limit.
 pub struct Lane {
@@ -37,6 +46,8 @@ pub struct Delivered {
     pub sent: u64,
     pub retried: u64,
     pub failed: u64,
+    /// Claims given back unsent because their time to begin ran out.
+    pub released: u64,
 }
 
 pub struct Dispatcher<S: Store> {
@@ -64,7 +75,9 @@ impl<S: Store> Dispatcher<S> {
             .max(1);
         let in_flight = Arc::new(Semaphore::new(capacity));
         let (done_tx, done_rx) = mpsc::channel::<Done>(capacity * 4);
-        let recorder = tokio::spawn(record(self.store.clone(), done_rx));
+        let recorder = tokio::spawn(record(self.store.clone(), done_rx, stop.clone()));
+        let lease = self.delivery.lease;
+        let mut store_wait = IDLE_POLL;
         let mut sends = JoinSet::new();
         let mut delivered = Delivered::default();
 
@@ -85,10 +98,26 @@ impl<S: Store> Dispatcher<S> {
                     continue;
                 }
                 let now = now_millis();
-                let claimed = self
+                let begin_by = std::time::Instant::now() + lease / 2;
+                let claimed = match self
                     .store
-                    .claim(&self.worker, now, LEASE.as_millis() as i64, free as i64)
-                    .await?;
+                    .claim(&self.worker, now, lease.as_millis() as i64, free as i64)
+                    .await
+                {
+                    Ok(claimed) => {
+                        store_wait = IDLE_POLL;
+                        claimed
+                    }
+                    Err(e) => {
+                        store_failed("claim", &e, store_wait);
+                        tokio::select! {
+                            _ = tokio::time::sleep(store_wait) => {}
+                            _ = stop.cancelled() => return Ok(()),
+                        }
+                        store_wait = (store_wait * 2).min(STORE_RETRY_MAX);
+                        continue;
+                    }
+                };
                 if claimed.is_empty() {
                     if let Some(idle) = &until_idle
                         && idle.is_cancelled()
@@ -119,7 +148,7 @@ impl<S: Store> Dispatcher<S> {
                     let done_tx = done_tx.clone();
                     sends.spawn(async move {
                         let _permit = permit;
-                        let finish = attempt(lane, &row, &delivery).await;
+                        let finish = attempt(lane, &row, &delivery, begin_by).await;
                         let kind = Kind::of(&finish);
                         let _ = done_tx
                             .send(Done {
@@ -152,6 +181,7 @@ enum Kind {
     Sent,
     Retry,
     Failed,
+    Released,
 }
 
 impl Kind {
@@ -160,6 +190,7 @@ impl Kind {
             Finish::Sent => Kind::Sent,
             Finish::Retry { .. } => Kind::Retry,
             Finish::Failed { .. } => Kind::Failed,
+            Finish::Released => Kind::Released,
         }
     }
 }
@@ -169,7 +200,13 @@ fn tally(delivered: &mut Delivered, joined: Result<Kind, tokio::task::JoinError>
         Ok(Kind::Sent) => delivered.sent += 1,
         Ok(Kind::Retry) => delivered.retried += 1,
         Ok(Kind::Failed) | Err(_) => delivered.failed += 1,
+        Ok(Kind::Released) => delivered.released += 1,
     }
+}
+
+fn store_failed(operation: &'static str, error: &StoreError, wait: Duration) {
+    metrics::counter!("herald_store_errors_total", "operation" => operation).increment(1);
+    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "the store failed to {operation}; dispatch waits for it");
 }
 
 /// One attempt at one row, and what to record about it.
@@ -177,6 +214,7 @@ async fn attempt(
     lane: Option<(Arc<dyn Channel>, Arc<Semaphore>)>,
     row: &Claimed,
     delivery: &DeliveryConfig,
+    begin_by: std::time::Instant,
 ) -> Finish {
     let Some((channel, slots)) = lane else {
         return Finish::Failed {
@@ -188,7 +226,14 @@ async fn attempt(
         key: &row.key,
         recipient: &row.recipient,
         message: &row.message,
+        begin_by,
     };
+    if std::time::Instant::now() >= begin_by {
+        return released(
+            row,
+            "waited for a free slot past the first half of its lease",
+        );
+    }
     let started = std::time::Instant::now();
     let result = channel.send(outgoing).await;
     let now = now_millis();
@@ -205,8 +250,10 @@ async fn attempt(
         Err(SendError::Transient(_)) => {
             metrics::counter!("herald_notifications_retried_total", &labels).increment(1)
         }
+        Err(SendError::NotBegun(_)) => {}
     }
     match result {
+        Err(SendError::NotBegun(why)) => released(row, &why),
         Ok(()) => {
             tracing::info!(key = %row.key, channel = %row.channel, elapsed_ms = started.elapsed().as_millis() as u64, "sent");
             Finish::Sent
@@ -236,14 +283,44 @@ async fn attempt(
     }
 }
 
+/// A claim given back unsent, so that any instance may take the row at once.
+fn released(row: &Claimed, why: &str) -> Finish {
+    metrics::counter!("herald_notifications_released_total", "channel" => row.channel.clone())
+        .increment(1);
+    tracing::warn!(key = %row.key, channel = %row.channel, why, "not sent: the claim ran short; released to be claimed again");
+    Finish::Released
+}
+
 /// Records outcomes in batches: whatever has arrived since the last write goes in one
-/// transaction, so one disk sync covers many sends.
-async fn record<S: Store>(store: S, mut rx: mpsc::Receiver<Done>) -> Result<(), StoreError> {
+/// transaction, so one disk sync covers many sends. While the store fails, the same outcomes
+/// are offered again with backoff (later ones wait in the channel); after a stop, for [`RECORD_AFTER_STOP`].
+async fn record<S: Store>(
+    store: S,
+    mut rx: mpsc::Receiver<Done>,
+    stop: CancellationToken,
+) -> Result<(), StoreError> {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 256).await > 0 {
-        store
-            .finish(now_millis(), std::mem::take(&mut batch))
-            .await?;
+        let mut wait = IDLE_POLL;
+        let mut stopped_at = None;
+        loop {
+            match store.finish(now_millis(), batch.clone()).await {
+                Ok(_) => break,
+                Err(e) => {
+                    let since_stop = stop
+                        .is_cancelled()
+                        .then(|| *stopped_at.get_or_insert_with(std::time::Instant::now));
+                    if since_stop.is_some_and(|t| t.elapsed() >= RECORD_AFTER_STOP) {
+                        tracing::error!(error = %e, outcomes = batch.len(), "stopping with outcomes the store did not take; those notifications are sent again once their lease has passed");
+                        return Err(e);
+                    }
+                    store_failed("record outcomes", &e, wait);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(STORE_RETRY_MAX);
+                }
+            }
+        }
+        batch.clear();
     }
     Ok(())
 }

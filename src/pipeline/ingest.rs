@@ -1,8 +1,15 @@
 //! Intake: one source batch through decode → rules → plan, then into the store in one
 //! transaction with the source's new checkpoint. A source acknowledges only after this returns.
+//!
+//! While the store cannot take a batch (the database restarting, a network cut), a patient
+//! commit holds the batch and tries again with backoff: intake pauses, nothing is acknowledged,
+//! nothing is dropped. The HTTP source commits impatiently and answers 503, so its sender retries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Pipeline};
 use crate::store::{Batch, Committed, NewDeadLetter, NewNotification, Store, StoreError};
@@ -83,11 +90,40 @@ impl<S: Store> Ingest<S> {
         self.commit_all(std::slice::from_ref(&piece)).await
     }
 
+    /// As [`Ingest::commit`], but while the store fails, waits and tries again until it
+    /// succeeds or `stop` is cancelled.
+    pub async fn commit_patiently(
+        &self,
+        piece: Piece<'_>,
+        stop: &CancellationToken,
+    ) -> Result<Intake, StoreError> {
+        self.commit_pieces(std::slice::from_ref(&piece), Some(stop))
+            .await
+            .map(|(intake, _)| intake)
+    }
+
     /// Several pieces of one source in one transaction, with the last piece's checkpoint
     /// (a Kafka partition's messages, each its own input for dead letters).
     pub async fn commit_all(
         &self,
         pieces: &[Piece<'_>],
+    ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
+        self.commit_pieces(pieces, None).await
+    }
+
+    /// As [`Ingest::commit_all`], patiently (see [`Ingest::commit_patiently`]).
+    pub async fn commit_all_patiently(
+        &self,
+        pieces: &[Piece<'_>],
+        stop: &CancellationToken,
+    ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
+        self.commit_pieces(pieces, Some(stop)).await
+    }
+
+    async fn commit_pieces(
+        &self,
+        pieces: &[Piece<'_>],
+        patience: Option<&CancellationToken>,
     ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
         let Some(last) = pieces.last() else {
             return Ok((Intake::default(), Vec::new()));
@@ -109,7 +145,10 @@ impl<S: Store> Ingest<S> {
             selected: out.selected,
             committed: Committed::default(),
         };
-        intake.committed = self.store.commit(batch).await?;
+        intake.committed = match patience {
+            None => self.store.commit(&batch).await?,
+            Some(stop) => self.store_patiently(&batch, stop).await?,
+        };
         count(last.source, &intake);
         if let Some(newest) = out.newest {
             lag(last.source, newest);
@@ -136,11 +175,38 @@ impl<S: Store> Ingest<S> {
             selected: out.selected,
             committed: Committed::default(),
         };
-        let committed = self.store.replace_dead_letter(id, batch).await?;
+        let committed = self.store.replace_dead_letter(id, &batch).await?;
         Ok(Intake {
             committed,
             ..intake
         })
+    }
+}
+
+impl<S: Store> Ingest<S> {
+    /// Commits `batch`, retrying with backoff (250 ms doubling to 5 s) while the store fails.
+    async fn store_patiently(
+        &self,
+        batch: &Batch,
+        stop: &CancellationToken,
+    ) -> Result<Committed, StoreError> {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.store.commit(batch).await {
+                Ok(committed) => return Ok(committed),
+                Err(e) => {
+                    metrics::counter!("herald_store_errors_total", "operation" => "commit")
+                        .increment(1);
+                    tracing::warn!(source = %batch.source, error = %e, retry_in_ms = wait.as_millis() as u64,
+                        "the store did not take a batch; intake paused, nothing acknowledged");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.cancelled() => return Err(e),
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
     }
 }
 

@@ -15,41 +15,55 @@ use crate::config::Config;
 use crate::dispatch::{Delivered, Dispatcher, Lane};
 use crate::source::kafka::KafkaSource;
 use crate::source::{SourceConfig, file, http};
-use crate::store::{RunLock, SqliteStore, Store};
+use crate::store::{Engine, RunLock, Schema, SqlStore, Store};
 use crate::web::{self, Readiness};
 
-/// Opens the store a configuration names.
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    let path = SqliteStore::path_from_url(&config.store.url, config.dir()).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: store.url {:?} names no file",
-            config.path.display(),
-            config.store.url
-        )
-    })?;
-    Ok(SqliteStore::open(&path).await?)
+/// The store URL a configuration names, resolved (it may come from the environment or a file).
+fn store_url(config: &Config) -> anyhow::Result<(String, Engine)> {
+    let url = config
+        .store
+        .url
+        .resolve(config.dir())
+        .map_err(|e| anyhow::anyhow!("{}: store.url: {e}", config.path.display()))?;
+    let url = url.expose().to_owned();
+    let engine = Engine::of(&url, config.dir())
+        .map_err(|e| anyhow::anyhow!("{}: store.url: {e}", config.path.display()))?;
+    Ok((url, engine))
+}
+
+/// Opens the store a configuration names, migrating it or checking that it is migrated.
+pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<SqlStore> {
+    let (url, _) = store_url(config)?;
+    Ok(SqlStore::open(&url, config.dir(), schema, config.store.pool_size).await?)
 }
 
 /// Runs Herald until `stop` is cancelled or, with `once`, until every source has been read to
 /// its end and nothing is pending in the outbox.
-pub async fn run(config: Config, once: bool, stop: CancellationToken) -> anyhow::Result<Delivered> {
-    let db = SqliteStore::path_from_url(&config.store.url, config.dir()).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: store.url {:?} names no file",
-            config.path.display(),
-            config.store.url
-        )
-    })?;
-    let _lock = RunLock::acquire(&db)?;
-    let store = open_store(&config).await?;
-    // We hold the store alone: claims still recorded belong to a process that died mid-send.
-    // Released now, they are sent again at once; this is the documented duplicate window.
-    let released = store.release_claims().await?;
-    if released > 0 {
-        tracing::warn!(
-            released,
-            "released the claims of a previous run that stopped mid-send"
-        );
+pub async fn run(
+    config: Config,
+    once: bool,
+    schema: Schema,
+    stop: CancellationToken,
+) -> anyhow::Result<Delivered> {
+    let (url, engine) = store_url(&config)?;
+    let _lock = match &engine {
+        Engine::Sqlite(path) => Some(RunLock::acquire(path)?),
+        Engine::Postgres => None,
+    };
+    let store = SqlStore::open(&url, config.dir(), schema, config.store.pool_size).await?;
+    drop(url);
+    if _lock.is_some() {
+        // We hold the SQLite store alone: claims still recorded belong to a process that died
+        // mid-send. Released now, they are sent again at once; this is the documented
+        // duplicate window. (On PostgreSQL, other instances' claims are live: a dead
+        // instance's claims are taken over when their lease runs out.)
+        let released = store.release_claims().await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "released the claims of a previous run that stopped mid-send"
+            );
+        }
     }
     let base = config.dir().to_owned();
     let channels = channel::build_all(&config.channels, &base)

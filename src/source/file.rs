@@ -174,15 +174,14 @@ async fn read_file<S: Store>(
             line: mark.line + piece.iter().filter(|b| **b == b'\n').count() as u64,
             ..mark
         };
-        let intake = ingest
-            .commit(Piece {
-                source: &config.name,
-                input: &name,
-                bytes: piece,
-                first_line: mark.line as usize,
-                checkpoint: Some((name.clone(), next.text())),
-            })
-            .await?;
+        let piece = Piece {
+            source: &config.name,
+            input: &name,
+            bytes: piece,
+            first_line: mark.line as usize,
+            checkpoint: Some((name.clone(), next.text())),
+        };
+        let intake = ingest.commit_patiently(piece, stop).await?;
         tracing::info!(source = %config.name, file = %name, offset = next.offset, records = intake.records, queued = intake.committed.queued, dead_letters = intake.committed.dead_letters, "committed");
         mark = next;
         rest = &rest[take..];

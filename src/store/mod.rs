@@ -6,11 +6,15 @@
 //! key already present (nothing twice). The dispatcher claims due rows with a lease and a claim
 //! token, and a row is marked only by the holder of its current token.
 //!
-//! [`Store`] has two implementations with one behaviour: SQLite here, PostgreSQL later.
+//! [`Store`] has one implementation, [`SqlStore`], with one set of queries for its two engines:
+//! SQLite (one instance) and PostgreSQL (several instances sharing one outbox). `engine.rs`
+//! holds what differs: how each is opened and migrated.
 
-mod sqlite;
+mod engine;
+mod sql;
 
-pub use sqlite::{RunLock, SqliteStore};
+pub use engine::{Engine, RunLock, Schema};
+pub use sql::SqlStore;
 
 use std::future::Future;
 
@@ -123,8 +127,16 @@ pub struct Claimed {
 #[derive(Debug, Clone)]
 pub enum Finish {
     Sent,
-    Retry { at: Millis, error: String },
-    Failed { error: String },
+    Retry {
+        at: Millis,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not attempted: the claim's lease ran short before the send could begin. The claim is
+    /// cleared (if still held) so any instance can take the row at once; no attempt counts.
+    Released,
 }
 
 /// The end of one attempt on a claimed row.
@@ -185,7 +197,10 @@ impl StoreError {
 /// The store's operations. Futures are `Send` so every stage can run on any runtime thread.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Commits a batch atomically; see the module docs.
-    fn commit(&self, batch: Batch) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+    fn commit(&self, batch: &Batch) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// Whether the database answers at all (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn checkpoint(
         &self,
@@ -211,8 +226,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         done: Vec<Done>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Releases every claim: for a single-instance store, at start, when the claims still held
-    /// can only be those of a process that died. Returns how many.
+    /// Releases every claim: only for a single-instance (SQLite) store, at start, when the
+    /// claims still held can only be those of a process that died. Returns how many.
     fn release_claims(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     fn outbox(
@@ -245,6 +260,6 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn replace_dead_letter(
         &self,
         id: i64,
-        batch: Batch,
+        batch: &Batch,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 }

@@ -81,12 +81,23 @@ impl Pool {
     }
 
     /// Sends one message on a pooled connection, opening one when none is idle.
-    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+    pub async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        begin_by: Instant,
+    ) -> Result<(), SendError> {
         let _slot =
             self.slots.acquire().await.map_err(|_| {
                 SendError::Transient("the SMTP channel is shutting down".to_owned())
             })?;
         let mut conn = self.checkout().await?;
+        if Instant::now() >= begin_by {
+            self.checkin(conn);
+            return Err(SendError::NotBegun(
+                "the claim ran short before the SMTP transaction could begin".to_owned(),
+            ));
+        }
         match tokio::time::timeout(self.timeout, conn.send(envelope, message)).await {
             Ok(Ok(_)) => {
                 self.checkin(conn);

@@ -201,7 +201,8 @@ impl KafkaSource {
                 None => {}
             }
             if flush && count > 0 {
-                self.commit(std::mem::take(&mut gathered), &ingest).await?;
+                self.commit(std::mem::take(&mut gathered), &ingest, &stop)
+                    .await?;
                 count = 0;
                 since = None;
             }
@@ -230,10 +231,11 @@ impl KafkaSource {
         &self,
         gathered: BTreeMap<(String, i32), Vec<Taken>>,
         ingest: &Ingest<S>,
+        stop: &CancellationToken,
     ) -> Result<(), StoreError> {
         let mut tasks = JoinSet::new();
         for ((topic, partition), messages) in gathered {
-            let (ingest, source) = (ingest.clone(), self.name.clone());
+            let (ingest, source, stop) = (ingest.clone(), self.name.clone(), stop.clone());
             tasks.spawn(async move {
                 let inputs: Vec<String> = messages
                     .iter()
@@ -251,7 +253,7 @@ impl KafkaSource {
                     })
                     .collect();
                 let next = messages.last().map_or(0, |m| m.offset + 1);
-                let (intake, dead) = ingest.commit_all(&pieces).await?;
+                let (intake, dead) = ingest.commit_all_patiently(&pieces, &stop).await?;
                 for (position, reason) in &dead {
                     tracing::warn!(source = %source, %topic, partition, %position, %reason, "dead letter");
                 }

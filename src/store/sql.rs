@@ -1,96 +1,72 @@
-//! The embedded SQLite store: one file, WAL journal, `synchronous = FULL` so a commit that
-//! returned survives power loss (the source acknowledges right after it).
+//! The store's queries, one set for both engines: placeholders (`$1`), upserts (`ON CONFLICT`)
+//! and `RETURNING` mean the same on SQLite and PostgreSQL, so one behaviour is one text. The
+//! one difference is claiming: on PostgreSQL, several instances claim at once and each skips
+//! the rows another has locked (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
 
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
+use std::path::Path;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
 
+use super::engine::{Engine, Schema};
 use super::{
     Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, Millis, OutboxCounts, OutboxEntry,
     State, Store, StoreError, now_millis,
 };
 
+/// A store on SQLite or PostgreSQL.
 #[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    engine: Engine,
 }
 
-/// Proof that this process is the one `herald run` on a SQLite store: an exclusive lock on
-/// `PATH.lock`, held until dropped (or the process dies, when the kernel lets it go).
-pub struct RunLock {
-    _file: std::fs::File,
-}
+impl SqlStore {
+    /// Opens the store `url` names (`sqlite://` paths relative to `base`) with a pool of
+    /// `pool_size` connections, migrating or checking its schema.
+    pub async fn open(
+        url: &str,
+        base: &Path,
+        schema: Schema,
+        pool_size: Option<u32>,
+    ) -> Result<SqlStore, StoreError> {
+        let engine = Engine::of(url, base).map_err(|e| StoreError::new("store.url", e))?;
+        let pool = engine.connect(url, pool_size).await?;
+        engine.schema(&pool, schema).await?;
+        Ok(SqlStore { pool, engine })
+    }
 
-impl RunLock {
-    pub fn acquire(db: &Path) -> Result<RunLock, StoreError> {
-        let path = db.with_extension("db.lock");
-        let file = std::fs::File::create(&path)
-            .map_err(|e| StoreError::new(&format!("creating {}", path.display()), e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::new(
-                &format!("{}", db.display()),
-                "another `herald run` is using this SQLite store; run one process per SQLite file (several instances need the PostgreSQL store)",
-            )),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(StoreError::new(&format!("locking {}", path.display()), e))
-            }
-        }
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database at `path` and runs the migrations.
-    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::new(&format!("opening {}", path.display()), e))?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::new("migrating", e))?;
-        Ok(SqliteStore { pool })
-    }
+/// Claims due rows whose lease (if any) has run out: $1 worker, $2 token, $3 lease end, $4 now,
+/// $5 how many.
+const CLAIM: &str = "UPDATE outbox SET claimed_by = $1, claim_token = $2, claimed_until = $3
+     WHERE key IN (SELECT key FROM outbox
+                   WHERE state = 'pending' AND next_attempt_at <= $4
+                     AND (claimed_until IS NULL OR claimed_until < $4)
+                   ORDER BY next_attempt_at LIMIT $5)
+     RETURNING key, rule, channel, recipient, message, attempts, created_at";
 
-    /// The file a `sqlite://PATH` URL names, relative paths taken from `base`.
-    pub fn path_from_url(url: &str, base: &Path) -> Option<PathBuf> {
-        let rest = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))?;
-        let rest = rest.split('?').next().unwrap_or(rest);
-        if rest.is_empty() {
-            return None;
-        }
-        let path = PathBuf::from_str(rest).ok()?;
-        Some(if path.is_absolute() {
-            path
-        } else {
-            base.join(path)
-        })
-    }
-}
+/// [`CLAIM`] for several instances at once: a row another instance is claiming right now is
+/// skipped, not waited for; one it has just claimed no longer qualifies when re-checked.
+const CLAIM_SKIP_LOCKED: &str =
+    "UPDATE outbox SET claimed_by = $1, claim_token = $2, claimed_until = $3
+     WHERE key IN (SELECT key FROM outbox
+                   WHERE state = 'pending' AND next_attempt_at <= $4
+                     AND (claimed_until IS NULL OR claimed_until < $4)
+                   ORDER BY next_attempt_at LIMIT $5
+                   FOR UPDATE SKIP LOCKED)
+     RETURNING key, rule, channel, recipient, message, attempts, created_at";
 
 fn err(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::new(context, e)
 }
 
 async fn insert_batch(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     batch: &Batch,
     now: Millis,
 ) -> Result<Committed, StoreError> {
@@ -98,7 +74,7 @@ async fn insert_batch(
     for event in &batch.events {
         sqlx::query(
             "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&event.tenant)
         .bind(&event.event_id)
@@ -113,7 +89,7 @@ async fn insert_batch(
     for n in &batch.notifications {
         let done = sqlx::query(
             "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (key) DO NOTHING",
         )
         .bind(&n.key)
         .bind(&n.event_id)
@@ -144,7 +120,7 @@ async fn insert_batch(
                 .iter()
                 .filter(|n| n.event_id == event.event_id && &n.rule == rule)
                 .count() as i64;
-            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES (?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&event.tenant)
                 .bind(&event.event_id)
                 .bind(rule)
@@ -156,7 +132,7 @@ async fn insert_batch(
         }
     }
     for d in &batch.dead_letters {
-        sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&batch.source)
             .bind(&d.input)
             .bind(&d.position)
@@ -170,7 +146,7 @@ async fn insert_batch(
     }
     if let Some((key, value)) = &batch.checkpoint {
         sqlx::query(
-            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(&batch.source)
@@ -184,7 +160,7 @@ async fn insert_batch(
     Ok(committed)
 }
 
-fn outbox_entry(row: &SqliteRow) -> OutboxEntry {
+fn outbox_entry(row: &AnyRow) -> OutboxEntry {
     OutboxEntry {
         key: row.get("key"),
         event_id: row.get("event_id"),
@@ -201,7 +177,7 @@ fn outbox_entry(row: &SqliteRow) -> OutboxEntry {
     }
 }
 
-fn dead_letter_entry(row: &SqliteRow) -> DeadLetterEntry {
+fn dead_letter_entry(row: &AnyRow) -> DeadLetterEntry {
     DeadLetterEntry {
         id: row.get("id"),
         source: row.get("source"),
@@ -213,16 +189,16 @@ fn dead_letter_entry(row: &SqliteRow) -> DeadLetterEntry {
     }
 }
 
-impl Store for SqliteStore {
-    async fn commit(&self, batch: Batch) -> Result<Committed, StoreError> {
+impl Store for SqlStore {
+    async fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(err("beginning a batch"))?;
-        let committed = insert_batch(&mut tx, &batch, now_millis()).await?;
+        let committed = insert_batch(&mut tx, batch, now_millis()).await?;
         tx.commit().await.map_err(err("committing a batch"))?;
         Ok(committed)
     }
 
     async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query("SELECT value FROM checkpoints WHERE source = ? AND key = ?")
+        sqlx::query("SELECT value FROM checkpoints WHERE source = $1 AND key = $2")
             .bind(source)
             .bind(key)
             .fetch_optional(&self.pool)
@@ -239,23 +215,19 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let token = format!("{worker}-{now}-{:016x}", fastrand::u64(..));
-        let rows = sqlx::query(
-            "UPDATE outbox SET claimed_by = ?, claim_token = ?, claimed_until = ?
-             WHERE key IN (SELECT key FROM outbox
-                           WHERE state = 'pending' AND next_attempt_at <= ?
-                             AND (claimed_until IS NULL OR claimed_until < ?)
-                           ORDER BY next_attempt_at LIMIT ?)
-             RETURNING key, rule, channel, recipient, message, attempts, created_at",
-        )
-        .bind(worker)
-        .bind(&token)
-        .bind(now + lease)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err("claiming due notifications"))?;
+        let claim = match self.engine {
+            Engine::Postgres => CLAIM_SKIP_LOCKED,
+            Engine::Sqlite(_) => CLAIM,
+        };
+        let rows = sqlx::query(claim)
+            .bind(worker)
+            .bind(&token)
+            .bind(now + lease)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("claiming due notifications"))?;
         Ok(rows
             .iter()
             .map(|row| Claimed {
@@ -277,24 +249,28 @@ impl Store for SqliteStore {
         for d in &done {
             let query = match &d.finish {
                 Finish::Sent => sqlx::query(
-                    "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL,
+                    "UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL,
                             claimed_by = NULL, claim_token = NULL, claimed_until = NULL
-                     WHERE key = ? AND claim_token = ?",
+                     WHERE key = $2 AND claim_token = $3",
                 )
                 .bind(now),
                 Finish::Retry { at, error } => sqlx::query(
-                    "UPDATE outbox SET next_attempt_at = ?, last_error = ?, attempts = attempts + 1,
+                    "UPDATE outbox SET next_attempt_at = $1, last_error = $2, attempts = attempts + 1,
                             claimed_by = NULL, claim_token = NULL, claimed_until = NULL
-                     WHERE key = ? AND claim_token = ?",
+                     WHERE key = $3 AND claim_token = $4",
                 )
                 .bind(*at)
                 .bind(error),
                 Finish::Failed { error } => sqlx::query(
-                    "UPDATE outbox SET state = 'failed', last_error = ?, attempts = attempts + 1,
+                    "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1,
                             claimed_by = NULL, claim_token = NULL, claimed_until = NULL
-                     WHERE key = ? AND claim_token = ?",
+                     WHERE key = $2 AND claim_token = $3",
                 )
                 .bind(error),
+                Finish::Released => sqlx::query(
+                    "UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                     WHERE key = $1 AND claim_token = $2",
+                ),
             };
             let result = query
                 .bind(&d.key)
@@ -306,6 +282,14 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(err("committing marks"))?;
         Ok(changed)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(err("reaching the store"))
     }
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
@@ -323,14 +307,16 @@ impl Store for SqliteStore {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = match state {
             Some(state) => {
-                sqlx::query("SELECT * FROM outbox WHERE state = ? ORDER BY created_at, key LIMIT ?")
-                    .bind(state.as_str())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
+                sqlx::query(
+                    "SELECT * FROM outbox WHERE state = $1 ORDER BY created_at, key LIMIT $2",
+                )
+                .bind(state.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
             }
             None => {
-                sqlx::query("SELECT * FROM outbox ORDER BY created_at, key LIMIT ?")
+                sqlx::query("SELECT * FROM outbox ORDER BY created_at, key LIMIT $1")
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await
@@ -360,12 +346,12 @@ impl Store for SqliteStore {
     async fn retry(&self, key: Option<&str>, now: Millis) -> Result<u64, StoreError> {
         let query = match key {
             Some(key) => sqlx::query(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0, created_at = ? WHERE key = ? AND state = 'failed'",
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $1, attempts = 0, created_at = $2 WHERE key = $3 AND state = 'failed'",
             )
             .bind(now)
             .bind(now)
             .bind(key),
-            None => sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0, created_at = ? WHERE state = 'failed'")
+            None => sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, attempts = 0, created_at = $2 WHERE state = 'failed'")
                 .bind(now)
                 .bind(now),
         };
@@ -377,7 +363,7 @@ impl Store for SqliteStore {
     }
 
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterEntry>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM dead_letters ORDER BY id LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM dead_letters ORDER BY id LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await
@@ -386,7 +372,7 @@ impl Store for SqliteStore {
     }
 
     async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterEntry>, StoreError> {
-        let row = sqlx::query("SELECT * FROM dead_letters WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM dead_letters WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -394,14 +380,14 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(dead_letter_entry))
     }
 
-    async fn replace_dead_letter(&self, id: i64, batch: Batch) -> Result<Committed, StoreError> {
+    async fn replace_dead_letter(&self, id: i64, batch: &Batch) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(err("beginning a replay"))?;
-        sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+        sqlx::query("DELETE FROM dead_letters WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(err("removing a dead letter"))?;
-        let committed = insert_batch(&mut tx, &batch, now_millis()).await?;
+        let committed = insert_batch(&mut tx, batch, now_millis()).await?;
         tx.commit().await.map_err(err("committing a replay"))?;
         Ok(committed)
     }

@@ -1,0 +1,228 @@
+//! Which database a store URL names, and how to open it: the connection settings, the pool and
+//! the schema migrations of each engine. Everything past opening is one set of queries
+//! (`sql.rs`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+
+use super::StoreError;
+
+/// The database engine behind a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// One file, one `herald run` (default).
+    Sqlite(PathBuf),
+    /// A server shared by every instance.
+    Postgres,
+}
+
+/// Whether opening a store may change its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply the migrations this version has and the database lacks.
+    Migrate,
+    /// Only check that every migration is applied (`herald run --no-migrate`).
+    Check,
+}
+
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Engine {
+    /// The engine a URL names; `sqlite://` paths are taken relative to `base`. The error never
+    /// repeats the URL, which may hold a password.
+    pub fn of(url: &str, base: &Path) -> Result<Engine, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Engine::Postgres);
+        }
+        let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+            return Err(format!(
+                "store URL scheme {scheme:?} is not supported (use sqlite://PATH or postgres://…)"
+            ));
+        };
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() {
+            return Err("the sqlite:// store URL names no file".to_owned());
+        }
+        let path = Path::new(path);
+        Ok(Engine::Sqlite(if path.is_absolute() {
+            path.to_owned()
+        } else {
+            base.join(path)
+        }))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Engine::Sqlite(_) => &SQLITE,
+            Engine::Postgres => &POSTGRES,
+        }
+    }
+
+    /// Opens a pool of `size` connections (`None`: the engine's default).
+    pub(super) async fn connect(
+        &self,
+        url: &str,
+        size: Option<u32>,
+    ) -> Result<AnyPool, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, options) = match self {
+            Engine::Sqlite(path) => (
+                format!("sqlite://{}?mode=rwc", escape_path(path)),
+                AnyPoolOptions::new()
+                    .max_connections(size.unwrap_or(4))
+                    .after_connect(|conn, _| Box::pin(sqlite_settings(conn))),
+            ),
+            // A short acquire timeout: while the server is away, operations fail within seconds
+            // (intake pauses, /readyz says so) instead of hanging.
+            Engine::Postgres => (
+                url.to_owned(),
+                AnyPoolOptions::new()
+                    .max_connections(size.unwrap_or(8))
+                    .acquire_timeout(Duration::from_secs(5)),
+            ),
+        };
+        options.connect(&url).await.map_err(|e| match self {
+            Engine::Sqlite(path) => StoreError::new(&format!("opening {}", path.display()), e),
+            Engine::Postgres => StoreError::new("connecting to PostgreSQL", e),
+        })
+    }
+
+    /// Migrates, or checks that nothing is left to migrate. On PostgreSQL, instances starting
+    /// together take turns (sqlx holds an advisory lock while migrating).
+    pub(super) async fn schema(&self, pool: &AnyPool, schema: Schema) -> Result<(), StoreError> {
+        let migrator = self.migrator();
+        if schema == Schema::Migrate {
+            return migrator
+                .run(pool)
+                .await
+                .map_err(|e| StoreError::new("migrating the store", e));
+        }
+        let applied: Vec<i64> =
+            match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(pool)
+                .await
+            {
+                Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+                Err(_) => Vec::new(),
+            };
+        let missing: Vec<String> = migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                "--no-migrate",
+                format!(
+                    "the {} store lacks migrations {}; run `herald migrate --config FILE` first",
+                    self.name(),
+                    missing.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// WAL, and `synchronous = FULL` so a commit that returned survives power loss (the source
+/// acknowledges right after it); a writer waits for another rather than failing.
+async fn sqlite_settings(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000",
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A path as the path part of a `sqlite://` URL (which sqlx percent-decodes).
+fn escape_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Proof that this process is the one `herald run` on a SQLite store: an exclusive lock on
+/// `PATH.lock`, held until dropped (or the process dies, when the kernel lets it go).
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub fn acquire(db: &Path) -> Result<RunLock, StoreError> {
+        let path = db.with_extension("db.lock");
+        let file = std::fs::File::create(&path)
+            .map_err(|e| StoreError::new(&format!("creating {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::new(
+                &format!("{}", db.display()),
+                "another `herald run` is using this SQLite store; run one process per SQLite file (several instances need the PostgreSQL store)",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StoreError::new(&format!("locking {}", path.display()), e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_engine() {
+        let base = Path::new("/etc/herald");
+        assert_eq!(
+            Engine::of("sqlite://herald.db", base),
+            Ok(Engine::Sqlite("/etc/herald/herald.db".into()))
+        );
+        assert_eq!(
+            Engine::of("sqlite:///var/lib/herald/h.db?mode=rwc", base),
+            Ok(Engine::Sqlite("/var/lib/herald/h.db".into()))
+        );
+        assert_eq!(
+            Engine::of("postgres://herald:pw@db/herald", base),
+            Ok(Engine::Postgres)
+        );
+        assert_eq!(
+            Engine::of("postgresql://db/herald", base),
+            Ok(Engine::Postgres)
+        );
+        let err = Engine::of("mysql://root:hunter2@db/herald", base).unwrap_err();
+        assert!(
+            err.contains("\"mysql\"") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert!(Engine::of("sqlite://", base).is_err());
+    }
+
+    #[test]
+    fn paths_are_escaped_for_the_url() {
+        assert_eq!(
+            escape_path(Path::new("/data/my store#1?.db")),
+            "/data/my%20store%231%3F.db"
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! The store's contract, one test suite run unchanged against both engines: SQLite in a
+//! scratch file, and a real PostgreSQL (`HERALD_TEST_POSTGRES_URL`, or a throwaway cluster the
+//! harness starts), each test in a database of its own.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use herald::store::{
+    Batch, Done, Finish, NewDeadLetter, NewNotification, Schema, SeenEvent, SqlStore, State, Store,
+};
+use support::Scratch;
+use support::postgres::Postgres;
+
+const LEASE: i64 = 60_000;
+const T0: i64 = 1_800_000_000_000;
+
+/// Runs `test` against a fresh SQLite store.
+async fn on_sqlite<F: Future<Output = ()>>(name: &str, test: impl FnOnce(SqlStore) -> F) {
+    let scratch = Scratch::new(&format!("store-{name}"));
+    let url = format!("sqlite://{}", scratch.path().join("herald.db").display());
+    let store = SqlStore::open(&url, scratch.path(), Schema::Migrate, None)
+        .await
+        .unwrap();
+    test(store).await;
+}
+
+/// Runs `test` against a fresh PostgreSQL database.
+async fn on_postgres<F: Future<Output = ()>>(name: &str, test: impl FnOnce(SqlStore) -> F) {
+    let database = Postgres::shared().database(name);
+    let store = SqlStore::open(
+        &database.url,
+        std::path::Path::new("."),
+        Schema::Migrate,
+        None,
+    )
+    .await
+    .unwrap();
+    test(store).await;
+}
+
+/// Each test, once per engine.
+macro_rules! on_both_engines {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::on_sqlite(stringify!($test), super::$test).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::on_postgres(stringify!($test), super::$test).await
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    a_batch_commits_whole_and_a_key_is_queued_once,
+    concurrent_commits_of_one_event_queue_it_once,
+    claims_are_leased_and_taken_over_only_after_the_lease,
+    only_the_current_claim_token_marks_a_row,
+    concurrent_claimers_never_share_a_row,
+    a_retry_waits_and_a_failure_can_be_retried_by_hand,
+    a_released_claim_is_claimable_at_once_and_costs_no_attempt,
+    a_dead_letter_is_replaced_by_its_replay_in_one_transaction,
+    releasing_every_claim_frees_the_rows,
+    the_schema_check_refuses_an_unmigrated_store,
+);
+
+fn notification(key: &str, event: &str) -> NewNotification {
+    NewNotification {
+        key: key.to_owned(),
+        event_id: event.to_owned(),
+        rule: "password-reset".to_owned(),
+        channel: "email".to_owned(),
+        recipient: format!("{key}@contoso.com"),
+        subject: format!("subject {key}"),
+        message: format!("message {key}").into_bytes(),
+    }
+}
+
+fn batch(keys: &[&str]) -> Batch {
+    Batch {
+        source: "entra".to_owned(),
+        events: vec![SeenEvent {
+            tenant: "t1".to_owned(),
+            event_id: "e1".to_owned(),
+            activity: "Reset password (by admin)".to_owned(),
+            time: T0,
+            rules: vec!["password-reset".to_owned()],
+        }],
+        notifications: keys.iter().map(|k| notification(k, "e1")).collect(),
+        dead_letters: Vec::new(),
+        checkpoint: None,
+    }
+}
+
+fn done(key: &str, token: &str, finish: Finish) -> Done {
+    Done {
+        key: key.to_owned(),
+        token: token.to_owned(),
+        finish,
+    }
+}
+
+async fn state_of(store: &SqlStore, key: &str) -> (State, i64) {
+    let row = store
+        .outbox(None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.key == key)
+        .unwrap_or_else(|| panic!("{key} is not in the outbox"));
+    (row.state, row.attempts)
+}
+
+async fn a_batch_commits_whole_and_a_key_is_queued_once(store: SqlStore) {
+    let mut first = batch(&["k1", "k2"]);
+    first.dead_letters.push(NewDeadLetter {
+        input: "audit.json".to_owned(),
+        position: "line 3".to_owned(),
+        reason: "not JSON".to_owned(),
+        raw: b"{oops".to_vec(),
+    });
+    first.checkpoint = Some(("audit.json".to_owned(), "120:3".to_owned()));
+    let committed = store.commit(&first).await.unwrap();
+    assert_eq!(
+        (
+            committed.queued,
+            committed.duplicates,
+            committed.dead_letters
+        ),
+        (2, 0, 1)
+    );
+
+    // The same event again (a redelivery): nothing new is queued.
+    let mut again = batch(&["k1", "k2", "k3"]);
+    again.checkpoint = Some(("audit.json".to_owned(), "240:6".to_owned()));
+    let committed = store.commit(&again).await.unwrap();
+    assert_eq!((committed.queued, committed.duplicates), (1, 2));
+
+    let rows = store.outbox(None, 100).await.unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(rows.iter().all(|r| r.state == State::Pending));
+    let k1 = rows.iter().find(|r| r.key == "k1").unwrap();
+    assert_eq!(
+        (k1.recipient.as_str(), k1.subject.as_str()),
+        ("k1@contoso.com", "subject k1")
+    );
+    assert_eq!(
+        store.checkpoint("entra", "audit.json").await.unwrap(),
+        Some("240:6".to_owned())
+    );
+    assert_eq!(store.checkpoint("entra", "other.json").await.unwrap(), None);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].position.as_str(), dead[0].reason.as_str()),
+        ("line 3", "not JSON")
+    );
+    let full = store.dead_letter(dead[0].id).await.unwrap().unwrap();
+    assert_eq!(full.raw, b"{oops");
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.sent, counts.failed), (3, 0, 0));
+    store.ping().await.unwrap();
+}
+
+/// Two instances decoding the same event at once (a rebalance, a replay) queue it once.
+async fn concurrent_commits_of_one_event_queue_it_once(store: SqlStore) {
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let one = batch(&refs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (store, one) = (store.clone(), one.clone());
+        tasks.spawn(async move { store.commit(&one).await.unwrap() });
+    }
+    let (mut queued, mut duplicates) = (0, 0);
+    while let Some(c) = tasks.join_next().await {
+        let c = c.unwrap();
+        queued += c.queued;
+        duplicates += c.duplicates;
+    }
+    assert_eq!((queued, duplicates), (50, 150));
+    assert_eq!(store.counts().await.unwrap().pending, 50);
+}
+
+async fn claims_are_leased_and_taken_over_only_after_the_lease(store: SqlStore) {
+    store.commit(&batch(&["k1", "k2", "k3"])).await.unwrap();
+    let a = store.claim("a", T0, LEASE, 2).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(a.iter().all(|c| c.attempts == 0 && !c.token.is_empty()));
+    let b = store.claim("b", T0 + 1, LEASE, 10).await.unwrap();
+    assert_eq!(b.len(), 1, "b takes only what a does not hold");
+    assert!(a.iter().all(|c| c.key != b[0].key));
+    assert!(
+        store
+            .claim("c", T0 + LEASE - 1, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // a's lease has run out (b's, taken 1 ms later, has not): c takes a's rows.
+    let c = store.claim("c", T0 + LEASE + 1, LEASE, 10).await.unwrap();
+    let taken: BTreeSet<&str> = c.iter().map(|r| r.key.as_str()).collect();
+    let held_by_a: BTreeSet<&str> = a.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(taken, held_by_a);
+}
+
+async fn only_the_current_claim_token_marks_a_row(store: SqlStore) {
+    store.commit(&batch(&["k1"])).await.unwrap();
+    let a = store.claim("a", T0, LEASE, 1).await.unwrap().remove(0);
+    let b = store
+        .claim("b", T0 + LEASE + 1, LEASE, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_ne!(a.token, b.token);
+
+    // a comes back after its lease was taken over: its outcome changes nothing.
+    let changed = store
+        .finish(T0 + LEASE + 2, vec![done("k1", &a.token, Finish::Sent)])
+        .await
+        .unwrap();
+    assert_eq!(changed, 0);
+    assert_eq!(state_of(&store, "k1").await, (State::Pending, 0));
+    let changed = store
+        .finish(
+            T0 + LEASE + 2,
+            vec![done("k1", &a.token, Finish::Failed { error: "x".into() })],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 0);
+
+    let changed = store
+        .finish(T0 + LEASE + 3, vec![done("k1", &b.token, Finish::Sent)])
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let row = store.outbox(Some(State::Sent), 10).await.unwrap().remove(0);
+    assert_eq!(
+        (row.key.as_str(), row.attempts, row.sent_at),
+        ("k1", 1, Some(T0 + LEASE + 3))
+    );
+    assert!(
+        store
+            .claim("c", T0 + 10 * LEASE, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a sent row is never claimed again"
+    );
+}
+
+/// Many dispatchers claiming at once (several instances): every row is claimed exactly once.
+async fn concurrent_claimers_never_share_a_row(store: SqlStore) {
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    store.commit(&batch(&refs)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..6 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .claim(&format!("w{worker}"), T0, LEASE, 7)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|c| c.key));
+            }
+        });
+    }
+    let mut all = Vec::new();
+    let mut workers_with_rows = 0;
+    while let Some(mine) = tasks.join_next().await {
+        let mine = mine.unwrap();
+        workers_with_rows += usize::from(!mine.is_empty());
+        all.extend(mine);
+    }
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        all.len(),
+        300,
+        "claimed more than once: {}",
+        all.len() - unique.len()
+    );
+    assert_eq!(unique.len(), 300);
+    assert!(workers_with_rows >= 1);
+}
+
+async fn a_retry_waits_and_a_failure_can_be_retried_by_hand(store: SqlStore) {
+    store.commit(&batch(&["k1", "k2"])).await.unwrap();
+    let claimed = store.claim("a", T0, LEASE, 10).await.unwrap();
+    let token = &claimed[0].token;
+    let retry_at = T0 + 5_000;
+    let changed = store
+        .finish(
+            T0,
+            vec![
+                done(
+                    "k1",
+                    token,
+                    Finish::Retry {
+                        at: retry_at,
+                        error: "421 try later".into(),
+                    },
+                ),
+                done(
+                    "k2",
+                    token,
+                    Finish::Failed {
+                        error: "550 no such user".into(),
+                    },
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 2);
+    assert!(
+        store
+            .claim("a", retry_at - 1, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim("a", retry_at, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].key.as_str(), again[0].attempts), ("k1", 1));
+
+    let failed = store.outbox(Some(State::Failed), 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(store.retry(Some("k2"), T0 + 9_000).await.unwrap(), 1);
+    assert_eq!(store.retry(None, T0 + 9_000).await.unwrap(), 0);
+    assert_eq!(state_of(&store, "k2").await, (State::Pending, 0));
+    let k2 = store.claim("b", T0 + 9_000, LEASE, 10).await.unwrap();
+    assert_eq!(k2.len(), 1);
+    assert_eq!(k2[0].key, "k2");
+}
+
+async fn a_released_claim_is_claimable_at_once_and_costs_no_attempt(store: SqlStore) {
+    store.commit(&batch(&["k1"])).await.unwrap();
+    let a = store.claim("a", T0, LEASE, 1).await.unwrap().remove(0);
+    let changed = store
+        .finish(T0, vec![done("k1", &a.token, Finish::Released)])
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let b = store.claim("b", T0 + 1, LEASE, 1).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].attempts, 0);
+    // Releasing with a stale token does not free b's claim.
+    let changed = store
+        .finish(T0 + 2, vec![done("k1", &a.token, Finish::Released)])
+        .await
+        .unwrap();
+    assert_eq!(changed, 0);
+    assert!(store.claim("c", T0 + 3, LEASE, 1).await.unwrap().is_empty());
+}
+
+async fn a_dead_letter_is_replaced_by_its_replay_in_one_transaction(store: SqlStore) {
+    let mut first = batch(&[]);
+    first.dead_letters.push(NewDeadLetter {
+        input: "http".to_owned(),
+        position: "record 2".to_owned(),
+        reason: "render failed".to_owned(),
+        raw: b"{\"id\":\"e1\"}".to_vec(),
+    });
+    store.commit(&first).await.unwrap();
+    let id = store.dead_letters(10).await.unwrap()[0].id;
+    let committed = store
+        .replace_dead_letter(id, &batch(&["k1"]))
+        .await
+        .unwrap();
+    assert_eq!(committed.queued, 1);
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    assert!(store.dead_letter(id).await.unwrap().is_none());
+    assert_eq!(store.counts().await.unwrap().pending, 1);
+}
+
+async fn releasing_every_claim_frees_the_rows(store: SqlStore) {
+    store.commit(&batch(&["k1", "k2"])).await.unwrap();
+    assert_eq!(store.claim("a", T0, LEASE, 10).await.unwrap().len(), 2);
+    assert_eq!(store.release_claims().await.unwrap(), 2);
+    assert_eq!(store.claim("b", T0 + 1, LEASE, 10).await.unwrap().len(), 2);
+}
+
+async fn the_schema_check_refuses_an_unmigrated_store(store: SqlStore) {
+    // `store` is migrated: a check passes on it.
+    store.ping().await.unwrap();
+    let (url, base, _keep) = match store.engine() {
+        herald::store::Engine::Sqlite(path) => {
+            let fresh = path.with_file_name("fresh.db");
+            (
+                format!("sqlite://{}", fresh.display()),
+                path.parent().unwrap().to_owned(),
+                None,
+            )
+        }
+        herald::store::Engine::Postgres => {
+            let database = Postgres::shared().database("unmigrated");
+            (database.url.clone(), ".".into(), Some(database))
+        }
+    };
+    let refused = SqlStore::open(&url, &base, Schema::Check, None)
+        .await
+        .err()
+        .expect("an unmigrated store is refused");
+    let message = refused.to_string();
+    assert!(message.contains("herald migrate"), "{message}");
+    SqlStore::open(&url, &base, Schema::Migrate, None)
+        .await
+        .unwrap();
+    SqlStore::open(&url, &base, Schema::Check, None)
+        .await
+        .unwrap();
+}
