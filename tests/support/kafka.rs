@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -156,4 +158,59 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The topic Entra ID's diagnostic setting writes audit logs to.
+pub const TOPIC: &str = "insights-logs-auditlogs";
+
+/// `{"records":[…]}` messages (the Event Hubs shape) of `per_message` password resets each,
+/// spread over `partitions` round robin; returns the messages and the recipients they should
+/// reach.
+pub fn audit_messages(
+    prefix: &str,
+    count: usize,
+    per_message: usize,
+    partitions: i32,
+) -> (Vec<(i32, Vec<u8>)>, BTreeSet<String>) {
+    let activities = std::fs::read_to_string(super::fixture("activities.ndjson")).unwrap();
+    let reset: serde_json::Value = activities
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["properties"]["activityDisplayName"] == "Reset user password")
+        .unwrap();
+    let mut out = Vec::new();
+    let mut recipients = BTreeSet::new();
+    for m in 0..count {
+        let records: Vec<serde_json::Value> = (0..per_message)
+            .map(|r| {
+                let mut record = reset.clone();
+                let user = format!("{prefix}-{m:04}-{r:02}@contoso.com");
+                record["properties"]["id"] = format!("Directory_{prefix}_{m:04}_{r:02}").into();
+                record["properties"]["targetResources"][0]["userPrincipalName"] =
+                    user.clone().into();
+                recipients.insert(user);
+                record
+            })
+            .collect();
+        let body = serde_json::json!({ "records": records });
+        out.push((m as i32 % partitions, serde_json::to_vec(&body).unwrap()));
+    }
+    (out, recipients)
+}
+
+/// A `[[source]]` table consuming [`TOPIC`] on `broker` in `group`, with short session
+/// timeouts so the tests' kills are noticed within seconds.
+pub fn source(broker: &Broker, group: &str) -> String {
+    format!(
+        r#"
+[[source]]
+kind = "kafka"
+name = "entra"
+brokers = "{brokers}"
+topic = "{TOPIC}"
+group = "{group}"
+options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "reconnect.backoff.max.ms" = "1000" }}
+"#,
+        brokers = broker.address()
+    )
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod instance;
 pub mod kafka;
 pub mod postgres;
 
@@ -86,6 +87,8 @@ pub struct SmtpOptions {
     pub auth: Option<(String, String)>,
     /// Wait this long before answering each message (a slow relay).
     pub delay_ms: u64,
+    /// Wait this long before greeting each new connection.
+    pub greeting_delay_ms: u64,
 }
 
 /// A real SMTP server process on a free port.
@@ -142,6 +145,12 @@ impl SmtpServer {
         if self.options.delay_ms > 0 {
             cmd.args(["--delay-ms", &self.options.delay_ms.to_string()]);
         }
+        if self.options.greeting_delay_ms > 0 {
+            cmd.args([
+                "--greeting-delay-ms",
+                &self.options.greeting_delay_ms.to_string(),
+            ]);
+        }
         if let Some((user, password)) = &self.options.auth {
             cmd.args(["--auth", &format!("{user}:{password}")]);
         }
@@ -184,6 +193,35 @@ impl SmtpServer {
             *counts.entry(value).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// Waits (up to two minutes) until at least `n` messages have arrived.
+    pub fn wait_for(&self, n: usize, logs: &dyn Fn() -> String) {
+        let started = Instant::now();
+        loop {
+            let have = self.messages().len();
+            if have >= n {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "expected {n} messages, have {have}; logs:\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Asserts that every expected recipient got mail and nobody else did; returns how many
+    /// messages were repeats.
+    pub fn duplicates_among(&self, expected: &std::collections::BTreeSet<String>) -> usize {
+        let got = self.count_by("X-Envelope-To:");
+        let names: std::collections::BTreeSet<String> = got.keys().cloned().collect();
+        let missing: Vec<_> = expected.difference(&names).collect();
+        let unexpected: Vec<_> = names.difference(expected).collect();
+        assert!(missing.is_empty(), "lost ({}): {missing:?}", missing.len());
+        assert!(unexpected.is_empty(), "unexpected: {unexpected:?}");
+        got.values().map(|n| n - 1).sum()
     }
 
     /// Every accepted message, in arrival order.

@@ -73,14 +73,19 @@ impl Postgres {
         }
     }
 
-    /// Runs one SQL statement as the server's administrator.
+    /// Runs one SQL statement as the server's administrator; its output, unaligned.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in("postgres", sql)
+    }
+
+    /// As [`Postgres::psql`], in database `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
         let psql = match &self.cluster {
             Some(c) => c.bin.join("psql"),
             None => PathBuf::from("psql"),
         };
         let out = Command::new(&psql)
-            .arg(format!("{}/postgres", self.server))
+            .arg(format!("{}/{database}", self.server))
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .unwrap_or_else(|e| panic!("{}: {e}", psql.display()));

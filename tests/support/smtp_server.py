@@ -14,7 +14,7 @@ import sys
 import threading
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 REPLIES = {
     "421": "421 4.3.2 Service shutting down",
@@ -71,6 +71,22 @@ class Handler:
         return "250 2.0.0 OK queued"
 
 
+class SlowGreeting(SMTP):
+    """Waits before the 220 greeting of each new connection (a relay slow to accept)."""
+
+    greeting_delay = 0.0
+
+    async def _handle_client(self):
+        if self.greeting_delay:
+            await asyncio.sleep(self.greeting_delay)
+        await super()._handle_client()
+
+
+class SlowGreetingController(Controller):
+    def factory(self):
+        return SlowGreeting(self.handler, **self.SMTP_kwargs)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -81,6 +97,7 @@ def main():
     p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (SMTPS), not STARTTLS")
     p.add_argument("--auth", help="USER:PASSWORD required before MAIL")
     p.add_argument("--delay-ms", type=int, default=0, help="wait this long before answering DATA")
+    p.add_argument("--greeting-delay-ms", type=int, default=0, help="wait this long before greeting a new connection")
     args = p.parse_args()
     os.makedirs(args.maildir, exist_ok=True)
 
@@ -104,7 +121,8 @@ def main():
         kwargs["auth_required"] = True
         kwargs["auth_require_tls"] = bool(args.tls_cert) and not args.implicit_tls
 
-    controller = Controller(Handler(args.maildir, args.script, args.delay_ms / 1000.0), hostname="127.0.0.1", port=args.port, **kwargs)
+    SlowGreeting.greeting_delay = args.greeting_delay_ms / 1000.0
+    controller = SlowGreetingController(Handler(args.maildir, args.script, args.delay_ms / 1000.0), hostname="127.0.0.1", port=args.port, **kwargs)
     controller.start()
     print("READY", flush=True)
     try:
