@@ -19,47 +19,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::kafka::Broker;
-use support::{HERALD, Scratch, cpu_seconds, fixture};
+use support::kafka::{self, Broker, TOPIC};
+use support::{HERALD, Scratch, cpu_seconds};
 
 const MESSAGES: usize = 1_000;
 const PER_MESSAGE: usize = 50;
-const TOPIC: &str = "insights-logs-auditlogs";
-
-fn records() -> Vec<Vec<u8>> {
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(fixture("activities.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let pick = |name: &str| {
-        lines
-            .iter()
-            .find(|r| r["properties"]["activityDisplayName"] == name)
-            .unwrap()
-            .clone()
-    };
-    let (reset, other) = (pick("Reset user password"), pick("Add member to group"));
-    (0..MESSAGES)
-        .map(|m| {
-            let records: Vec<serde_json::Value> = (0..PER_MESSAGE)
-                .map(|r| {
-                    let n = m * PER_MESSAGE + r;
-                    let mut record = if n.is_multiple_of(100) {
-                        reset.clone()
-                    } else {
-                        other.clone()
-                    };
-                    record["properties"]["id"] = format!("Directory_bench_{n:07}").into();
-                    record["properties"]["targetResources"][0]["userPrincipalName"] =
-                        format!("user{n:07}@contoso.com").into();
-                    record
-                })
-                .collect();
-            serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap()
-        })
-        .collect()
-}
 
 fn config(dir: &Path, source: &str) -> std::path::PathBuf {
     let path = dir.join("herald.toml");
@@ -102,15 +66,15 @@ fn main() {
         println!("kafka_intake: skipped outside `cargo bench`");
         return;
     }
-    let messages = records();
-    let bytes: usize = messages.iter().map(Vec::len).sum();
+    let (messages, _) = kafka::mixed_messages("bench", MESSAGES, PER_MESSAGE, 100, 3);
+    let bytes: usize = messages.iter().map(|(_, m)| m.len()).sum();
     let total = (MESSAGES * PER_MESSAGE) as f64;
 
     // Baseline: the file source over the same records, one Event Hubs message per line.
     let dir = Scratch::new("bench-intake-file");
     std::fs::create_dir_all(dir.path().join("in")).unwrap();
     let mut stream = Vec::with_capacity(bytes + MESSAGES);
-    for m in &messages {
+    for (_, m) in &messages {
         stream.extend_from_slice(m);
         stream.push(b'\n');
     }
@@ -123,12 +87,7 @@ fn main() {
     let dir = Scratch::new("bench-intake-kafka");
     let broker = Broker::start(dir.path());
     broker.create_topic(TOPIC, 3);
-    let tagged: Vec<(i32, Vec<u8>)> = messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| ((i % 3) as i32, m))
-        .collect();
-    broker.produce(TOPIC, &tagged);
+    broker.produce(TOPIC, &messages);
     std::thread::sleep(Duration::from_millis(500));
     let broker_cpu = cpu_seconds(broker.pid());
     let kafka = run(

@@ -15,68 +15,13 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use support::{Scratch, SmtpOptions, SmtpServer, cpu_seconds, fixture, free_port, herald};
+use support::sink::SmtpSink;
+use support::{Scratch, SmtpOptions, SmtpServer, cpu_seconds, fixture, herald};
 
 const MESSAGES: usize = 2_000;
-
-/// Postfix's `smtp-sink`, dumping each message it accepts into a directory.
-struct SmtpSink {
-    port: u16,
-    dumps: PathBuf,
-    child: Child,
-}
-
-impl SmtpSink {
-    fn start(binary: &Path, dir: &Path) -> SmtpSink {
-        let dumps = dir.join("sink");
-        std::fs::create_dir_all(&dumps).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(binary);
-        // As root it must be told whom to run as; the dump directory must then be writable.
-        if is_root() {
-            std::fs::set_permissions(&dumps, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-                .unwrap();
-            cmd.args(["-u", "nobody"]);
-        }
-        let child = cmd
-            .arg("-d")
-            .arg(format!("{}/%M.", dumps.display()))
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("256")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smtp-sink");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SmtpSink { port, dumps, child }
-    }
-
-    fn received(&self) -> usize {
-        std::fs::read_dir(&self.dumps).unwrap().count()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
 
 enum Server {
     Aiosmtpd,

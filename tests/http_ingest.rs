@@ -69,18 +69,6 @@ max_body = 65536
     service
 }
 
-fn wait_for(smtp: &SmtpServer, n: usize) {
-    let started = Instant::now();
-    while smtp.messages().len() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "expected {n} messages, have {}",
-            smtp.messages().len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 const AUTH: (&str, &str) = ("Authorization", "Bearer t0ken");
 
 #[test]
@@ -124,7 +112,7 @@ fn http_ingest_answers_after_commit_and_refuses_what_it_must() {
         (Some(0), Some(1)),
         "{answer}"
     );
-    wait_for(&smtp, 1);
+    smtp.wait_for(1, &String::new);
 
     // Gzip bodies are accepted.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -198,6 +198,56 @@ pub fn audit_messages(
     (out, recipients)
 }
 
+/// `count` Event Hubs messages of `per_message` records each, partitions round robin: one record
+/// in `select_every` a password reset (for a rule to select), the others group changes (for the
+/// rules to skip); every record a distinct id and user. Returns the messages and how many
+/// records are resets.
+pub fn mixed_messages(
+    prefix: &str,
+    count: usize,
+    per_message: usize,
+    select_every: usize,
+    partitions: i32,
+) -> (Vec<(i32, Vec<u8>)>, usize) {
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(super::fixture("activities.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let pick = |name: &str| {
+        lines
+            .iter()
+            .find(|r| r["properties"]["activityDisplayName"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (reset, other) = (pick("Reset user password"), pick("Add member to group"));
+    let mut selected = 0;
+    let messages = (0..count)
+        .map(|m| {
+            let records: Vec<serde_json::Value> = (0..per_message)
+                .map(|r| {
+                    let n = m * per_message + r;
+                    let mut record = if n.is_multiple_of(select_every) {
+                        selected += 1;
+                        reset.clone()
+                    } else {
+                        other.clone()
+                    };
+                    record["properties"]["id"] = format!("Directory_{prefix}_{n:07}").into();
+                    record["properties"]["targetResources"][0]["userPrincipalName"] =
+                        format!("user{n:07}@contoso.com").into();
+                    record
+                })
+                .collect();
+            let body = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+            ((m as i32) % partitions, body)
+        })
+        .collect();
+    (messages, selected)
+}
+
 /// A `[[source]]` table consuming [`TOPIC`] on `broker` in `group`, with short session
 /// timeouts so the tests' kills are noticed within seconds.
 pub fn source(broker: &Broker, group: &str) -> String {

@@ -6,6 +6,7 @@
 pub mod instance;
 pub mod kafka;
 pub mod postgres;
+pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
