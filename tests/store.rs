@@ -23,6 +23,8 @@ async fn on_sqlite<F: Future<Output = ()>>(name: &str, test: impl FnOnce(SqlStor
     let store = SqlStore::open(&url, scratch.path(), Schema::Migrate, None)
         .await
         .unwrap();
+    // The connection settings took: the write-ahead log is in use.
+    assert!(scratch.path().join("herald.db-wal").exists());
     test(store).await;
 }
 

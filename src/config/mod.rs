@@ -221,6 +221,13 @@ impl Config {
                 e,
             ));
         }
+        if file.delivery.lease < std::time::Duration::from_secs(1) {
+            return Err(located(
+                key_line(text, "delivery", "lease"),
+                Some("delivery.lease".into()),
+                "must be at least 1s (sends begin only in its first half)".to_owned(),
+            ));
+        }
         if file.store.pool_size == Some(0) {
             return Err(located(
                 key_line(text, "store", "pool_size"),
@@ -409,6 +416,33 @@ soc = ["soc@contoso.com"]
         let text = err.to_string();
         assert!(text.starts_with("herald.toml:12"), "{text}");
         assert!(text.contains("unknown field `recipient`"), "{text}");
+    }
+
+    #[test]
+    fn store_url_and_lease_are_checked_without_showing_a_password() {
+        let rule = "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n";
+        let err = parse(&format!(
+            "[store]\nurl = \"mysql://root:hunter2@db/h\"\n{rule}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("herald.toml:10: store.url: "), "{err}");
+        assert!(
+            err.contains("\"mysql\"") && !err.contains("hunter2"),
+            "{err}"
+        );
+        parse(&format!(
+            "[store]\nurl = \"postgres://herald:hunter2@db/herald\"\npool_size = 16\n{rule}"
+        ))
+        .unwrap();
+        parse(&format!(
+            "[store]\nurl = {{ env = \"HERALD_STORE_URL\" }}\n{rule}"
+        ))
+        .unwrap();
+        let err = parse(&format!("[delivery]\nlease = \"0s\"\n{rule}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("herald.toml:10: delivery.lease: "), "{err}");
     }
 
     #[test]
