@@ -429,3 +429,20 @@ async fn the_schema_check_refuses_an_unmigrated_store(store: SqlStore) {
         .await
         .unwrap();
 }
+
+/// Opening a PostgreSQL store that cannot be reached says why, and never shows the password.
+#[tokio::test]
+async fn an_unreachable_postgres_store_is_explained() {
+    let url = format!(
+        "postgres://herald:hunter2@127.0.0.1:{}/herald",
+        support::free_port()
+    );
+    let err = SqlStore::open(&url, std::path::Path::new("."), Schema::Migrate, None)
+        .await
+        .err()
+        .expect("nothing listens there")
+        .to_string();
+    assert!(err.contains("connecting to PostgreSQL"), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
 use super::StoreError;
 
@@ -97,6 +97,23 @@ impl Engine {
                     .acquire_timeout(Duration::from_secs(5)),
             ),
         };
+        if *self == Engine::Postgres {
+            // One connection of our own first: its error says why (refused, authentication,
+            // TLS), where the pool would only report that it timed out.
+            let first = tokio::time::timeout(Duration::from_secs(10), AnyConnection::connect(&url));
+            match first.await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(StoreError::new("connecting to PostgreSQL", e)),
+                Err(_) => {
+                    return Err(StoreError::new(
+                        "connecting to PostgreSQL",
+                        "no answer within 10 s",
+                    ));
+                }
+            }
+        }
         options.connect(&url).await.map_err(|e| match self {
             Engine::Sqlite(path) => StoreError::new(&format!("opening {}", path.display()), e),
             Engine::Postgres => StoreError::new("connecting to PostgreSQL", e),
