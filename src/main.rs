@@ -36,7 +36,7 @@ enum Command {
         /// `text`: one line per notification; `json`: one JSON object per notification.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Also write each message as DIR/KEY.eml.
+        /// Also write each message as DIR/KEY.eml (DIR/KEY.json for a webhook channel).
         #[arg(long, value_name = "DIR")]
         render: Option<PathBuf>,
         /// Files, directories (read recursively) or `-` for standard input.
@@ -331,7 +331,7 @@ fn test(
     if let Some(dir) = render {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for n in &outcome.notifications {
-            let file = dir.join(format!("{}.eml", n.key));
+            let file = dir.join(format!("{}.{}", n.key, n.format.extension()));
             std::fs::write(&file, &n.message)
                 .with_context(|| format!("writing {}", file.display()))?;
         }

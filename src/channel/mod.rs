@@ -6,9 +6,11 @@
 
 mod file;
 mod smtp;
+mod webhook;
 
 pub use file::FileConfig;
 pub use smtp::{SmtpConfig, TlsMode};
+pub use webhook::{WebhookConfig, signature};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,14 +28,18 @@ pub enum ChannelConfig {
     Smtp(SmtpConfig),
     /// Each message written as an `.eml` file into a directory.
     File(FileConfig),
+    /// Each notification `POST`ed as JSON.
+    Webhook(WebhookConfig),
 }
 
 impl ChannelConfig {
-    /// The sender of this channel's messages, as written.
-    pub fn from(&self) -> &str {
+    /// The sender of this channel's messages, as written; `None` for a channel that sends no
+    /// mail (its notifications are rendered as JSON).
+    pub fn from(&self) -> Option<&str> {
         match self {
-            ChannelConfig::Smtp(c) => &c.from,
-            ChannelConfig::File(c) => &c.from,
+            ChannelConfig::Smtp(c) => Some(&c.from),
+            ChannelConfig::File(c) => Some(&c.from),
+            ChannelConfig::Webhook(_) => None,
         }
     }
 
@@ -42,6 +48,7 @@ impl ChannelConfig {
         match self {
             ChannelConfig::Smtp(c) => c.concurrency,
             ChannelConfig::File(c) => c.concurrency,
+            ChannelConfig::Webhook(c) => c.concurrency,
         }
         .max(1)
     }
@@ -95,6 +102,9 @@ pub fn build_all(
                 }
                 ChannelConfig::File(c) => Arc::new(
                     file::FileDrop::new(c, base).map_err(|e| format!("channel.{name}: {e}"))?,
+                ),
+                ChannelConfig::Webhook(c) => Arc::new(
+                    webhook::Webhook::new(c, base).map_err(|e| format!("channel.{name}: {e}"))?,
                 ),
             };
             Ok((name.clone(), channel))

@@ -199,14 +199,13 @@ impl Config {
         for (name, channel) in file.channel {
             let line = line_of(text, channel.span().start);
             let channel = channel.into_inner();
-            if channel.from().parse::<lettre::message::Mailbox>().is_err() {
+            if let Some(from) = channel.from()
+                && from.parse::<lettre::message::Mailbox>().is_err()
+            {
                 return Err(located(
                     Some(line),
                     Some(format!("channel.{name}.from")),
-                    format!(
-                        "{:?} is not a mailbox (\"Name <address>\" or an address)",
-                        channel.from()
-                    ),
+                    format!("{from:?} is not a mailbox (\"Name <address>\" or an address)"),
                 ));
             }
             channels.insert(name, channel);

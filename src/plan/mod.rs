@@ -6,6 +6,7 @@
 
 mod key;
 mod message;
+mod payload;
 mod recipients;
 mod render;
 mod wording;
@@ -25,6 +26,32 @@ use crate::event::AuditEvent;
 use crate::rules::{Importance, Match};
 use render::TemplateNames;
 
+/// What a channel delivers: a mail message, or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// An RFC 5322 message (`smtp`, `file`).
+    Email,
+    /// Herald's JSON payload (`webhook`).
+    Json,
+}
+
+impl Format {
+    /// The file extension a rendered message of this format takes.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Email => "eml",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// How a channel's notifications are rendered.
+enum Delivery {
+    Mail(Mailbox),
+    Json,
+}
+
 /// One message to one recipient on one channel, ready to hand to the channel.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
@@ -40,7 +67,8 @@ pub struct Notification {
     pub html: String,
     #[serde(skip)]
     pub text: String,
-    /// The full RFC 5322 message.
+    pub format: Format,
+    /// What the channel delivers: the full RFC 5322 message, or the JSON payload.
     #[serde(skip)]
     pub message: Vec<u8>,
 }
@@ -66,7 +94,7 @@ struct RuleTemplates {
 pub struct Planner {
     env: Environment<'static>,
     templates: BTreeMap<String, RuleTemplates>,
-    senders: BTreeMap<String, Mailbox>,
+    deliveries: BTreeMap<String, Delivery>,
     groups: BTreeMap<String, Vec<String>>,
     branding: Branding,
 }
@@ -83,15 +111,21 @@ impl Planner {
                 .map_err(|m| config.error_at_rule(i, "subject", m))?;
             templates.insert(rule.name.clone(), RuleTemplates { body, subject });
         }
-        let senders = config
+        let deliveries = config
             .channels
             .iter()
-            .filter_map(|(name, c)| Some((name.clone(), c.from().parse::<Mailbox>().ok()?)))
+            .filter_map(|(name, c)| {
+                let delivery = match c.from() {
+                    Some(from) => Delivery::Mail(from.parse::<Mailbox>().ok()?),
+                    None => Delivery::Json,
+                };
+                Some((name.clone(), delivery))
+            })
             .collect();
         Ok(Planner {
             env,
             templates,
-            senders,
+            deliveries,
             groups: config.groups.clone(),
             branding: config.branding.clone(),
         })
@@ -132,8 +166,8 @@ impl Planner {
             .templates
             .get(&rule.name)
             .ok_or_else(|| format!("rule {:?} has no loaded templates", rule.name))?;
-        let from = self
-            .senders
+        let delivery = self
+            .deliveries
             .get(channel)
             .ok_or_else(|| format!("channel {channel:?} is not configured"))?;
         let key = NotificationKey::new(
@@ -169,6 +203,37 @@ impl Planner {
                 .map_err(|e| format!("template {name}: {e:#}"))
         };
         let subject = clean_subject(&render(&templates.subject)?);
+        let from = match delivery {
+            Delivery::Mail(from) => from,
+            Delivery::Json => {
+                let summary = wording::headline(event, target);
+                let message = payload::build(payload::Parts {
+                    key: &key,
+                    subject: &subject,
+                    summary: &summary,
+                    rule: &rule.name,
+                    importance: rule.importance,
+                    channel,
+                    recipient,
+                    target,
+                    event,
+                })?;
+                return Ok(Notification {
+                    key,
+                    event_id: event.id.clone(),
+                    activity: event.activity.clone(),
+                    rule: rule.name.clone(),
+                    channel: channel.to_owned(),
+                    recipient: recipient.address.clone(),
+                    subject,
+                    importance: rule.importance,
+                    html: String::new(),
+                    text: summary,
+                    format: Format::Json,
+                    message,
+                });
+            }
+        };
         let html = inline_css(&render(&templates.body.html)?)?;
         let text = render(&templates.body.text)?;
         let message = message::build(message::Email {
@@ -191,6 +256,7 @@ impl Planner {
             importance: rule.importance,
             html,
             text,
+            format: Format::Email,
             message,
         })
     }

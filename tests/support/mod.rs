@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod http_receiver;
 pub mod instance;
 pub mod kafka;
 pub mod postgres;
@@ -57,7 +58,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The Python that has aiosmtpd (scripts/test installs it).
-fn python() -> String {
+pub(crate) fn python() -> String {
     let candidates = [
         std::env::var("HERALD_TEST_PYTHON").ok(),
         Some("python3".into()),

@@ -1,0 +1,71 @@
+//! The JSON a non-mail channel delivers (`kind = "webhook"`): Herald's built-in schema,
+//! `herald.notification.v1`. Every audit field is carried as a JSON string value, escaped by
+//! the serializer, so a hostile display name stays data in the receiver's hands.
+
+use serde::Serialize;
+
+use super::key::NotificationKey;
+use super::recipients::Resolved;
+use crate::event::{AuditEvent, Target};
+use crate::rules::Importance;
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    schema: &'static str,
+    key: &'a str,
+    subject: &'a str,
+    summary: &'a str,
+    rule: Rule<'a>,
+    recipient: Recipient<'a>,
+    /// The target the notification is about (for a `target` recipient), if any.
+    target: Option<&'a Target>,
+    event: &'a AuditEvent,
+}
+
+#[derive(Serialize)]
+struct Rule<'a> {
+    name: &'a str,
+    importance: &'a str,
+    channel: &'a str,
+}
+
+#[derive(Serialize)]
+struct Recipient<'a> {
+    address: &'a str,
+    via: &'a str,
+    group: Option<&'a str>,
+}
+
+pub(super) struct Parts<'a> {
+    pub key: &'a NotificationKey,
+    pub subject: &'a str,
+    pub summary: &'a str,
+    pub rule: &'a str,
+    pub importance: Importance,
+    pub channel: &'a str,
+    pub recipient: &'a Resolved,
+    pub target: Option<&'a Target>,
+    pub event: &'a AuditEvent,
+}
+
+pub(super) fn build(parts: Parts) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&Payload {
+        schema: "herald.notification.v1",
+        key: parts.key.as_str(),
+        subject: parts.subject,
+        summary: parts.summary,
+        rule: Rule {
+            name: parts.rule,
+            importance: parts.importance.as_str(),
+            channel: parts.channel,
+        },
+        recipient: Recipient {
+            address: &parts.recipient.address,
+            via: parts.recipient.via,
+            group: parts.recipient.group.as_deref(),
+        },
+        target: parts.target,
+        event: parts.event,
+    })
+    .map_err(|e| format!("building the JSON payload: {e}"))
+}

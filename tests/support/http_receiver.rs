@@ -1,0 +1,63 @@
+//! A real HTTP server process standing in for a webhook receiver (`http_receiver.py`): it
+//! records every request, so tests assert method, path, headers and body exactly, and answers
+//! as a script says (503, 429 with `Retry-After`, 400 with a reason).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::{free_port, python, root};
+
+pub struct HttpReceiver {
+    pub port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl HttpReceiver {
+    pub fn start(dir: &Path) -> HttpReceiver {
+        let dir = dir.join("receiver");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut child = Command::new(python())
+            .arg(root().join("tests/support/http_receiver.py"))
+            .args(["--port", &port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--script")
+            .arg(dir.join("script"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the HTTP receiver did not start");
+        HttpReceiver { port, dir, child }
+    }
+
+    /// How the next requests are answered, in order: `STATUS [BODY]`.
+    pub fn script(&self, replies: &[&str]) {
+        let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(self.dir.join("script"), text).unwrap();
+    }
+
+    /// Every request so far: `{method, path, headers, body}`.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for HttpReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,188 @@
+//! The webhook channel against a real HTTP server process: JSON in Herald's schema, signed,
+//! with the configured headers; 5xx and 429 retried, other 4xx failed at once with the
+//! receiver's answer kept; hostile audit fields delivered as data.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::http_receiver::HttpReceiver;
+use support::{Scratch, fixture, herald_with_env, text};
+
+const SECRET: &str = "whsec-4b7e9d";
+const TOKEN: &str = "Bearer t0k3n";
+
+/// A configuration reading `hostile.json` (a password reset whose display names are markup,
+/// beside an event whose activity name tries a header injection), sending password resets to
+/// the SOC through a webhook.
+fn config(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    std::fs::copy(fixture("hostile.json"), dir.join("in/hostile.json")).unwrap();
+    let path = dir.join("herald.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[source]]
+kind = "file"
+name = "entra"
+path = "in"
+
+[delivery]
+initial_backoff = "100ms"
+max_backoff = "200ms"
+
+[channel.soc]
+kind = "webhook"
+url = { env = "HOOK_URL" }
+secret = { env = "HOOK_SECRET" }
+headers = { Authorization = { env = "HOOK_TOKEN" } }
+
+[groups]
+soc = ["soc@contoso.com"]
+
+[[rule]]
+name = "password-changes"
+activities = ["Reset user password"]
+recipients = ["group:soc"]
+channels = ["soc"]
+"#,
+    )
+    .unwrap();
+    path
+}
+
+fn run_once(config: &Path, receiver: &HttpReceiver) -> std::process::Output {
+    let url = format!(
+        "http://127.0.0.1:{}/hooks/herald?token=s3cr3t",
+        receiver.port
+    );
+    herald_with_env(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        &[
+            ("HOOK_URL", url.as_str()),
+            ("HOOK_SECRET", SECRET),
+            ("HOOK_TOKEN", TOKEN),
+        ],
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn webhook_posts_signed_json_and_retries_what_may_succeed() {
+    let dir = Scratch::new("webhook-signed");
+    let receiver = HttpReceiver::start(dir.path());
+    // The first request meets an overloaded receiver, the second a throttled one.
+    receiver.script(&["503 busy", "429 slow down"]);
+    let config = config(dir.path());
+    let out = run_once(&config, &receiver);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("s3cr3t") && !text(&out.stderr).contains(SECRET),
+        "a secret reached the log:\n{}",
+        text(&out.stderr)
+    );
+
+    let requests = receiver.requests();
+    assert_eq!(
+        requests.len(),
+        3,
+        "1 notification, tried 3 times: {requests:#?}"
+    );
+    let mut delivered = std::collections::BTreeMap::new();
+    let now = jiff::Timestamp::now().as_second();
+    for r in &requests {
+        assert_eq!(r["method"], "POST");
+        assert_eq!(r["path"], "/hooks/herald?token=s3cr3t");
+        let headers = &r["headers"];
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["authorization"], TOKEN);
+        let body = r["body"].as_str().unwrap();
+        let signature = headers["x-herald-signature"].as_str().unwrap();
+        let t: i64 = signature
+            .strip_prefix("t=")
+            .and_then(|s| s.split(',').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{signature}"));
+        assert!((now - t).abs() < 300, "signed at {t}, now {now}");
+        // What a receiver does: recompute over the raw body with the shared secret.
+        assert_eq!(
+            signature,
+            herald::channel::signature(SECRET.as_bytes(), t, body.as_bytes())
+        );
+        let payload: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(headers["x-herald-key"], payload["key"]);
+        *delivered
+            .entry(payload["key"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+        assert_eq!(payload["schema"], "herald.notification.v1");
+        assert_eq!(payload["rule"]["name"], "password-changes");
+        assert_eq!(payload["rule"]["channel"], "soc");
+        assert_eq!(payload["recipient"]["address"], "soc@contoso.com");
+        assert_eq!(payload["recipient"]["via"], "group");
+        assert!(!payload["subject"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(
+        delivered.len(),
+        1,
+        "one notification, the same key each time"
+    );
+
+    // Hostile fields arrive as the exact strings the audit log held: data, not markup.
+    let reset: serde_json::Value =
+        serde_json::from_str(requests[2]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reset["event"]["activity"], "Reset user password");
+    assert_eq!(
+        reset["event"]["targets"][0]["display_name"],
+        "<script>alert(\"x\")</script> Adele"
+    );
+    assert_eq!(
+        reset["event"]["initiated_by"]["display_name"],
+        "<img src=x onerror=alert(1)>"
+    );
+
+    let list = herald_with_env(
+        &["outbox", "list", "--config", config.to_str().unwrap()],
+        &[],
+        Duration::from_secs(30),
+    );
+    let list = text(&list.stdout);
+    assert_eq!(list.matches(" sent ").count(), 1, "{list}");
+}
+
+#[test]
+fn a_refused_webhook_fails_at_once_with_the_receivers_answer() {
+    let dir = Scratch::new("webhook-refused");
+    let receiver = HttpReceiver::start(dir.path());
+    receiver.script(&[r#"400 {"error":"unknown field: rule"}"#]);
+    let config = config(dir.path());
+    let out = run_once(&config, &receiver);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(receiver.requests().len(), 1, "no retry after a 400");
+    let list = herald_with_env(
+        &[
+            "outbox",
+            "list",
+            "--state",
+            "failed",
+            "--format",
+            "json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    let rows: Vec<serde_json::Value> = text(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    for row in rows {
+        assert_eq!(
+            row["last_error"],
+            r#"HTTP 400 Bad Request: {"error":"unknown field: rule"}"#
+        );
+        assert_eq!(row["attempts"], 1);
+    }
+}
