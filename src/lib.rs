@@ -10,6 +10,7 @@ pub mod channel;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod msgraph;
 pub mod pipeline;
 pub mod plan;
 pub mod rules;

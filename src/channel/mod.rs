@@ -5,10 +5,12 @@
 //! fails the notification at once (DESIGN §2.4). Channels never decode, plan or touch the store.
 
 mod file;
+mod graph_mail;
 mod smtp;
 mod webhook;
 
 pub use file::FileConfig;
+pub use graph_mail::GraphMailConfig;
 pub use smtp::{SmtpConfig, TlsMode};
 pub use webhook::{WebhookConfig, signature};
 
@@ -30,6 +32,31 @@ pub enum ChannelConfig {
     File(FileConfig),
     /// Each notification `POST`ed as JSON.
     Webhook(WebhookConfig),
+    /// Microsoft 365 mail through Microsoft Graph.
+    #[serde(rename = "graph_mail")]
+    GraphMail(GraphMailConfig),
+}
+
+/// What a channel delivers, rendered when a notification is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// An RFC 5322 message (`smtp`, `file`).
+    Email,
+    /// Herald's JSON payload (`webhook`).
+    Json,
+    /// A Graph `message` object (`graph_mail`).
+    GraphMessage,
+}
+
+impl Format {
+    /// The file extension a rendered message of this format takes.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Email => "eml",
+            Format::Json | Format::GraphMessage => "json",
+        }
+    }
 }
 
 impl ChannelConfig {
@@ -39,7 +66,16 @@ impl ChannelConfig {
         match self {
             ChannelConfig::Smtp(c) => Some(&c.from),
             ChannelConfig::File(c) => Some(&c.from),
-            ChannelConfig::Webhook(_) => None,
+            ChannelConfig::Webhook(_) | ChannelConfig::GraphMail(_) => None,
+        }
+    }
+
+    /// What this channel's notifications are rendered as.
+    pub fn format(&self) -> Format {
+        match self {
+            ChannelConfig::Smtp(_) | ChannelConfig::File(_) => Format::Email,
+            ChannelConfig::Webhook(_) => Format::Json,
+            ChannelConfig::GraphMail(_) => Format::GraphMessage,
         }
     }
 
@@ -49,6 +85,7 @@ impl ChannelConfig {
             ChannelConfig::Smtp(c) => c.concurrency,
             ChannelConfig::File(c) => c.concurrency,
             ChannelConfig::Webhook(c) => c.concurrency,
+            ChannelConfig::GraphMail(c) => c.concurrency,
         }
         .max(1)
     }
@@ -79,6 +116,12 @@ pub enum SendError {
     /// Nothing was handed over: the claim's time to begin ran out (see [`Outgoing::begin_by`]).
     #[error("{0}")]
     NotBegun(String),
+    /// Worth retrying, but not before `after` (HTTP 429/503 with `Retry-After`).
+    #[error("{error} (retry after {after:?})")]
+    Throttled {
+        error: String,
+        after: std::time::Duration,
+    },
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
@@ -91,6 +134,7 @@ pub trait Channel: Send + Sync {
 /// Builds every configured channel; `base` anchors relative paths. Errors name the channel.
 pub fn build_all(
     configs: &BTreeMap<String, ChannelConfig>,
+    apps: &BTreeMap<String, crate::msgraph::MicrosoftApp>,
     base: &Path,
 ) -> Result<BTreeMap<String, Arc<dyn Channel>>, String> {
     configs
@@ -105,6 +149,10 @@ pub fn build_all(
                 ),
                 ChannelConfig::Webhook(c) => Arc::new(
                     webhook::Webhook::new(c, base).map_err(|e| format!("channel.{name}: {e}"))?,
+                ),
+                ChannelConfig::GraphMail(c) => Arc::new(
+                    graph_mail::GraphMail::new(c, apps, base)
+                        .map_err(|e| format!("channel.{name}: {e}"))?,
                 ),
             };
             Ok((name.clone(), channel))

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::channel::ChannelConfig;
 use crate::dispatch::DeliveryConfig;
+use crate::msgraph::MicrosoftApp;
 use crate::rules::{Known, RuleConfig, RuleSet};
 use crate::source::SourceConfig;
 use crate::web::AdminConfig;
@@ -37,6 +38,8 @@ struct ConfigFile {
     branding: Branding,
     #[serde(default)]
     groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    microsoft: BTreeMap<String, Spanned<MicrosoftApp>>,
     #[serde(default)]
     channel: BTreeMap<String, Spanned<ChannelConfig>>,
     #[serde(default)]
@@ -113,6 +116,8 @@ pub struct Config {
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// App registrations (`[microsoft.NAME]`) the Microsoft channels and sources use.
+    pub microsoft: BTreeMap<String, MicrosoftApp>,
     pub rules: RuleSet,
     /// Line of each rule's table, for errors found later (templates).
     pub(crate) rule_lines: Vec<usize>,
@@ -195,6 +200,20 @@ impl Config {
             }
         }
 
+        let mut microsoft = BTreeMap::new();
+        for (name, app) in file.microsoft {
+            let line = line_of(text, app.span().start);
+            let app = app.into_inner();
+            if let Some(problem) = app.problem() {
+                return Err(located(
+                    Some(line),
+                    Some(format!("microsoft.{name}")),
+                    problem,
+                ));
+            }
+            microsoft.insert(name, app);
+        }
+
         let mut channels = BTreeMap::new();
         for (name, channel) in file.channel {
             let line = line_of(text, channel.span().start);
@@ -206,6 +225,15 @@ impl Config {
                     Some(line),
                     Some(format!("channel.{name}.from")),
                     format!("{from:?} is not a mailbox (\"Name <address>\" or an address)"),
+                ));
+            }
+            if let ChannelConfig::GraphMail(mail) = &channel
+                && !microsoft.contains_key(&mail.app)
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("channel.{name}.app")),
+                    format!("no [microsoft.{}] table", mail.app),
                 ));
             }
             channels.insert(name, channel);
@@ -300,6 +328,7 @@ impl Config {
             branding,
             groups: file.groups,
             channels,
+            microsoft,
             rules: RuleSet::new(rules),
             rule_lines,
         })

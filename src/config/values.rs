@@ -32,6 +32,11 @@ impl fmt::Debug for SecretSource {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret obtained at run time (an access token).
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -247,7 +247,7 @@ async fn attempt(
         Err(SendError::Permanent(_)) => {
             metrics::counter!("herald_notifications_failed_total", &labels).increment(1)
         }
-        Err(SendError::Transient(_)) => {
+        Err(SendError::Transient(_) | SendError::Throttled { .. }) => {
             metrics::counter!("herald_notifications_retried_total", &labels).increment(1)
         }
         Err(SendError::NotBegun(_)) => {}
@@ -262,23 +262,36 @@ async fn attempt(
             tracing::warn!(key = %row.key, channel = %row.channel, %error, "failed permanently");
             Finish::Failed { error }
         }
-        Err(SendError::Transient(error)) => {
-            let attempts = row.attempts + 1;
-            if delivery.expired(row.created_at, now) {
-                tracing::warn!(key = %row.key, channel = %row.channel, attempts, %error, "giving up: max_age reached");
-                Finish::Failed {
-                    error: format!(
-                        "gave up after {attempts} attempts (max_age reached); last error: {error}"
-                    ),
-                }
-            } else {
-                let wait = delivery.backoff(attempts as u32, fastrand::f64());
-                tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = wait.as_millis() as u64, %error, "will retry");
-                Finish::Retry {
-                    at: now + wait.as_millis() as i64,
-                    error,
-                }
-            }
+        Err(SendError::Transient(error)) => retry(row, delivery, now, error, Duration::ZERO),
+        Err(SendError::Throttled { error, after }) => retry(row, delivery, now, error, after),
+    }
+}
+
+/// A transient failure: retry with backoff (never sooner than `not_before`), or give up once
+/// the notification is past `max_age`.
+fn retry(
+    row: &Claimed,
+    delivery: &DeliveryConfig,
+    now: crate::store::Millis,
+    error: String,
+    not_before: Duration,
+) -> Finish {
+    let attempts = row.attempts + 1;
+    if delivery.expired(row.created_at, now) {
+        tracing::warn!(key = %row.key, channel = %row.channel, attempts, %error, "giving up: max_age reached");
+        Finish::Failed {
+            error: format!(
+                "gave up after {attempts} attempts (max_age reached); last error: {error}"
+            ),
+        }
+    } else {
+        let wait = delivery
+            .backoff(attempts as u32, fastrand::f64())
+            .max(not_before);
+        tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = wait.as_millis() as u64, %error, "will retry");
+        Finish::Retry {
+            at: now + wait.as_millis() as i64,
+            error,
         }
     }
 }

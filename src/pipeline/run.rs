@@ -66,7 +66,7 @@ pub async fn run(
         }
     }
     let base = config.dir().to_owned();
-    let channels = channel::build_all(&config.channels, &base)
+    let channels = channel::build_all(&config.channels, &config.microsoft, &base)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let lanes: BTreeMap<String, Lane> = channels
         .into_iter()

@@ -21,35 +21,17 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
+pub use crate::channel::Format;
 use crate::config::{Branding, Config, ConfigError};
 use crate::event::AuditEvent;
 use crate::rules::{Importance, Match};
 use render::TemplateNames;
 
-/// What a channel delivers: a mail message, or JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// An RFC 5322 message (`smtp`, `file`).
-    Email,
-    /// Herald's JSON payload (`webhook`).
-    Json,
-}
-
-impl Format {
-    /// The file extension a rendered message of this format takes.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Email => "eml",
-            Format::Json => "json",
-        }
-    }
-}
-
 /// How a channel's notifications are rendered.
 enum Delivery {
     Mail(Mailbox),
     Json,
+    GraphMessage,
 }
 
 /// One message to one recipient on one channel, ready to hand to the channel.
@@ -115,9 +97,10 @@ impl Planner {
             .channels
             .iter()
             .filter_map(|(name, c)| {
-                let delivery = match c.from() {
-                    Some(from) => Delivery::Mail(from.parse::<Mailbox>().ok()?),
-                    None => Delivery::Json,
+                let delivery = match c.format() {
+                    Format::Email => Delivery::Mail(c.from()?.parse::<Mailbox>().ok()?),
+                    Format::Json => Delivery::Json,
+                    Format::GraphMessage => Delivery::GraphMessage,
                 };
                 Some((name.clone(), delivery))
             })
@@ -204,7 +187,8 @@ impl Planner {
         };
         let subject = clean_subject(&render(&templates.subject)?);
         let from = match delivery {
-            Delivery::Mail(from) => from,
+            Delivery::Mail(from) => Some(from),
+            Delivery::GraphMessage => None,
             Delivery::Json => {
                 let summary = wording::headline(event, target);
                 let message = payload::build(payload::Parts {
@@ -236,15 +220,24 @@ impl Planner {
         };
         let html = inline_css(&render(&templates.body.html)?)?;
         let text = render(&templates.body.text)?;
-        let message = message::build(message::Email {
-            from,
-            to: &recipient.address,
-            subject: &subject,
-            text: text.clone(),
-            html: html.clone(),
-            key: &key,
-            importance: rule.importance,
-        })?;
+        let (format, message) = match from {
+            Some(from) => (
+                Format::Email,
+                message::build(message::Email {
+                    from,
+                    to: &recipient.address,
+                    subject: &subject,
+                    text: text.clone(),
+                    html: html.clone(),
+                    key: &key,
+                    importance: rule.importance,
+                })?,
+            ),
+            None => (
+                Format::GraphMessage,
+                payload::graph_message(&subject, &html, &recipient.address, rule.importance, &key)?,
+            ),
+        };
         Ok(Notification {
             key,
             event_id: event.id.clone(),
@@ -256,7 +249,7 @@ impl Planner {
             importance: rule.importance,
             html,
             text,
-            format: Format::Email,
+            format,
             message,
         })
     }

@@ -1,6 +1,8 @@
-//! The JSON a non-mail channel delivers (`kind = "webhook"`): Herald's built-in schema,
-//! `herald.notification.v1`. Every audit field is carried as a JSON string value, escaped by
-//! the serializer, so a hostile display name stays data in the receiver's hands.
+//! The JSON a channel delivers when it is not an RFC 5322 message: Herald's built-in schema,
+//! `herald.notification.v1` (`kind = "webhook"`), and a Microsoft Graph `message` object
+//! (`kind = "graph_mail"`). Every audit field is carried as a JSON string value, escaped by the
+//! serializer, so a hostile display name stays data in the receiver's hands (the Graph body is
+//! the same escaped HTML as the mail).
 
 use serde::Serialize;
 
@@ -68,4 +70,23 @@ pub(super) fn build(parts: Parts) -> Result<Vec<u8>, String> {
         event: parts.event,
     })
     .map_err(|e| format!("building the JSON payload: {e}"))
+}
+
+/// A Graph `message` resource for `sendMail`: the rendered subject and HTML, one recipient, the
+/// rule's importance, and the notification key as an internet message header.
+pub(super) fn graph_message(
+    subject: &str,
+    html: &str,
+    to: &str,
+    importance: Importance,
+    key: &NotificationKey,
+) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&serde_json::json!({
+        "subject": subject,
+        "body": { "contentType": "HTML", "content": html },
+        "toRecipients": [ { "emailAddress": { "address": to } } ],
+        "importance": importance.as_str(),
+        "internetMessageHeaders": [ { "name": "X-Herald-Key", "value": key.as_str() } ],
+    }))
+    .map_err(|e| format!("building the Graph message: {e}"))
 }

@@ -1,28 +1,46 @@
 #!/usr/bin/env python3
 """A real HTTP server for Herald's tests, run as its own process: it stands in for a webhook
-receiver. Every request is appended to DIR/requests.jsonl as one JSON object (method, path,
-headers with lower-case names, body as text), then answered as the script file says: each line
-of SCRIPT is consumed by one request and is `STATUS [BODY]` (`429` also sends `Retry-After: 1`).
-When the script is empty, requests get `200 {"ok":true}`. Prints `READY` once it listens.
+receiver and for Microsoft's cloud (the identity platform's token endpoint and Graph), following
+their documented request and response formats.
+
+Every request is appended to DIR/requests.jsonl as one JSON object (time, method, path, headers
+with lower-case names, body as text), then answered as a script file says: each line is consumed
+by one request and is `STATUS [BODY]` (`429` and `503` also send `Retry-After: 1`). Requests to
+`.../oauth2/v2.0/token` follow SCRIPT.token and by default get a new access token each time
+(`tok-1`, `tok-2`, ...; `expires_in` 3599). Other requests follow SCRIPT, and by default get
+`200 {"ok":true}`, or `202` with no body for Graph's `sendMail`. Prints `READY` once it listens.
 """
 import argparse
 import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
+TOKENS = [0]
 
 
-def next_reply(script):
+def default_reply(path):
+    if path.endswith("/oauth2/v2.0/token"):
+        TOKENS[0] += 1
+        return 200, json.dumps({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "tok-%d" % TOKENS[0]})
+    if path.endswith("/sendMail"):
+        return 202, ""
+    return 200, '{"ok":true}'
+
+
+def next_reply(script, path):
+    if path.endswith("/oauth2/v2.0/token"):
+        script = script + ".token"
     with LOCK:
         if not os.path.exists(script):
-            return 200, '{"ok":true}'
+            return default_reply(path)
         with open(script) as f:
             lines = [l.rstrip("\n") for l in f if l.strip()]
         if not lines:
-            return 200, '{"ok":true}'
+            return default_reply(path)
         with open(script + ".tmp", "w") as f:
             f.write("".join(l + "\n" for l in lines[1:]))
         os.replace(script + ".tmp", script)
@@ -38,6 +56,7 @@ def handler(record, script):
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             entry = {
+                "time": time.time(),
                 "method": self.command,
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
@@ -46,12 +65,12 @@ def handler(record, script):
             with LOCK:
                 with open(record, "a") as f:
                     f.write(json.dumps(entry) + "\n")
-            status, reply = next_reply(script)
+            status, reply = next_reply(script, self.path)
             data = reply.encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            if status == 429:
+            if status in (429, 503):
                 self.send_header("Retry-After", "1")
             self.end_headers()
             self.wfile.write(data)

@@ -1,6 +1,7 @@
-//! A real HTTP server process standing in for a webhook receiver (`http_receiver.py`): it
-//! records every request, so tests assert method, path, headers and body exactly, and answers
-//! as a script says (503, 429 with `Retry-After`, 400 with a reason).
+//! A real HTTP server process standing in for a webhook receiver and for Microsoft's token
+//! endpoint and Graph (`http_receiver.py`): it records every request, so tests assert method,
+//! path, headers and body exactly, and answers as a script says (401, 503, 429 with
+//! `Retry-After`, 400 with Graph's error JSON).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,13 @@ impl HttpReceiver {
         std::fs::write(self.dir.join("script"), text).unwrap();
     }
 
-    /// Every request so far: `{method, path, headers, body}`.
+    /// How the next token requests are answered, in order: `STATUS [BODY]`.
+    pub fn script_tokens(&self, replies: &[&str]) {
+        let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(self.dir.join("script.token"), text).unwrap();
+    }
+
+    /// Every request so far: `{time, method, path, headers, body}`.
     pub fn requests(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.join("requests.jsonl"))
             .unwrap_or_default()

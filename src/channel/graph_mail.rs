@@ -1,0 +1,214 @@
+//! `kind = "graph_mail"`: Microsoft 365 mail through Microsoft Graph
+//! (`POST /v1.0/users/{sender}/sendMail`) with an app registration's OAuth token, for tenants
+//! where SMTP basic authentication is switched off.
+//!
+//! The message JSON (subject, HTML body, recipient, importance, and the notification key as an
+//! `X-Herald-Key` internet header) is rendered when the notification is planned; this channel
+//! adds `saveToSentItems` and delivers it. Replies: `202` is delivered. `401` renews the token
+//! once and tries again. `429`, `503` and `504` are retried no sooner than their `Retry-After`;
+//! other 5xx and no reply are retried with backoff; any other 4xx fails at once, keeping Graph's
+//! error code and message.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Channel, Outgoing, SendError, SendFuture};
+use crate::config::duration;
+use crate::msgraph::Tokens;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphMailConfig {
+    /// The `[microsoft.NAME]` registration to send as.
+    pub app: String,
+    /// The mailbox messages are sent from (its address or object id).
+    pub sender: String,
+    /// Keep a copy in the sender's Sent Items (default false: a notification mailbox would
+    /// fill with them).
+    #[serde(default)]
+    pub save_to_sent_items: bool,
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+pub(super) struct GraphMail {
+    http: reqwest::Client,
+    tokens: Arc<Tokens>,
+    url: reqwest::Url,
+    save: bool,
+}
+
+impl GraphMail {
+    pub fn new(
+        config: &GraphMailConfig,
+        apps: &std::collections::BTreeMap<String, crate::msgraph::MicrosoftApp>,
+        base: &Path,
+    ) -> Result<GraphMail, String> {
+        let app = apps
+            .get(&config.app)
+            .ok_or_else(|| format!("app: no [microsoft.{}] table", config.app))?;
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let tokens = Tokens::new(app, base, http.clone())
+            .map_err(|e| format!("microsoft.{}: {e}", config.app))?;
+        let url = app.graph_url(&["users", &config.sender, "sendMail"])?;
+        Ok(GraphMail {
+            http,
+            tokens: Arc::new(tokens),
+            url,
+            save: config.save_to_sent_items,
+        })
+    }
+
+    async fn post(&self, body: &[u8]) -> Result<(), SendError> {
+        let mut renewed = false;
+        loop {
+            let token = self.tokens.token().await.map_err(SendError::Transient)?;
+            let response = self
+                .http
+                .post(self.url.clone())
+                .bearer_auth(token.expose())
+                .header("Content-Type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+                .map_err(|e| {
+                    SendError::Transient(format!(
+                        "Graph sendMail: {}",
+                        if e.is_timeout() {
+                            "no reply in time"
+                        } else {
+                            "cannot reach Graph"
+                        }
+                    ))
+                })?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let answer = response.text().await.unwrap_or_default();
+            if status.as_u16() == 401 && !renewed {
+                tracing::info!("Graph refused the access token; renewing it once");
+                self.tokens.reject(&token).await;
+                renewed = true;
+                continue;
+            }
+            return classify(status, retry_after, &answer);
+        }
+    }
+}
+
+/// What Graph's reply means for the notification.
+pub(super) fn classify(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    answer: &str,
+) -> Result<(), SendError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        error: GraphError,
+    }
+    #[derive(Deserialize)]
+    struct GraphError {
+        code: String,
+        message: String,
+    }
+    let why = match serde_json::from_str::<Answer>(answer) {
+        Ok(a) => format!("{}: {}", a.error.code, a.error.message),
+        Err(_) => answer
+            .chars()
+            .take(300)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
+    };
+    let error = format!("Graph sendMail: HTTP {status}: {}", why.trim());
+    match status.as_u16() {
+        429 | 503 | 504 => Err(match retry_after {
+            Some(after) => SendError::Throttled { error, after },
+            None => SendError::Transient(error),
+        }),
+        408 | 500..=599 => Err(SendError::Transient(error)),
+        _ => Err(SendError::Permanent(error)),
+    }
+}
+
+impl Channel for GraphMail {
+    fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {
+        Box::pin(async move {
+            if std::time::Instant::now() >= message.begin_by {
+                return Err(SendError::NotBegun(
+                    "the claim ran short before the request could begin".to_owned(),
+                ));
+            }
+            let message_json = std::str::from_utf8(message.message)
+                .map_err(|_| SendError::Permanent("the queued message is not JSON".to_owned()))?;
+            let body = format!(
+                "{{\"message\":{message_json},\"saveToSentItems\":{}}}",
+                self.save
+            );
+            self.post(body.as_bytes()).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn graph_replies_are_classified_with_its_error_code() {
+        assert!(classify(StatusCode::ACCEPTED, None, "").is_ok());
+        let throttled = classify(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(7)),
+            r#"{"error":{"code":"ApplicationThrottled","message":"Too many requests"}}"#,
+        );
+        let Err(SendError::Throttled { error, after }) = throttled else {
+            panic!("429 with Retry-After is throttled")
+        };
+        assert_eq!(after, Duration::from_secs(7));
+        assert!(
+            error.contains("ApplicationThrottled: Too many requests"),
+            "{error}"
+        );
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, None, "oops"),
+            Err(SendError::Transient(_))
+        ));
+        let Err(SendError::Permanent(e)) = classify(
+            StatusCode::BAD_REQUEST,
+            None,
+            r#"{"error":{"code":"ErrorInvalidRecipients","message":"At least one recipient is not valid."}}"#,
+        ) else {
+            panic!("400 is permanent")
+        };
+        assert_eq!(
+            e,
+            "Graph sendMail: HTTP 400 Bad Request: ErrorInvalidRecipients: At least one recipient is not valid."
+        );
+    }
+}

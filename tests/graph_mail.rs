@@ -1,0 +1,237 @@
+//! Microsoft 365 mail over Graph against a local HTTP server process that speaks the identity
+//! platform's token endpoint and Graph's `sendMail` as Microsoft documents them: the
+//! client-credentials request, the exact `sendMail` JSON, a token renewed after a 401, throttling
+//! waited out by `Retry-After`, and Graph's own error kept when it refuses.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::http_receiver::HttpReceiver;
+use support::{Scratch, fixture, herald_with_env, text};
+
+const TENANT: &str = "00000000-0000-0000-0000-000000000000";
+const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+const CLIENT_SECRET: &str = "s3cr3t~value";
+
+fn config(dir: &Path, cloud: &HttpReceiver) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    std::fs::copy(fixture("hostile.json"), dir.join("in/hostile.json")).unwrap();
+    let path = dir.join("herald.toml");
+    let local = format!("http://127.0.0.1:{}", cloud.port);
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[source]]
+kind = "file"
+name = "entra"
+path = "in"
+
+[delivery]
+initial_backoff = "100ms"
+max_backoff = "200ms"
+
+[microsoft.contoso]
+tenant_id = "{TENANT}"
+client_id = "{CLIENT}"
+client_secret = {{ env = "GRAPH_CLIENT_SECRET" }}
+authority = "{local}"
+graph = "{local}"
+
+[channel.o365]
+kind = "graph_mail"
+app = "contoso"
+sender = "security-notices@contoso.com"
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+channels = ["o365"]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_once(config: &Path) -> std::process::Output {
+    let out = herald_with_env(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        &[("GRAPH_CLIENT_SECRET", CLIENT_SECRET)],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains(CLIENT_SECRET) && !text(&out.stderr).contains("tok-"),
+        "a secret reached the log:\n{}",
+        text(&out.stderr)
+    );
+    out
+}
+
+/// `application/x-www-form-urlencoded` into pairs.
+fn form(body: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    body.split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn outbox(config: &Path, state: &str) -> Vec<serde_json::Value> {
+    let out = herald_with_env(
+        &[
+            "outbox",
+            "list",
+            "--state",
+            state,
+            "--format",
+            "json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn graph_mail_sends_with_a_client_credentials_token_and_renews_it_after_a_401() {
+    let dir = Scratch::new("graph-mail-token");
+    let cloud = HttpReceiver::start(dir.path());
+    // The first token is refused as expired by Graph.
+    cloud.script(&[
+        r#"401 {"error":{"code":"InvalidAuthenticationToken","message":"Lifetime validation failed, the token is expired."}}"#,
+    ]);
+    let config = config(dir.path(), &cloud);
+    run_once(&config);
+
+    let requests = cloud.requests();
+    let paths: Vec<&str> = requests
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    let token_path = format!("/{TENANT}/oauth2/v2.0/token");
+    let send_path = "/v1.0/users/security-notices@contoso.com/sendMail";
+    assert_eq!(
+        paths,
+        [
+            token_path.as_str(),
+            send_path,
+            token_path.as_str(),
+            send_path
+        ]
+    );
+
+    // The client-credentials grant, as the identity platform documents it.
+    let token = &requests[0];
+    assert_eq!(token["method"], "POST");
+    assert_eq!(
+        token["headers"]["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let scope = format!("http://127.0.0.1:{}/.default", cloud.port);
+    let expected: Vec<(String, String)> = [
+        ("client_id", CLIENT),
+        ("scope", scope.as_str()),
+        ("client_secret", CLIENT_SECRET),
+        ("grant_type", "client_credentials"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(form(token["body"].as_str().unwrap()), expected);
+
+    // sendMail with the first token (refused), then with a new one.
+    assert_eq!(requests[1]["headers"]["authorization"], "Bearer tok-1");
+    assert_eq!(requests[3]["headers"]["authorization"], "Bearer tok-2");
+    assert_eq!(requests[1]["body"], requests[3]["body"]);
+    let send = &requests[3];
+    assert_eq!(send["method"], "POST");
+    assert_eq!(send["headers"]["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_str(send["body"].as_str().unwrap()).unwrap();
+    let sent = outbox(&config, "sent");
+    assert_eq!(sent.len(), 1);
+    let key = sent[0]["key"].as_str().unwrap();
+    let html = body["message"]["body"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected = serde_json::json!({
+        "message": {
+            "subject": "Security notice: Reset user password",
+            "body": { "contentType": "HTML", "content": html },
+            "toRecipients": [ { "emailAddress": { "address": "adele.vance@contoso.com" } } ],
+            "importance": "normal",
+            "internetMessageHeaders": [ { "name": "X-Herald-Key", "value": key } ],
+        },
+        "saveToSentItems": false,
+    });
+    assert_eq!(body, expected);
+    // The HTML is the mail's: the hostile display name escaped, never markup.
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+}
+
+#[test]
+fn graph_mail_waits_out_throttling_and_keeps_graphs_error_when_it_refuses() {
+    let dir = Scratch::new("graph-mail-throttle");
+    let cloud = HttpReceiver::start(dir.path());
+    cloud.script(&[
+        r#"429 {"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}"#,
+        r#"503 {"error":{"code":"ServiceUnavailable","message":"Service Unavailable"}}"#,
+    ]);
+    let throttled = config(dir.path(), &cloud);
+    run_once(&throttled);
+    let sends: Vec<f64> = cloud
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/sendMail"))
+        .map(|r| r["time"].as_f64().unwrap())
+        .collect();
+    assert_eq!(sends.len(), 3, "throttled, unavailable, sent");
+    // Both replies said `Retry-After: 1`; the backoff alone would be 100–200 ms.
+    assert!(sends[1] - sends[0] >= 0.95, "{sends:?}");
+    assert!(sends[2] - sends[1] >= 0.95, "{sends:?}");
+    assert_eq!(outbox(&throttled, "sent").len(), 1);
+
+    // A refusal that retrying cannot fix fails at once, with Graph's code and message.
+    let dir = Scratch::new("graph-mail-refused");
+    let cloud = HttpReceiver::start(dir.path());
+    cloud.script(&[
+        r#"400 {"error":{"code":"ErrorInvalidRecipients","message":"At least one recipient is not valid., Recipient 'adele.vance@contoso.com' is not resolved."}}"#,
+    ]);
+    let config = config(dir.path(), &cloud);
+    run_once(&config);
+    let failed = outbox(&config, "failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0]["last_error"],
+        "Graph sendMail: HTTP 400 Bad Request: ErrorInvalidRecipients: At least one recipient is not valid., Recipient 'adele.vance@contoso.com' is not resolved."
+    );
+    assert_eq!(failed[0]["attempts"], 1);
+}
