@@ -100,12 +100,7 @@ impl GraphMail {
                     ))
                 })?;
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("Retry-After")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = super::retry_after(response.headers());
             let answer = response.text().await.unwrap_or_default();
             if status.as_u16() == 401 && !renewed {
                 tracing::info!("Graph refused the access token; renewing it once");

@@ -12,7 +12,7 @@ mod webhook;
 pub use file::FileConfig;
 pub use graph_mail::GraphMailConfig;
 pub use smtp::{SmtpConfig, TlsMode};
-pub use webhook::{WebhookConfig, signature};
+pub use webhook::{ChatConfig, WebhookConfig, signature};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +35,10 @@ pub enum ChannelConfig {
     /// Microsoft 365 mail through Microsoft Graph.
     #[serde(rename = "graph_mail")]
     GraphMail(GraphMailConfig),
+    /// An Adaptive Card to a Teams Workflows webhook.
+    Teams(ChatConfig),
+    /// Block Kit blocks to a Slack incoming webhook.
+    Slack(ChatConfig),
 }
 
 /// What a channel delivers, rendered when a notification is planned.
@@ -47,6 +51,10 @@ pub enum Format {
     Json,
     /// A Graph `message` object (`graph_mail`).
     GraphMessage,
+    /// A Teams message with an Adaptive Card (`teams`).
+    TeamsCard,
+    /// A Slack message with Block Kit blocks (`slack`).
+    SlackMessage,
 }
 
 impl Format {
@@ -54,7 +62,9 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Email => "eml",
-            Format::Json | Format::GraphMessage => "json",
+            Format::Json | Format::GraphMessage | Format::TeamsCard | Format::SlackMessage => {
+                "json"
+            }
         }
     }
 }
@@ -66,7 +76,10 @@ impl ChannelConfig {
         match self {
             ChannelConfig::Smtp(c) => Some(&c.from),
             ChannelConfig::File(c) => Some(&c.from),
-            ChannelConfig::Webhook(_) | ChannelConfig::GraphMail(_) => None,
+            ChannelConfig::Webhook(_)
+            | ChannelConfig::GraphMail(_)
+            | ChannelConfig::Teams(_)
+            | ChannelConfig::Slack(_) => None,
         }
     }
 
@@ -76,6 +89,8 @@ impl ChannelConfig {
             ChannelConfig::Smtp(_) | ChannelConfig::File(_) => Format::Email,
             ChannelConfig::Webhook(_) => Format::Json,
             ChannelConfig::GraphMail(_) => Format::GraphMessage,
+            ChannelConfig::Teams(_) => Format::TeamsCard,
+            ChannelConfig::Slack(_) => Format::SlackMessage,
         }
     }
 
@@ -86,6 +101,7 @@ impl ChannelConfig {
             ChannelConfig::File(c) => c.concurrency,
             ChannelConfig::Webhook(c) => c.concurrency,
             ChannelConfig::GraphMail(c) => c.concurrency,
+            ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => c.concurrency,
         }
         .max(1)
     }
@@ -150,6 +166,9 @@ pub fn build_all(
                 ChannelConfig::Webhook(c) => Arc::new(
                     webhook::Webhook::new(c, base).map_err(|e| format!("channel.{name}: {e}"))?,
                 ),
+                ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => Arc::new(
+                    webhook::Webhook::chat(c, base).map_err(|e| format!("channel.{name}: {e}"))?,
+                ),
                 ChannelConfig::GraphMail(c) => Arc::new(
                     graph_mail::GraphMail::new(c, apps, base)
                         .map_err(|e| format!("channel.{name}: {e}"))?,
@@ -158,4 +177,13 @@ pub fn build_all(
             Ok((name.clone(), channel))
         })
         .collect()
+}
+
+/// An HTTP `Retry-After` given in seconds (the form Graph, Teams and Slack use).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
 }

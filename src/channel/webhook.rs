@@ -36,6 +36,19 @@ pub struct WebhookConfig {
     pub concurrency: usize,
 }
 
+/// `kind = "teams"` and `kind = "slack"`: a chat platform's incoming webhook, which takes the
+/// card Herald renders for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// The webhook URL; a secret (anyone holding it can post to the channel).
+    pub url: SecretSource,
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
 fn default_timeout() -> Duration {
     Duration::from_secs(15)
 }
@@ -51,6 +64,20 @@ pub(super) struct Webhook {
 }
 
 impl Webhook {
+    /// A chat platform's webhook: no signature, no extra headers.
+    pub fn chat(config: &ChatConfig, base: &Path) -> Result<Webhook, String> {
+        Webhook::new(
+            &WebhookConfig {
+                url: config.url.clone(),
+                secret: None,
+                headers: BTreeMap::new(),
+                timeout: config.timeout,
+                concurrency: config.concurrency,
+            },
+            base,
+        )
+    }
+
     /// Resolves the secrets and checks the URL and headers; errors never show a secret.
     pub fn new(config: &WebhookConfig, base: &Path) -> Result<Webhook, String> {
         let url = config.url.resolve(base).map_err(|e| format!("url: {e}"))?;
@@ -100,8 +127,13 @@ pub fn signature(secret: &[u8], unix: i64, body: &[u8]) -> String {
     format!("t={unix},v1={hex}")
 }
 
-/// What a reply means for the notification.
-pub(super) fn classify(status: reqwest::StatusCode, body: &str) -> Result<(), SendError> {
+/// What a reply means for the notification; a `Retry-After` (in seconds) on a 429 or 503 is
+/// honoured.
+pub(super) fn classify(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> Result<(), SendError> {
     if status.is_success() {
         return Ok(());
     }
@@ -111,7 +143,9 @@ pub(super) fn classify(status: reqwest::StatusCode, body: &str) -> Result<(), Se
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let error = format!("HTTP {status}: {}", answer.trim());
-    if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+    if let (429 | 503, Some(after)) = (status.as_u16(), retry_after) {
+        Err(SendError::Throttled { error, after })
+    } else if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
         Err(SendError::Transient(error))
     } else {
         Err(SendError::Permanent(error))
@@ -151,8 +185,9 @@ impl Channel for Webhook {
                 SendError::Transient(format!("webhook: {what}"))
             })?;
             let status = response.status();
+            let retry_after = super::retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
-            classify(status, &body)
+            classify(status, retry_after, &body)
         })
     }
 }
@@ -176,15 +211,20 @@ mod tests {
     #[test]
     fn replies_are_classified() {
         use reqwest::StatusCode;
-        assert!(classify(StatusCode::ACCEPTED, "").is_ok());
+        assert!(classify(StatusCode::ACCEPTED, None, "").is_ok());
         for transient in [408, 429, 500, 502, 503, 504] {
             let status = StatusCode::from_u16(transient).unwrap();
             assert!(matches!(
-                classify(status, "busy"),
+                classify(status, None, "busy"),
                 Err(SendError::Transient(_))
             ));
         }
-        let Err(SendError::Permanent(e)) = classify(StatusCode::BAD_REQUEST, "bad\nfield x") else {
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(30)), ""),
+            Err(SendError::Throttled { after, .. }) if after == Duration::from_secs(30)
+        ));
+        let Err(SendError::Permanent(e)) = classify(StatusCode::BAD_REQUEST, None, "bad\nfield x")
+        else {
             panic!("400 is permanent")
         };
         assert_eq!(e, "HTTP 400 Bad Request: bad field x");

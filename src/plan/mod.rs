@@ -4,6 +4,7 @@
 //! The planner owns the templates and the branding. It never decodes, stores or sends: it is
 //! a pure function from a decoded event and a match to messages.
 
+mod chat;
 mod key;
 mod message;
 mod payload;
@@ -32,6 +33,8 @@ enum Delivery {
     Mail(Mailbox),
     Json,
     GraphMessage,
+    Teams,
+    Slack,
 }
 
 /// One message to one recipient on one channel, ready to hand to the channel.
@@ -101,6 +104,8 @@ impl Planner {
                     Format::Email => Delivery::Mail(c.from()?.parse::<Mailbox>().ok()?),
                     Format::Json => Delivery::Json,
                     Format::GraphMessage => Delivery::GraphMessage,
+                    Format::TeamsCard => Delivery::Teams,
+                    Format::SlackMessage => Delivery::Slack,
                 };
                 Some((name.clone(), delivery))
             })
@@ -186,11 +191,36 @@ impl Planner {
                 .map_err(|e| format!("template {name}: {e:#}"))
         };
         let subject = clean_subject(&render(&templates.subject)?);
-        let from = match delivery {
-            Delivery::Mail(from) => Some(from),
-            Delivery::GraphMessage => None,
+        let summary = || wording::headline(event, target);
+        let (format, html, text, message) = match delivery {
+            Delivery::Mail(from) => {
+                let html = inline_css(&render(&templates.body.html)?)?;
+                let text = render(&templates.body.text)?;
+                let message = message::build(message::Email {
+                    from,
+                    to: &recipient.address,
+                    subject: &subject,
+                    text: text.clone(),
+                    html: html.clone(),
+                    key: &key,
+                    importance: rule.importance,
+                })?;
+                (Format::Email, html, text, message)
+            }
+            Delivery::GraphMessage => {
+                let html = inline_css(&render(&templates.body.html)?)?;
+                let text = render(&templates.body.text)?;
+                let message = payload::graph_message(
+                    &subject,
+                    &html,
+                    &recipient.address,
+                    rule.importance,
+                    &key,
+                )?;
+                (Format::GraphMessage, html, text, message)
+            }
             Delivery::Json => {
-                let summary = wording::headline(event, target);
+                let summary = summary();
                 let message = payload::build(payload::Parts {
                     key: &key,
                     subject: &subject,
@@ -202,41 +232,25 @@ impl Planner {
                     target,
                     event,
                 })?;
-                return Ok(Notification {
-                    key,
-                    event_id: event.id.clone(),
-                    activity: event.activity.clone(),
-                    rule: rule.name.clone(),
-                    channel: channel.to_owned(),
-                    recipient: recipient.address.clone(),
-                    subject,
-                    importance: rule.importance,
-                    html: String::new(),
-                    text: summary,
-                    format: Format::Json,
-                    message,
-                });
+                (Format::Json, String::new(), summary, message)
             }
-        };
-        let html = inline_css(&render(&templates.body.html)?)?;
-        let text = render(&templates.body.text)?;
-        let (format, message) = match from {
-            Some(from) => (
-                Format::Email,
-                message::build(message::Email {
-                    from,
-                    to: &recipient.address,
+            Delivery::Teams | Delivery::Slack => {
+                let summary = summary();
+                let card = chat::Card {
                     subject: &subject,
-                    text: text.clone(),
-                    html: html.clone(),
-                    key: &key,
-                    importance: rule.importance,
-                })?,
-            ),
-            None => (
-                Format::GraphMessage,
-                payload::graph_message(&subject, &html, &recipient.address, rule.importance, &key)?,
-            ),
+                    summary: &summary,
+                    event,
+                    target,
+                    report_url: self.branding.report_url.as_deref(),
+                };
+                let (format, card) = match delivery {
+                    Delivery::Teams => (Format::TeamsCard, chat::teams(&card)),
+                    _ => (Format::SlackMessage, chat::slack(&card)),
+                };
+                let message =
+                    serde_json::to_vec(&card).map_err(|e| format!("building the card: {e}"))?;
+                (format, String::new(), summary, message)
+            }
         };
         Ok(Notification {
             key,

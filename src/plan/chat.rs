@@ -1,0 +1,169 @@
+//! Cards for chat channels, built-in: a Teams Adaptive Card (`kind = "teams"`) and Slack Block
+//! Kit blocks (`kind = "slack"`), for security teams. Both carry the same facts: the activity,
+//! the user, the time, who did it, the result, what changed, and the report link as an action.
+//!
+//! Every audit value goes where the chat client shows text literally: Adaptive Card `TextRun`s
+//! (which do not interpret Markdown, unlike `TextBlock` and `FactSet`) and Slack `plain_text`
+//! objects with emoji codes off; Slack's notification fallback, which is always Markdown, has
+//! `&`, `<` and `>` escaped. A display name cannot become a link, a mention or formatting.
+
+use serde_json::{Value, json};
+
+use crate::event::{Actor, AuditEvent, Target};
+
+/// What a card says, all of it plain text.
+pub(super) struct Card<'a> {
+    pub subject: &'a str,
+    pub summary: &'a str,
+    pub event: &'a AuditEvent,
+    pub target: Option<&'a Target>,
+    pub report_url: Option<&'a str>,
+}
+
+/// The longest value shown for one fact; audit values can be long (JSON blobs of properties).
+const MAX_VALUE: usize = 500;
+
+fn clip(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_VALUE).collect();
+    if text.chars().count() > MAX_VALUE {
+        out.push('…');
+    }
+    out
+}
+
+fn actor(actor: &Actor) -> String {
+    let name = actor.display_name.as_deref().unwrap_or_default();
+    let id = actor
+        .upn
+        .as_deref()
+        .or(actor.service_principal_name.as_deref())
+        .or(actor.app_id.as_deref())
+        .unwrap_or_default();
+    let mut text = match (name.is_empty(), id.is_empty()) {
+        (false, false) => format!("{name} ({id})"),
+        (false, true) => name.to_owned(),
+        (true, false) => id.to_owned(),
+        (true, true) => "unknown".to_owned(),
+    };
+    if let Some(ip) = &actor.ip {
+        text.push_str(&format!(" from {ip}"));
+    }
+    text
+}
+
+fn target(target: &Target) -> String {
+    match (target.display_name.as_deref(), target.upn.as_deref()) {
+        (Some(name), Some(upn)) => format!("{name} ({upn})"),
+        (Some(name), None) => name.to_owned(),
+        (None, Some(upn)) => upn.to_owned(),
+        (None, None) => target.id.clone().unwrap_or_else(|| "unknown".to_owned()),
+    }
+}
+
+/// (label, value) pairs, labels ours, values from the audit record.
+fn facts(card: &Card) -> Vec<(&'static str, String)> {
+    let event = card.event;
+    let mut facts = vec![("Activity", event.activity.clone())];
+    if let Some(t) = card.target.or(event.targets.first()) {
+        facts.push(("User", target(t)));
+    }
+    facts.push((
+        "Time",
+        format!("{} (UTC)", event.time.strftime("%Y-%m-%d %H:%M:%S")),
+    ));
+    facts.push(("Initiated by", actor(&event.initiated_by)));
+    if let Some(result) = &event.result {
+        facts.push(("Result", result.clone()));
+    }
+    let changes: Vec<String> = card
+        .target
+        .or(event.targets.first())
+        .map(|t| {
+            t.modified_properties
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {} → {}",
+                        p.name,
+                        p.old.as_deref().unwrap_or("(none)"),
+                        p.new.as_deref().unwrap_or("(none)")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !changes.is_empty() {
+        facts.push(("What changed", changes.join("\n")));
+    }
+    facts
+        .into_iter()
+        .map(|(label, value)| (label, clip(&value)))
+        .collect()
+}
+
+/// A Teams Workflows message with one Adaptive Card attachment.
+pub(super) fn teams(card: &Card) -> Value {
+    let run = |text: &str| json!({ "type": "TextRun", "text": text });
+    let mut body = vec![
+        json!({ "type": "RichTextBlock", "inlines": [
+            { "type": "TextRun", "text": clip(card.subject), "weight": "Bolder", "size": "Medium" }
+        ] }),
+        json!({ "type": "RichTextBlock", "inlines": [ run(card.summary) ] }),
+    ];
+    for (label, value) in facts(card) {
+        body.push(
+            json!({ "type": "RichTextBlock", "spacing": "Small", "inlines": [
+            { "type": "TextRun", "text": format!("{label}: "), "weight": "Bolder" },
+            run(&value),
+        ] }),
+        );
+    }
+    let actions: Vec<Value> = card
+        .report_url
+        .map(|url| json!({ "type": "Action.OpenUrl", "title": "Report this", "url": url }))
+        .into_iter()
+        .collect();
+    json!({
+        "type": "message",
+        "attachments": [ {
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "actions": actions,
+            },
+        } ],
+    })
+}
+
+/// `&`, `<` and `>` as Slack's Markdown needs them escaped.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A Slack incoming-webhook message: a notification fallback and Block Kit blocks.
+pub(super) fn slack(card: &Card) -> Value {
+    let plain = |text: &str| json!({ "type": "plain_text", "text": text, "emoji": false });
+    let header: String = card.subject.chars().take(150).collect();
+    let fields: Vec<Value> = facts(card)
+        .iter()
+        .take(10)
+        .map(|(label, value)| plain(&format!("{label}: {value}")))
+        .collect();
+    let mut blocks = vec![
+        json!({ "type": "header", "text": plain(&header) }),
+        json!({ "type": "section", "text": plain(card.summary) }),
+        json!({ "type": "section", "fields": fields }),
+    ];
+    if let Some(url) = card.report_url {
+        blocks.push(json!({ "type": "actions", "elements": [
+            { "type": "button", "text": plain("Report this"), "url": url }
+        ] }));
+    }
+    json!({ "text": slack_escape(card.subject), "blocks": blocks })
+}
