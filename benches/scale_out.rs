@@ -108,22 +108,10 @@ brokers = "{brokers}"
 topic = "{topic}"
 group = "bench-{instances}"
 options = {{ "fetch.wait.max.ms" = "10", "max.partition.fetch.bytes" = "10485760" }}
-
-[channel.email]
-kind = "smtp"
-from = "Contoso Security <security@contoso.com>"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-
-[[rule]]
-name = "password-reset"
-activities = ["Reset user password"]
-recipients = ["target"]
-"#,
+{email}"#,
         url = db.url,
         brokers = broker.address(),
-        port = smtp.port(),
+        email = support::email_rule(smtp.port(), "", "Reset user password"),
     );
     let heralds: Vec<Instance> = (0..instances)
         .map(|i| Instance::start(&dir.path().join(format!("h{i}")), &config))

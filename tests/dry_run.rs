@@ -58,6 +58,18 @@ fn check_accepts_the_starter_config() {
 }
 
 #[test]
+fn check_accepts_the_microsoft_365_example() {
+    let example = root().join("examples/microsoft365.toml");
+    let out = herald(&["check", "--config", example.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("valid (3 rules, 3 channels, 1 groups)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn check_names_file_line_and_key_and_exits_2() {
     let dir = scratch("check-errors");
     let cases = [

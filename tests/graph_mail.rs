@@ -19,7 +19,6 @@ fn config(dir: &Path, cloud: &HttpReceiver) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("in")).unwrap();
     std::fs::copy(fixture("hostile.json"), dir.join("in/hostile.json")).unwrap();
     let path = dir.join("herald.toml");
-    let local = format!("http://127.0.0.1:{}", cloud.port);
     std::fs::write(
         &path,
         format!(
@@ -33,13 +32,7 @@ path = "in"
 initial_backoff = "100ms"
 max_backoff = "200ms"
 
-[microsoft.contoso]
-tenant_id = "{TENANT}"
-client_id = "{CLIENT}"
-client_secret = {{ env = "GRAPH_CLIENT_SECRET" }}
-authority = "{local}"
-graph = "{local}"
-
+{app}
 [channel.o365]
 kind = "graph_mail"
 app = "contoso"
@@ -50,7 +43,8 @@ name = "password-reset"
 activities = ["Reset user password"]
 recipients = ["target"]
 channels = ["o365"]
-"#
+"#,
+            app = cloud.microsoft_app(),
         ),
     )
     .unwrap();

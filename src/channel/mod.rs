@@ -180,7 +180,7 @@ pub fn build_all(
 }
 
 /// An HTTP `Retry-After` given in seconds (the form Graph, Teams and Slack use).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())

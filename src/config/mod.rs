@@ -267,6 +267,15 @@ impl Config {
         for (i, spanned) in file.source.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let source = spanned.into_inner();
+            if let SourceConfig::Graph(graph) = &source
+                && !microsoft.contains_key(&graph.app)
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("source[{i}].app")),
+                    format!("no [microsoft.{}] table", graph.app),
+                ));
+            }
             if let SourceConfig::Http(http) = &source
                 && let (crate::source::http::Auth::Bearer, None) = (http.auth, &http.token)
             {

@@ -13,6 +13,7 @@ use super::{Ingest, Pipeline};
 use crate::channel;
 use crate::config::Config;
 use crate::dispatch::{Delivered, Dispatcher, Lane};
+use crate::source::graph::GraphSource;
 use crate::source::kafka::KafkaSource;
 use crate::source::{SourceConfig, file, http};
 use crate::store::{Engine, RunLock, Schema, SqlStore, Store};
@@ -101,6 +102,16 @@ pub async fn run(
             kafka.insert(c.name.clone(), consumer);
         }
     }
+    let mut graphs = BTreeMap::new();
+    for source in &sources {
+        if let SourceConfig::Graph(c) = source {
+            let graph =
+                GraphSource::new(c, &config.microsoft, &base, readiness.clone()).map_err(|e| {
+                    anyhow::anyhow!("{}: source {}: {e}", config.path.display(), c.name)
+                })?;
+            graphs.insert(c.name.clone(), graph);
+        }
+    }
     let mut tokens = Vec::new();
     for source in &sources {
         if let SourceConfig::Http(c) = source {
@@ -146,17 +157,23 @@ pub async fn run(
                 .iter()
                 .find(|(n, _)| *n == c.name)
                 .and_then(|(_, t)| t.clone()),
-            SourceConfig::File(_) | SourceConfig::Kafka(_) => None,
+            SourceConfig::File(_) | SourceConfig::Kafka(_) | SourceConfig::Graph(_) => None,
         };
         let consumer = kafka.remove(source.name());
+        let graph = graphs.remove(source.name());
         let (ingest, stop, base) = (ingest.clone(), stop.clone(), base.clone());
         intake.spawn(async move {
             let name = source.name().to_owned();
+            let stored = |r: Result<(), crate::store::StoreError>| r.map_err(|e| e.to_string());
             let result = match source {
-                SourceConfig::File(c) => file::run(c, base, ingest, stop, once).await,
-                SourceConfig::Http(c) => http::run(c, token, ingest, stop).await,
+                SourceConfig::File(c) => stored(file::run(c, base, ingest, stop, once).await),
+                SourceConfig::Http(c) => stored(http::run(c, token, ingest, stop).await),
                 SourceConfig::Kafka(_) => match consumer {
-                    Some(consumer) => consumer.run(ingest, stop, once).await,
+                    Some(consumer) => stored(consumer.run(ingest, stop, once).await),
+                    None => Ok(()),
+                },
+                SourceConfig::Graph(_) => match graph {
+                    Some(graph) => graph.run(ingest, stop, once).await,
                     None => Ok(()),
                 },
             };

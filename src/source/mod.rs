@@ -4,6 +4,7 @@
 //! One file per kind; a new source is one file plus one line in [`SourceConfig`].
 
 pub mod file;
+pub mod graph;
 pub mod http;
 pub mod kafka;
 
@@ -16,6 +17,7 @@ pub enum SourceConfig {
     File(file::FileSourceConfig),
     Http(http::HttpSourceConfig),
     Kafka(Box<kafka::KafkaSourceConfig>),
+    Graph(graph::GraphSourceConfig),
 }
 
 impl SourceConfig {
@@ -24,6 +26,7 @@ impl SourceConfig {
             SourceConfig::File(c) => &c.name,
             SourceConfig::Http(c) => &c.name,
             SourceConfig::Kafka(c) => &c.name,
+            SourceConfig::Graph(c) => &c.name,
         }
     }
 }

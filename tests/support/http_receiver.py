@@ -8,7 +8,9 @@ with lower-case names, body as text), then answered as a script file says: each 
 by one request and is `STATUS [BODY]` (`429` and `503` also send `Retry-After: 1`). Requests to
 `.../oauth2/v2.0/token` follow SCRIPT.token and by default get a new access token each time
 (`tok-1`, `tok-2`, ...; `expires_in` 3599). Other requests follow SCRIPT, and by default get
-`200 {"ok":true}`, or `202` with no body for Graph's `sendMail`. Prints `READY` once it listens.
+`200 {"ok":true}`, or `202` with no body for Graph's `sendMail`. GET requests (Graph's
+`directoryAudits`) follow SCRIPT.get, whose BODY may be `@FILE` (the body is that file's
+content), and by default get an empty page. Prints `READY` once it listens.
 """
 import argparse
 import json
@@ -22,7 +24,9 @@ LOCK = threading.Lock()
 TOKENS = [0]
 
 
-def default_reply(path):
+def default_reply(path, method="POST"):
+    if method == "GET":
+        return 200, '{"value":[]}'
     if path.endswith("/oauth2/v2.0/token"):
         TOKENS[0] += 1
         return 200, json.dumps({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "tok-%d" % TOKENS[0]})
@@ -31,26 +35,34 @@ def default_reply(path):
     return 200, '{"ok":true}'
 
 
-def next_reply(script, path):
-    if path.endswith("/oauth2/v2.0/token"):
+def next_reply(script, path, method="POST"):
+    if method == "GET":
+        script = script + ".get"
+    elif path.endswith("/oauth2/v2.0/token"):
         script = script + ".token"
     with LOCK:
         if not os.path.exists(script):
-            return default_reply(path)
+            return default_reply(path, method)
         with open(script) as f:
             lines = [l.rstrip("\n") for l in f if l.strip()]
         if not lines:
-            return default_reply(path)
+            return default_reply(path, method)
         with open(script + ".tmp", "w") as f:
             f.write("".join(l + "\n" for l in lines[1:]))
         os.replace(script + ".tmp", script)
         status, _, body = lines[0].partition(" ")
+        if body.startswith("@"):
+            with open(body[1:]) as f:
+                body = f.read()
         return int(status), body
 
 
 def handler(record, script):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.do_POST()
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
@@ -65,7 +77,7 @@ def handler(record, script):
             with LOCK:
                 with open(record, "a") as f:
                     f.write(json.dumps(entry) + "\n")
-            status, reply = next_reply(script, self.path)
+            status, reply = next_reply(script, self.path, self.command)
             data = reply.encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -40,6 +40,22 @@ impl HttpReceiver {
         HttpReceiver { port, dir, child }
     }
 
+    /// A `[microsoft.contoso]` app registration whose identity platform and Graph are this
+    /// server; its client secret comes from `GRAPH_CLIENT_SECRET`.
+    pub fn microsoft_app(&self) -> String {
+        format!(
+            r#"
+[microsoft.contoso]
+tenant_id = "00000000-0000-0000-0000-000000000000"
+client_id = "11111111-1111-1111-1111-111111111111"
+client_secret = {{ env = "GRAPH_CLIENT_SECRET" }}
+authority = "http://127.0.0.1:{port}"
+graph = "http://127.0.0.1:{port}"
+"#,
+            port = self.port
+        )
+    }
+
     /// How the next requests are answered, in order: `STATUS [BODY]`.
     pub fn script(&self, replies: &[&str]) {
         let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
@@ -50,6 +66,12 @@ impl HttpReceiver {
     pub fn script_tokens(&self, replies: &[&str]) {
         let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
         std::fs::write(self.dir.join("script.token"), text).unwrap();
+    }
+
+    /// How the next GET requests are answered, in order: `STATUS BODY` or `STATUS @FILE`.
+    pub fn script_gets(&self, replies: &[&str]) {
+        let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(self.dir.join("script.get"), text).unwrap();
     }
 
     /// Every request so far: `{time, method, path, headers, body}`.

@@ -421,21 +421,26 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// `[channel.email]` sending to this server without TLS, with `extra` lines, and the rule the
 /// long-running tests use: a password reset tells its target.
 pub fn email_to(smtp: &SmtpServer, extra: &str) -> String {
+    email_rule(smtp.port, extra, "Reset user password")
+}
+
+/// An SMTP channel `email` to `127.0.0.1:port` (with `extra` keys) and a rule `password-reset`
+/// sending `activity` events to their target user.
+pub fn email_rule(port: u16, extra: &str, activity: &str) -> String {
     format!(
         r#"
 [channel.email]
 kind = "smtp"
 from = "Contoso Security <security@contoso.com>"
 host = "127.0.0.1"
-port = {}
+port = {port}
 tls = "none"
 {extra}
 
 [[rule]]
 name = "password-reset"
-activities = ["Reset user password"]
+activities = ["{activity}"]
 recipients = ["target"]
-"#,
-        smtp.port
+"#
     )
 }
