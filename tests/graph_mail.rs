@@ -229,3 +229,27 @@ fn graph_mail_waits_out_throttling_and_keeps_graphs_error_when_it_refuses() {
     );
     assert_eq!(failed[0]["attempts"], 1);
 }
+
+#[test]
+fn a_malformed_token_answer_is_retried_not_fatal() {
+    let dir = Scratch::new("graph-mail-bad-token");
+    let cloud = HttpReceiver::start(dir.path());
+    cloud.script_tokens(&[r#"200 {"token_type": "Bearer", "expires_in"#]);
+    let config = config(dir.path(), &cloud);
+    run_once(&config);
+    let paths: Vec<String> = cloud
+        .requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    let token_path = format!("/{TENANT}/oauth2/v2.0/token");
+    assert_eq!(
+        paths,
+        [
+            token_path.as_str(),
+            token_path.as_str(),
+            "/v1.0/users/security-notices@contoso.com/sendMail"
+        ]
+    );
+    assert_eq!(outbox(&config, "sent").len(), 1);
+}

@@ -194,6 +194,34 @@ fn graph_source_pages_to_the_end_then_reads_late_records_once() {
 }
 
 #[test]
+fn a_malformed_page_stops_the_poll_without_moving_the_position() {
+    let dir = Scratch::new("graph-source-malformed");
+    let cloud = HttpReceiver::start(dir.path());
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    cloud.script_gets(&[r#"200 {"value": [ {"id": "x", "#]);
+    let config = config(dir.path(), &cloud, &smtp);
+    let out = run_once(&config);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("page 1: not a Graph page"), "{stderr}");
+    // Nothing was committed: the next poll asks from the same place.
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let gets: Vec<String> = cloud
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "GET")
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(gets.len(), 2);
+    let (first, second) = (bound(&gets[0]), bound(&gets[1]));
+    assert!(
+        second.duration_since(first).as_secs_f64() < 120.0,
+        "{first} then {second}"
+    );
+}
+
+#[test]
 fn a_missing_permission_is_explained() {
     let dir = Scratch::new("graph-source-403");
     let cloud = HttpReceiver::start(dir.path());
