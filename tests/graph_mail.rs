@@ -253,3 +253,221 @@ fn a_malformed_token_answer_is_retried_not_fatal() {
     );
     assert_eq!(outbox(&config, "sent").len(), 1);
 }
+
+/// Base64url without padding, as JWTs and certificate thumbprints are written.
+fn base64url(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url")
+}
+
+fn base64url_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        text(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_certificate_credential_signs_a_client_assertion_the_certificate_verifies() {
+    let dir = Scratch::new("graph-mail-certificate");
+    let cloud = HttpReceiver::start(dir.path());
+    // A self-signed certificate as one uploads to the app registration, key in its own file.
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=herald-test",
+            "-keyout",
+            "app.key",
+            "-out",
+            "app.crt",
+        ],
+    );
+    let config = config(dir.path(), &cloud);
+    let app = cloud.microsoft_app().replace(
+        r#"client_secret = { env = "GRAPH_CLIENT_SECRET" }"#,
+        "certificate_path = \"app.crt\"\nprivate_key_path = \"app.key\"",
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, written.replace(&cloud.microsoft_app(), &app)).unwrap();
+    let out = herald_with_env(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(outbox(&config, "sent").len(), 1);
+
+    let requests = cloud.requests();
+    let token_url = format!("http://127.0.0.1:{}/{TENANT}/oauth2/v2.0/token", cloud.port);
+    assert_eq!(requests[0]["path"], format!("/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(requests[1]["headers"]["authorization"], "Bearer tok-1");
+    let form = form(requests[0]["body"].as_str().unwrap());
+    let names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "client_id",
+            "scope",
+            "client_assertion_type",
+            "client_assertion",
+            "grant_type"
+        ]
+    );
+    assert_eq!(form[0].1, CLIENT);
+    assert_eq!(
+        form[2].1,
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    assert_eq!(form[4].1, "client_credentials");
+
+    // The assertion: header names the certificate by its thumbprints, claims name the app and
+    // the token endpoint, and the signature verifies with the certificate's public key.
+    let jwt = &form[3].1;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "{jwt}");
+    let header: serde_json::Value = serde_json::from_slice(&base64url(parts[0])).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&base64url(parts[1])).unwrap();
+    let der = openssl(dir.path(), &["x509", "-in", "app.crt", "-outform", "DER"]);
+    std::fs::write(dir.path().join("app.der"), &der).unwrap();
+    let fingerprint = |digest: &str| {
+        let out = openssl(dir.path(), &["dgst", digest, "-binary", "app.der"]);
+        base64url_encode(&out)
+    };
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["x5t"], fingerprint("-sha1"));
+    assert_eq!(header["x5t#S256"], fingerprint("-sha256"));
+    assert_eq!(claims["aud"], token_url);
+    assert_eq!(claims["iss"], CLIENT);
+    assert_eq!(claims["sub"], CLIENT);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+    let iat = claims["iat"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - 120..=now).contains(&iat), "iat {iat}, now {now}");
+    assert_eq!(claims["nbf"], iat);
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 600);
+
+    std::fs::write(
+        dir.path().join("signed"),
+        format!("{}.{}", parts[0], parts[1]),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("signature"), base64url(parts[2])).unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "x509", "-in", "app.crt", "-pubkey", "-noout", "-out", "app.pub",
+        ],
+    );
+    let verified = openssl(
+        dir.path(),
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "app.pub",
+            "-signature",
+            "signature",
+            "signed",
+        ],
+    );
+    assert_eq!(text(&verified).trim(), "Verified OK");
+    // A tampered input does not verify: the check above can fail.
+    std::fs::write(
+        dir.path().join("signed"),
+        format!("{}.{}x", parts[0], parts[1]),
+    )
+    .unwrap();
+    let tampered = std::process::Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "app.pub",
+            "-signature",
+            "signature",
+            "signed",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!tampered.status.success());
+}
+
+#[test]
+fn a_missing_certificate_or_a_non_rsa_key_stops_herald_at_start_naming_it() {
+    let dir = Scratch::new("graph-mail-bad-certificate");
+    let cloud = HttpReceiver::start(dir.path());
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=herald-test",
+            "-keyout",
+            "ec.key",
+            "-out",
+            "ec.crt",
+        ],
+    );
+    let config = config(dir.path(), &cloud);
+    let written = std::fs::read_to_string(&config).unwrap();
+    for (credential, expected) in [
+        ("certificate_path = \"missing.crt\"", "missing.crt"),
+        (
+            "certificate_path = \"ec.crt\"\nprivate_key_path = \"ec.key\"",
+            "not a usable RSA key",
+        ),
+    ] {
+        let app = cloud.microsoft_app().replace(
+            r#"client_secret = { env = "GRAPH_CLIENT_SECRET" }"#,
+            credential,
+        );
+        std::fs::write(&config, written.replace(&cloud.microsoft_app(), &app)).unwrap();
+        let out = herald_with_env(
+            &["run", "--once", "--config", config.to_str().unwrap()],
+            &[],
+            Duration::from_secs(30),
+        );
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("channel.o365: microsoft.contoso: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}

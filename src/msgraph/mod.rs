@@ -1,6 +1,10 @@
 //! Microsoft identity for Graph: an app registration (`[microsoft.NAME]`) and the OAuth 2.0
 //! client-credentials tokens it gets from the Microsoft identity platform, cached and renewed
-//! before they expire. Used by the `graph_mail` channel (and later the Graph audit source).
+//! before they expire. Used by the `graph_mail` channel and the Graph audit source.
+//!
+//! The app proves itself with a client secret, or with a certificate: a JWT client assertion
+//! signed (RS256) with the certificate's private key, naming the certificate by its thumbprints,
+//! as the identity platform documents for certificate credentials.
 //!
 //! Authority and Graph base URLs are configurable, for national clouds and for tests, which
 //! point them at a local server speaking Microsoft's documented formats.
@@ -20,8 +24,10 @@ pub struct MicrosoftApp {
     pub tenant_id: String,
     pub client_id: String,
     pub client_secret: Option<SecretSource>,
-    /// A certificate credential (signed JWT client assertion): not supported yet.
+    /// A certificate credential: the certificate (PEM) uploaded to the app registration.
     pub certificate_path: Option<std::path::PathBuf>,
+    /// Its RSA private key (PEM); by default read from `certificate_path` too.
+    pub private_key_path: Option<std::path::PathBuf>,
     #[serde(default = "default_authority")]
     pub authority: String,
     #[serde(default = "default_graph")]
@@ -39,14 +45,17 @@ fn default_graph() -> String {
 impl MicrosoftApp {
     /// What is wrong with this registration as written, if anything.
     pub fn problem(&self) -> Option<String> {
-        if self.certificate_path.is_some() {
-            return Some(
-                "certificate_path: certificate credentials are not supported yet; use client_secret"
-                    .to_owned(),
-            );
+        match (&self.client_secret, &self.certificate_path) {
+            (None, None) => {
+                return Some("client_secret or certificate_path is required".to_owned());
+            }
+            (Some(_), Some(_)) => {
+                return Some("give client_secret or certificate_path, not both".to_owned());
+            }
+            _ => {}
         }
-        if self.client_secret.is_none() {
-            return Some("client_secret is required".to_owned());
+        if self.private_key_path.is_some() && self.certificate_path.is_none() {
+            return Some("private_key_path needs certificate_path".to_owned());
         }
         for (key, url) in [("authority", &self.authority), ("graph", &self.graph)] {
             if reqwest::Url::parse(url)
@@ -73,12 +82,94 @@ impl MicrosoftApp {
     }
 }
 
+/// How the app proves itself to the identity platform.
+enum Credential {
+    Secret(Secret),
+    Certificate(Certificate),
+}
+
+/// A certificate credential, loaded.
+struct Certificate {
+    key: aws_lc_rs::signature::RsaKeyPair,
+    /// Base64url SHA-1 and SHA-256 thumbprints of the certificate's DER encoding.
+    x5t: String,
+    x5t_s256: String,
+}
+
+impl Certificate {
+    fn load(certificate: &Path, key: &Path) -> Result<Certificate, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let der = CertificateDer::from_pem_file(certificate)
+            .map_err(|e| format!("certificate_path {}: {e}", certificate.display()))?;
+        let key_der = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("private key {}: not a usable RSA key ({e})", key.display()))?;
+        let key = match &key_der {
+            PrivateKeyDer::Pkcs8(k) => {
+                aws_lc_rs::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der())
+            }
+            PrivateKeyDer::Pkcs1(k) => {
+                aws_lc_rs::signature::RsaKeyPair::from_der(k.secret_pkcs1_der())
+            }
+            _ => {
+                return Err(format!(
+                    "private key {}: not a usable RSA key",
+                    key.display()
+                ));
+            }
+        }
+        .map_err(|e| format!("private key {}: not a usable RSA key ({e})", key.display()))?;
+        let thumbprint = |algorithm| {
+            let digest = aws_lc_rs::digest::digest(algorithm, der.as_ref());
+            base64url(digest.as_ref())
+        };
+        Ok(Certificate {
+            key,
+            x5t: thumbprint(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            x5t_s256: thumbprint(&aws_lc_rs::digest::SHA256),
+        })
+    }
+
+    /// A client assertion for `audience` (the token URL), valid for ten minutes.
+    fn assertion(&self, client_id: &str, audience: &str) -> Result<String, String> {
+        let now = jiff::Timestamp::now().as_second();
+        let header = serde_json::json!({
+            "alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256,
+        });
+        let claims = serde_json::json!({
+            "aud": audience, "iss": client_id, "sub": client_id,
+            "jti": format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            "iat": now, "nbf": now, "exp": now + 600,
+        });
+        let input = format!(
+            "{}.{}",
+            base64url(header.to_string().as_bytes()),
+            base64url(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| "signing the client assertion failed".to_owned())?;
+        Ok(format!("{input}.{}", base64url(&signature)))
+    }
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Tokens for one app registration, shared by every channel and source that uses it.
 pub struct Tokens {
     http: reqwest::Client,
     url: reqwest::Url,
     client_id: String,
-    secret: Secret,
+    credential: Credential,
     scope: String,
     cached: Mutex<Option<(Secret, Instant)>>,
 }
@@ -91,12 +182,22 @@ impl Tokens {
         if let Some(problem) = app.problem() {
             return Err(problem);
         }
-        let secret = app
-            .client_secret
-            .as_ref()
-            .expect("checked")
-            .resolve(base)
-            .map_err(|e| format!("client_secret: {e}"))?;
+        let credential = match (&app.client_secret, &app.certificate_path) {
+            (Some(secret), _) => Credential::Secret(
+                secret
+                    .resolve(base)
+                    .map_err(|e| format!("client_secret: {e}"))?,
+            ),
+            (None, Some(certificate)) => {
+                let certificate = base.join(certificate);
+                let key = app
+                    .private_key_path
+                    .as_ref()
+                    .map_or_else(|| certificate.clone(), |k| base.join(k));
+                Credential::Certificate(Certificate::load(&certificate, &key)?)
+            }
+            (None, None) => return Err("client_secret or certificate_path is required".into()),
+        };
         let mut url = reqwest::Url::parse(&app.authority)
             .map_err(|e| format!("authority {:?}: {e}", app.authority))?;
         url.path_segments_mut()
@@ -107,7 +208,7 @@ impl Tokens {
             http,
             url,
             client_id: app.client_id.clone(),
-            secret,
+            credential,
             scope: format!("{}/.default", app.graph.trim_end_matches('/')),
             cached: Mutex::new(None),
         })
@@ -136,15 +237,29 @@ impl Tokens {
     }
 
     async fn fetch(&self) -> Result<(Secret, Duration), String> {
+        let proof = match &self.credential {
+            Credential::Secret(secret) => ("client_secret", secret.expose().to_owned()),
+            Credential::Certificate(certificate) => (
+                "client_assertion",
+                certificate.assertion(&self.client_id, self.url.as_str())?,
+            ),
+        };
+        let mut form = vec![
+            ("client_id", self.client_id.as_str()),
+            ("scope", self.scope.as_str()),
+        ];
+        if let Credential::Certificate(_) = &self.credential {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        form.push((proof.0, proof.1.as_str()));
+        form.push(("grant_type", "client_credentials"));
         let response = self
             .http
             .post(self.url.clone())
-            .form(&[
-                ("client_id", self.client_id.as_str()),
-                ("scope", self.scope.as_str()),
-                ("client_secret", self.secret.expose()),
-                ("grant_type", "client_credentials"),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| {
