@@ -158,3 +158,269 @@ channels = ["teams", "slack"]
     );
     assert_eq!(blocks[3]["elements"][0]["url"], REPORT);
 }
+
+/// The hostile record with a display name that tries to close a JSON string and add a key.
+fn breaking_record(dir: &std::path::Path) {
+    let mut record: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("hostile.json")).unwrap()).unwrap();
+    let records = record["records"].as_array_mut().unwrap();
+    records.truncate(1);
+    records[0]["properties"]["targetResources"][0]["displayName"] =
+        Value::from(r#"Adele", "admin": true, "x": "</script>"#);
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    std::fs::write(dir.join("in/record.json"), record.to_string()).unwrap();
+}
+
+const TEAMS_TEMPLATE: &str = r#"{
+  "type": "AdaptiveCard",
+  "version": "1.5",
+  "body": [
+    { "type": "RichTextBlock", "inlines": [
+      { "type": "TextRun", "weight": "Bolder", "text": {{ "Password reset for " ~ target.display_name }} }
+    ] },
+    {% for fact in facts %}
+    { "type": "RichTextBlock", "inlines": [ { "type": "TextRun", "text": {{ fact.label ~ ": " ~ fact.value }} } ] },
+    {% endfor %}
+    { "type": "RichTextBlock", "inlines": [ { "type": "TextRun", "text": {{ "Rule " ~ rule.name ~ ", key " ~ key }} } ] }
+  ]
+}"#;
+
+const SLACK_TEMPLATE: &str = r#"{
+  "text": {{ subject }},
+  "blocks": [
+    { "type": "section", "text": { "type": "plain_text", "emoji": false,
+      "text": {{ (target.upn or "") ~ " / " ~ target.display_name }} } }
+  ]
+}"#;
+
+const WEBHOOK_TEMPLATE: &str = r#"{
+  "title": {{ subject }},
+  "severity": {{ "high" if rule.importance == "high" else "medium" }},
+  "user": { "upn": {{ target.upn }}, "name": {{ target.display_name }} },
+  "actor": {{ event.initiated_by.upn }},
+  "changes": {{ target.modified_properties | map(attribute="name") | list }},
+  "id": {{ event.id }}
+}"#;
+
+#[test]
+fn operator_templates_shape_cards_and_payloads_and_audit_values_stay_json_strings() {
+    let dir = Scratch::new("chat-templates");
+    let receiver = HttpReceiver::start(dir.path());
+    breaking_record(dir.path());
+    std::fs::write(dir.path().join("soc-card.json"), TEAMS_TEMPLATE).unwrap();
+    std::fs::write(dir.path().join("soc-slack.json"), SLACK_TEMPLATE).unwrap();
+    std::fs::write(dir.path().join("ticket.json"), WEBHOOK_TEMPLATE).unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[source]]
+kind = "file"
+name = "entra"
+path = "in"
+
+[channel.teams]
+kind = "teams"
+url = { env = "TEAMS_URL" }
+template = "soc-card.json"
+
+[channel.slack]
+kind = "slack"
+url = { env = "SLACK_URL" }
+template = "soc-slack.json"
+
+[channel.tickets]
+kind = "webhook"
+url = { env = "TICKETS_URL" }
+template = "ticket.json"
+
+[groups]
+soc = ["soc@contoso.com"]
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+importance = "high"
+recipients = ["group:soc"]
+channels = ["teams", "slack", "tickets"]
+"#,
+    )
+    .unwrap();
+    let check = herald_with_env(
+        &["check", "--config", config.to_str().unwrap()],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(check.status.success(), "{}", text(&check.stderr));
+
+    let base = format!("http://127.0.0.1:{}", receiver.port);
+    let out = herald_with_env(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        &[
+            ("TEAMS_URL", &format!("{base}/workflows/invoke")),
+            ("SLACK_URL", &format!("{base}/services/T0/B0/X")),
+            ("TICKETS_URL", &format!("{base}/tickets")),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    let body = |path: &str| -> Value {
+        let r = requests
+            .iter()
+            .find(|r| r["path"].as_str().unwrap().starts_with(path))
+            .unwrap_or_else(|| panic!("no request to {path}"));
+        serde_json::from_str(r["body"].as_str().unwrap()).unwrap()
+    };
+    let name = r#"Adele", "admin": true, "x": "</script>"#;
+
+    // Teams: the operator's card, in the message envelope Herald adds.
+    let teams = body("/workflows/");
+    assert_eq!(teams["type"], "message");
+    let card = &teams["attachments"][0]["content"];
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(card["version"], "1.5");
+    assert!(card.get("admin").is_none());
+    let mut runs = Vec::new();
+    all_of(card, "TextRun", &mut runs);
+    let texts: Vec<&str> = runs.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    assert_eq!(texts[0], format!("Password reset for {name}"));
+    assert!(
+        texts.contains(&"Activity: Reset user password"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&format!("User: {name} (adele.vance@contoso.com)").as_str()),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .last()
+            .unwrap()
+            .starts_with("Rule password-reset, key ")
+    );
+
+    // Slack: the operator's message as rendered.
+    let slack = body("/services/");
+    assert_eq!(
+        slack,
+        serde_json::json!({
+            "text": "Security notice: Reset user password",
+            "blocks": [ { "type": "section", "text": { "type": "plain_text", "emoji": false,
+                "text": format!("adele.vance@contoso.com / {name}") } } ]
+        })
+    );
+
+    // Webhook: the operator's schema instead of herald.notification.v1.
+    let ticket = body("/tickets");
+    assert_eq!(
+        ticket,
+        serde_json::json!({
+            "title": "Security notice: Reset user password",
+            "severity": "high",
+            "user": { "upn": "adele.vance@contoso.com", "name": name },
+            "actor": "irvin.sayers@contoso.com",
+            "changes": ["Department"],
+            "id": "Directory_f7af8e3c-05e4-4a60-80ab-1ddf9360d462_V59DB_888685955",
+        })
+    );
+}
+
+#[test]
+fn a_template_that_does_not_render_json_is_caught_by_check_and_kept_at_run() {
+    let dir = Scratch::new("chat-template-broken");
+    let receiver = HttpReceiver::start(dir.path());
+    breaking_record(dir.path());
+    // Quotes around a value: values print as JSON literals, so this is not JSON.
+    std::fs::write(
+        dir.path().join("card.json"),
+        r#"{ "type": "AdaptiveCard", "version": "1.5", "body": [
+             { "type": "TextBlock", "text": "{{ event.activity }}" } ] }"#,
+    )
+    .unwrap();
+    // A Slack template that renders JSON, but no message.
+    std::fs::write(dir.path().join("slack.json"), r#"[{{ subject }}]"#).unwrap();
+    let config = dir.path().join("herald.toml");
+    let write = |channel: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[[source]]
+kind = "file"
+name = "entra"
+path = "in"
+
+[channel.teams]
+kind = "teams"
+url = "http://127.0.0.1:{port}/workflows/invoke"
+template = "card.json"
+
+[channel.slack]
+kind = "slack"
+url = "http://127.0.0.1:{port}/services/T0/B0/X"
+template = "slack.json"
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["initiator"]
+channels = ["{channel}"]
+"#,
+                port = receiver.port
+            ),
+        )
+        .unwrap();
+    };
+    for (channel, expected) in [
+        (
+            "teams",
+            "template channel.teams.template.json did not render JSON",
+        ),
+        (
+            "slack",
+            "template channel.slack.template.json must render a Slack message",
+        ),
+    ] {
+        write(channel);
+        let check = herald_with_env(
+            &["check", "--config", config.to_str().unwrap()],
+            &[],
+            Duration::from_secs(30),
+        );
+        assert_eq!(check.status.code(), Some(2), "{}", text(&check.stderr));
+        let stderr = text(&check.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains("rule[0] \"password-reset\""), "{stderr}");
+    }
+
+    // At run time the record is not lost: it is kept as a dead letter naming the template,
+    // and nothing half-built is posted.
+    write("teams");
+    let out = herald_with_env(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        &[],
+        Duration::from_secs(60),
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("channel.teams.template.json did not render JSON"),
+        "{stderr}"
+    );
+    assert!(receiver.requests().is_empty());
+    let dead = herald_with_env(
+        &["dead-letters", "list", "--config", config.to_str().unwrap()],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(
+        text(&dead.stdout).contains("did not render JSON"),
+        "{}{}",
+        text(&dead.stdout),
+        text(&dead.stderr)
+    );
+}

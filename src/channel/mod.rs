@@ -94,6 +94,16 @@ impl ChannelConfig {
         }
     }
 
+    /// The operator's JSON template for this channel's payload, if it has one (`webhook`,
+    /// `teams`, `slack`); otherwise the built-in one is used.
+    pub fn template(&self) -> Option<&Path> {
+        match self {
+            ChannelConfig::Webhook(c) => c.template.as_deref(),
+            ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => c.template.as_deref(),
+            ChannelConfig::Smtp(_) | ChannelConfig::File(_) | ChannelConfig::GraphMail(_) => None,
+        }
+    }
+
     /// How many messages this channel may have in flight at once.
     pub fn concurrency(&self) -> usize {
         match self {

@@ -9,7 +9,7 @@
 //! the status and the start of the receiver's answer kept.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -30,6 +30,8 @@ pub struct WebhookConfig {
     /// More request headers (e.g. `Authorization`); values are secrets.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretSource>,
+    /// A JSON template for the body instead of Herald's built-in schema.
+    pub template: Option<PathBuf>,
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     #[serde(default = "default_concurrency")]
@@ -43,6 +45,9 @@ pub struct WebhookConfig {
 pub struct ChatConfig {
     /// The webhook URL; a secret (anyone holding it can post to the channel).
     pub url: SecretSource,
+    /// A JSON template for the card (Teams: the Adaptive Card; Slack: the message) instead of
+    /// the built-in one.
+    pub template: Option<PathBuf>,
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     #[serde(default = "default_concurrency")]
@@ -71,6 +76,7 @@ impl Webhook {
                 url: config.url.clone(),
                 secret: None,
                 headers: BTreeMap::new(),
+                template: None,
                 timeout: config.timeout,
                 concurrency: config.concurrency,
             },

@@ -121,6 +121,8 @@ pub struct Config {
     pub rules: RuleSet,
     /// Line of each rule's table, for errors found later (templates).
     pub(crate) rule_lines: Vec<usize>,
+    /// Line of each channel's table, likewise.
+    pub(crate) channel_lines: BTreeMap<String, usize>,
 }
 
 /// A configuration problem, located.
@@ -215,6 +217,7 @@ impl Config {
         }
 
         let mut channels = BTreeMap::new();
+        let mut channel_lines = BTreeMap::new();
         for (name, channel) in file.channel {
             let line = line_of(text, channel.span().start);
             let channel = channel.into_inner();
@@ -236,6 +239,7 @@ impl Config {
                     format!("no [microsoft.{}] table", mail.app),
                 ));
             }
+            channel_lines.insert(name.clone(), line);
             channels.insert(name, channel);
         }
 
@@ -340,6 +344,7 @@ impl Config {
             microsoft,
             rules: RuleSet::new(rules),
             rule_lines,
+            channel_lines,
         })
     }
 
@@ -354,6 +359,16 @@ impl Config {
             path: self.path.clone(),
             line: self.rule_lines.get(index).copied(),
             key: Some(format!("rule[{index}] {name:?}: {key}")),
+            message,
+        }
+    }
+
+    /// An error found after loading, located at channel `name`'s table.
+    pub fn error_at_channel(&self, name: &str, key: &str, message: String) -> ConfigError {
+        ConfigError {
+            path: self.path.clone(),
+            line: self.channel_lines.get(name).copied(),
+            key: Some(format!("channel.{name}.{key}")),
             message,
         }
     }

@@ -1,6 +1,8 @@
 //! Cards for chat channels, built-in: a Teams Adaptive Card (`kind = "teams"`) and Slack Block
 //! Kit blocks (`kind = "slack"`), for security teams. Both carry the same facts: the activity,
 //! the user, the time, who did it, the result, what changed, and the report link as an action.
+//! An operator's template (`template = "….json"` on the channel) replaces the built-in card; it
+//! is rendered by `render::json` and wrapped here.
 //!
 //! Every audit value goes where the chat client shows text literally: Adaptive Card `TextRun`s
 //! (which do not interpret Markdown, unlike `TextBlock` and `FactSet`) and Slack `plain_text`
@@ -61,7 +63,7 @@ fn target(target: &Target) -> String {
 }
 
 /// (label, value) pairs, labels ours, values from the audit record.
-fn facts(card: &Card) -> Vec<(&'static str, String)> {
+pub(super) fn facts(card: &Card) -> Vec<(&'static str, String)> {
     let event = card.event;
     let mut facts = vec![("Activity", event.activity.clone())];
     if let Some(t) = card.target.or(event.targets.first()) {
@@ -101,7 +103,7 @@ fn facts(card: &Card) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// A Teams Workflows message with one Adaptive Card attachment.
+/// A Teams Workflows message with the built-in Adaptive Card.
 pub(super) fn teams(card: &Card) -> Value {
     let run = |text: &str| json!({ "type": "TextRun", "text": text });
     let mut body = vec![
@@ -123,20 +125,45 @@ pub(super) fn teams(card: &Card) -> Value {
         .map(|url| json!({ "type": "Action.OpenUrl", "title": "Report this", "url": url }))
         .into_iter()
         .collect();
+    teams_message(json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "actions": actions,
+    }))
+}
+
+/// The Teams Workflows message that carries an Adaptive Card (built-in or an operator's).
+pub(super) fn teams_message(card: Value) -> Value {
     json!({
         "type": "message",
         "attachments": [ {
             "contentType": "application/vnd.microsoft.card.adaptive",
             "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": body,
-                "actions": actions,
-            },
+            "content": card,
         } ],
     })
+}
+
+/// An operator's Teams template must render an Adaptive Card; Herald adds the envelope.
+pub(super) fn adaptive_card(template: &str, card: Value) -> Result<Value, String> {
+    if card.get("type").and_then(Value::as_str) != Some("AdaptiveCard") {
+        return Err(format!(
+            "template {template} must render an Adaptive Card (an object with \"type\": \"AdaptiveCard\")"
+        ));
+    }
+    Ok(card)
+}
+
+/// An operator's Slack template must render a message: an object with `text` or `blocks`.
+pub(super) fn slack_message(template: &str, message: Value) -> Result<Value, String> {
+    if message.get("text").is_none() && message.get("blocks").is_none() {
+        return Err(format!(
+            "template {template} must render a Slack message (an object with \"text\" or \"blocks\")"
+        ));
+    }
+    Ok(message)
 }
 
 /// `&`, `<` and `>` as Slack's Markdown needs them escaped.

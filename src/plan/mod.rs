@@ -28,13 +28,14 @@ use crate::event::AuditEvent;
 use crate::rules::{Importance, Match};
 use render::TemplateNames;
 
-/// How a channel's notifications are rendered.
+/// How a channel's notifications are rendered. A JSON channel's `Option<String>` names the
+/// operator's template, if it has one (else the built-in payload or card is used).
 enum Delivery {
     Mail(Mailbox),
-    Json,
+    Json(Option<String>),
     GraphMessage,
-    Teams,
-    Slack,
+    Teams(Option<String>),
+    Slack(Option<String>),
 }
 
 /// One message to one recipient on one channel, ready to hand to the channel.
@@ -96,20 +97,27 @@ impl Planner {
                 .map_err(|m| config.error_at_rule(i, "subject", m))?;
             templates.insert(rule.name.clone(), RuleTemplates { body, subject });
         }
-        let deliveries = config
-            .channels
-            .iter()
-            .filter_map(|(name, c)| {
-                let delivery = match c.format() {
-                    Format::Email => Delivery::Mail(c.from()?.parse::<Mailbox>().ok()?),
-                    Format::Json => Delivery::Json,
-                    Format::GraphMessage => Delivery::GraphMessage,
-                    Format::TeamsCard => Delivery::Teams,
-                    Format::SlackMessage => Delivery::Slack,
-                };
-                Some((name.clone(), delivery))
-            })
-            .collect();
+        let mut deliveries = BTreeMap::new();
+        for (name, c) in &config.channels {
+            let template = match c.template() {
+                Some(path) => Some(
+                    render::load_json(&mut env, name, path, config.dir())
+                        .map_err(|m| config.error_at_channel(name, "template", m))?,
+                ),
+                None => None,
+            };
+            let delivery = match c.format() {
+                Format::Email => match c.from().and_then(|f| f.parse::<Mailbox>().ok()) {
+                    Some(from) => Delivery::Mail(from),
+                    None => continue,
+                },
+                Format::Json => Delivery::Json(template),
+                Format::GraphMessage => Delivery::GraphMessage,
+                Format::TeamsCard => Delivery::Teams(template),
+                Format::SlackMessage => Delivery::Slack(template),
+            };
+            deliveries.insert(name.clone(), delivery);
+        }
         Ok(Planner {
             env,
             templates,
@@ -219,7 +227,42 @@ impl Planner {
                 )?;
                 (Format::GraphMessage, html, text, message)
             }
-            Delivery::Json => {
+            Delivery::Json(Some(_)) | Delivery::Teams(Some(_)) | Delivery::Slack(Some(_)) => {
+                let summary = summary();
+                let card = chat::Card {
+                    subject: &subject,
+                    summary: &summary,
+                    event,
+                    target,
+                    report_url: self.branding.report_url.as_deref(),
+                };
+                let facts: Vec<_> = chat::facts(&card)
+                    .into_iter()
+                    .map(|(label, value)| context! { label => label, value => value })
+                    .collect();
+                let ctx = context! { subject => &subject, facts => facts, ..ctx.clone() };
+                let (format, name) = match delivery {
+                    Delivery::Json(Some(name)) => (Format::Json, name),
+                    Delivery::Teams(Some(name)) => (Format::TeamsCard, name),
+                    Delivery::Slack(Some(name)) => (Format::SlackMessage, name),
+                    _ => unreachable!("matched above"),
+                };
+                let rendered = self
+                    .env
+                    .get_template(name)
+                    .and_then(|t| t.render(&ctx))
+                    .map_err(|e| format!("template {name}: {e:#}"))?;
+                let value = render::parse_json(name, &rendered)?;
+                let value = match format {
+                    Format::TeamsCard => chat::teams_message(chat::adaptive_card(name, value)?),
+                    Format::SlackMessage => chat::slack_message(name, value)?,
+                    _ => value,
+                };
+                let message =
+                    serde_json::to_vec(&value).map_err(|e| format!("building the payload: {e}"))?;
+                (format, String::new(), summary, message)
+            }
+            Delivery::Json(None) => {
                 let summary = summary();
                 let message = payload::build(payload::Parts {
                     key: &key,
@@ -234,7 +277,7 @@ impl Planner {
                 })?;
                 (Format::Json, String::new(), summary, message)
             }
-            Delivery::Teams | Delivery::Slack => {
+            Delivery::Teams(None) | Delivery::Slack(None) => {
                 let summary = summary();
                 let card = chat::Card {
                     subject: &subject,
@@ -244,7 +287,7 @@ impl Planner {
                     report_url: self.branding.report_url.as_deref(),
                 };
                 let (format, card) = match delivery {
-                    Delivery::Teams => (Format::TeamsCard, chat::teams(&card)),
+                    Delivery::Teams(_) => (Format::TeamsCard, chat::teams(&card)),
                     _ => (Format::SlackMessage, chat::slack(&card)),
                 };
                 let message =

@@ -1,4 +1,5 @@
-//! Templates: the minijinja environment, the built-in `security-notice`, and subject lines.
+//! Templates: the minijinja environment, the built-in `security-notice`, channels' JSON
+//! templates, and subject lines.
 //!
 //! Every audit field is hostile (DESIGN §2.5). HTML templates are registered under names ending
 //! in `.html`, so minijinja escapes everything they print; nothing from an event is ever
@@ -93,6 +94,38 @@ pub(crate) fn load(
     env.add_template_owned(names.text.clone(), text)
         .map_err(|e| format!("{}: {e}", text_path.display()))?;
     Ok(names)
+}
+
+/// Loads a channel's JSON template (`webhook`, `teams`, `slack`) from `path`, relative to the
+/// configuration's directory, and returns its name. The name ends in `.json`, so minijinja
+/// prints every value as a JSON literal (a string quoted and escaped): an audit value cannot
+/// close a string or add a key. A template therefore writes `"text": {{ event.activity }}`,
+/// not `"text": "{{ event.activity }}"`, and joins text with `~`.
+pub(crate) fn load_json(
+    env: &mut Environment<'static>,
+    channel: &str,
+    path: &Path,
+    base: &Path,
+) -> Result<String, String> {
+    let path = base.join(path);
+    let source = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // Named for the key that loaded it; the `.json` ending chooses JSON escaping.
+    let name = format!("channel.{channel}.template.json");
+    env.add_template_owned(name.clone(), source)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(name)
+}
+
+/// The JSON a channel template rendered, parsed: output that is not JSON is an error naming
+/// where it broke, never sent.
+pub(crate) fn parse_json(name: &str, rendered: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(rendered).map_err(|e| {
+        format!(
+            "template {name} did not render JSON ({e}); values print as JSON literals, \
+             so write {{{{ value }}}} without quotes around it"
+        )
+    })
 }
 
 /// Registers a rule's subject template. Its name has no `.html`, so it is rendered as text;
