@@ -29,14 +29,19 @@ impl HttpReceiver {
             .arg(dir.join("script"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
             .spawn()
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "READY", "the HTTP receiver did not start");
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the HTTP receiver did not start on port {port}: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
         HttpReceiver { port, dir, child }
     }
 

@@ -49,12 +49,27 @@ impl Drop for Scratch {
     }
 }
 
+/// A port nothing listens on, for a server a test starts. Taken below the kernel's ephemeral
+/// range (`ip_local_port_range`), so the many outgoing connections of a test with several
+/// processes cannot be holding it by the time the server binds it, and never the same twice
+/// in one test binary.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(12000);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = fastrand::u16(10000..ephemeral_low);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port below {ephemeral_low}");
 }
 
 /// The Python that has aiosmtpd (scripts/test installs it).
@@ -156,17 +171,24 @@ impl SmtpServer {
         if let Some((user, password)) = &self.options.auth {
             cmd.args(["--auth", &format!("{user}:{password}")]);
         }
+        let log = self.dir.join("server.log");
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the SMTP server did not start on port {}: {}",
+            self.port,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         self.child = Some(child);
     }
 
