@@ -11,8 +11,15 @@ by one request and is `STATUS [BODY]` (`429` and `503` also send `Retry-After: 1
 `200 {"ok":true}`, or `202` with no body for Graph's `sendMail`. GET requests (Graph's
 `directoryAudits`) follow SCRIPT.get, whose BODY may be `@FILE` (the body is that file's
 content), and by default get an empty page. Prints `READY` once it listens.
+
+With --hmac-secret it checks each request's `X-Herald-Signature: t=UNIX,v1=HEX` as a webhook
+receiver would (HMAC-SHA256 of `"{t}.{body}"` under the secret, compared in constant time, `t`
+within five minutes) and records the verdict as `signature`: `valid`, `missing` or
+`invalid: why`.
 """
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -57,7 +64,25 @@ def next_reply(script, path, method="POST"):
         return int(status), body
 
 
-def handler(record, script):
+def verify(secret, header, body):
+    if header is None:
+        return "missing"
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    if "t" not in parts or "v1" not in parts:
+        return "invalid: not t=...,v1=..."
+    try:
+        t = int(parts["t"])
+    except ValueError:
+        return "invalid: t is not a number"
+    if abs(time.time() - t) > 300:
+        return "invalid: stale t"
+    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, parts["v1"]):
+        return "invalid: wrong MAC"
+    return "valid"
+
+
+def handler(record, script, secret):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -74,6 +99,8 @@ def handler(record, script):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body.decode("utf-8", "replace"),
             }
+            if secret is not None:
+                entry["signature"] = verify(secret, self.headers.get("X-Herald-Signature"), body)
             with LOCK:
                 with open(record, "a") as f:
                     f.write(json.dumps(entry) + "\n")
@@ -98,9 +125,10 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--dir", required=True)
     p.add_argument("--script", required=True)
+    p.add_argument("--hmac-secret")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(os.path.join(args.dir, "requests.jsonl"), args.script))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(os.path.join(args.dir, "requests.jsonl"), args.script, args.hmac_secret))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("READY", flush=True)
     try:

@@ -17,16 +17,31 @@ pub struct HttpReceiver {
 
 impl HttpReceiver {
     pub fn start(dir: &Path) -> HttpReceiver {
+        HttpReceiver::launch(dir, None)
+    }
+
+    /// A receiver that checks `X-Herald-Signature` with `secret` as a webhook receiver would,
+    /// recording its verdict in each request's `signature`.
+    pub fn start_verifying(dir: &Path, secret: &str) -> HttpReceiver {
+        HttpReceiver::launch(dir, Some(secret))
+    }
+
+    fn launch(dir: &Path, secret: Option<&str>) -> HttpReceiver {
         let dir = dir.join("receiver");
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
-        let mut child = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .arg(root().join("tests/support/http_receiver.py"))
             .args(["--port", &port.to_string()])
             .arg("--dir")
             .arg(&dir)
             .arg("--script")
-            .arg(dir.join("script"))
+            .arg(dir.join("script"));
+        if let Some(secret) = secret {
+            command.args(["--hmac-secret", secret]);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
