@@ -239,8 +239,13 @@ fn check(path: &Path) -> Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let problems = pipeline.render_samples(SAMPLE_EVENT);
+    let mut problems = pipeline.render_samples(SAMPLE_EVENT);
     let config = pipeline.config();
+    for (name, app) in &config.microsoft {
+        if let Err(e) = app.check_certificate(config.dir()) {
+            problems.push(format!("{}: microsoft.{name}: {e}", path.display()));
+        }
+    }
     for problem in &problems {
         eprintln!("herald: {problem}");
     }

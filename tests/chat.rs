@@ -186,7 +186,7 @@ const TEAMS_TEMPLATE: &str = r#"{
 }"#;
 
 const SLACK_TEMPLATE: &str = r#"{
-  "text": {{ subject }},
+  "text": {{ ("Reset for " ~ target.display_name) | slack_escape }},
   "blocks": [
     { "type": "section", "text": { "type": "plain_text", "emoji": false,
       "text": {{ (target.upn or "") ~ " / " ~ target.display_name }} } }
@@ -309,7 +309,7 @@ channels = ["teams", "slack", "tickets"]
     assert_eq!(
         slack,
         serde_json::json!({
-            "text": "Security notice: Reset user password",
+            "text": r#"Reset for Adele", "admin": true, "x": "&lt;/script&gt;"#,
             "blocks": [ { "type": "section", "text": { "type": "plain_text", "emoji": false,
                 "text": format!("adele.vance@contoso.com / {name}") } } ]
         })

@@ -355,10 +355,10 @@ fn a_certificate_credential_signs_a_client_assertion_the_certificate_verifies() 
         let out = openssl(dir.path(), &["dgst", digest, "-binary", "app.der"]);
         base64url_encode(&out)
     };
-    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["alg"], "PS256");
     assert_eq!(header["typ"], "JWT");
-    assert_eq!(header["x5t"], fingerprint("-sha1"));
     assert_eq!(header["x5t#S256"], fingerprint("-sha256"));
+    assert_eq!(header.as_object().unwrap().len(), 3, "{header}");
     assert_eq!(claims["aud"], token_url);
     assert_eq!(claims["iss"], CLIENT);
     assert_eq!(claims["sub"], CLIENT);
@@ -384,86 +384,124 @@ fn a_certificate_credential_signs_a_client_assertion_the_certificate_verifies() 
             "x509", "-in", "app.crt", "-pubkey", "-noout", "-out", "app.pub",
         ],
     );
-    let verified = openssl(
-        dir.path(),
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "app.pub",
-            "-signature",
-            "signature",
-            "signed",
-        ],
-    );
+    // PS256: RSA-PSS over SHA-256, salt as long as the digest (RFC 7518 §3.5).
+    let pss = [
+        "dgst",
+        "-sha256",
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-sigopt",
+        "rsa_pss_saltlen:digest",
+        "-verify",
+        "app.pub",
+        "-signature",
+        "signature",
+        "signed",
+    ];
+    let verified = openssl(dir.path(), &pss);
     assert_eq!(text(&verified).trim(), "Verified OK");
-    // A tampered input does not verify: the check above can fail.
+    let fails = |args: &[&str]| {
+        !std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    // Not PKCS#1 v1.5 (RS256): the padding is checked, so the check above can fail.
+    let pkcs1 = [
+        "dgst",
+        "-sha256",
+        "-verify",
+        "app.pub",
+        "-signature",
+        "signature",
+        "signed",
+    ];
+    assert!(fails(&pkcs1));
+    // A tampered input does not verify.
     std::fs::write(
         dir.path().join("signed"),
         format!("{}.{}x", parts[0], parts[1]),
     )
     .unwrap();
-    let tampered = std::process::Command::new("openssl")
-        .args([
-            "dgst",
-            "-sha256",
-            "-verify",
-            "app.pub",
-            "-signature",
-            "signature",
-            "signed",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!tampered.status.success());
+    assert!(fails(&pss));
 }
 
 #[test]
-fn a_missing_certificate_or_a_non_rsa_key_stops_herald_at_start_naming_it() {
+fn certificate_files_are_checked_by_herald_check_and_at_start() {
     let dir = Scratch::new("graph-mail-bad-certificate");
     let cloud = HttpReceiver::start(dir.path());
-    openssl(
-        dir.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
+    let certificate = |kind: &[&str], name: &str| {
+        let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+        let mut args = vec!["req", "-x509", "-newkey"];
+        args.extend_from_slice(kind);
+        args.extend_from_slice(&[
             "-nodes",
             "-days",
             "2",
             "-subj",
             "/CN=herald-test",
             "-keyout",
-            "ec.key",
+            &key,
             "-out",
-            "ec.crt",
-        ],
-    );
+            &crt,
+        ]);
+        openssl(dir.path(), &args);
+    };
+    certificate(&["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "ec");
+    certificate(&["rsa:2048"], "rsa");
+    // One file holding both, the default place for the key.
+    let both = [
+        std::fs::read_to_string(dir.path().join("rsa.crt")).unwrap(),
+        std::fs::read_to_string(dir.path().join("rsa.key")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.path().join("both.pem"), both).unwrap();
     let config = config(dir.path(), &cloud);
     let written = std::fs::read_to_string(&config).unwrap();
-    for (credential, expected) in [
-        ("certificate_path = \"missing.crt\"", "missing.crt"),
-        (
-            "certificate_path = \"ec.crt\"\nprivate_key_path = \"ec.key\"",
-            "not a usable RSA key",
-        ),
-    ] {
+    let with = |credential: &str| {
         let app = cloud.microsoft_app().replace(
             r#"client_secret = { env = "GRAPH_CLIENT_SECRET" }"#,
             credential,
         );
         std::fs::write(&config, written.replace(&cloud.microsoft_app(), &app)).unwrap();
-        let out = herald_with_env(
+    };
+    let herald = |command: &str| {
+        herald_with_env(
+            &[command, "--config", config.to_str().unwrap()],
+            &[],
+            Duration::from_secs(30),
+        )
+    };
+
+    with(r#"certificate_path = "both.pem""#);
+    let check = herald("check");
+    assert!(check.status.success(), "{}", text(&check.stderr));
+
+    for (credential, expected) in [
+        (r#"certificate_path = "missing.crt""#, "missing.crt"),
+        (
+            "certificate_path = \"ec.crt\"\nprivate_key_path = \"ec.key\"",
+            "ec.key: not a usable RSA key",
+        ),
+        ("certificate_path = \"rsa.crt\"", "rsa.crt: "),
+    ] {
+        with(credential);
+        let check = herald("check");
+        assert_eq!(check.status.code(), Some(2), "{credential}");
+        let stderr = text(&check.stderr);
+        assert!(stderr.contains("microsoft.contoso: "), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+
+        let run = herald_with_env(
             &["run", "--once", "--config", config.to_str().unwrap()],
             &[],
             Duration::from_secs(30),
         );
-        assert!(!out.status.success());
-        let stderr = text(&out.stderr);
+        assert!(!run.status.success());
+        let stderr = text(&run.stderr);
         assert!(
             stderr.contains("channel.o365: microsoft.contoso: "),
             "{stderr}"

@@ -3,8 +3,9 @@
 //! before they expire. Used by the `graph_mail` channel and the Graph audit source.
 //!
 //! The app proves itself with a client secret, or with a certificate: a JWT client assertion
-//! signed (RS256) with the certificate's private key, naming the certificate by its thumbprints,
-//! as the identity platform documents for certificate credentials.
+//! signed with the certificate's private key (PS256: RSA-PSS with SHA-256) and naming the
+//! certificate by its SHA-256 thumbprint (`x5t#S256`), as the identity platform documents for
+//! certificate credentials (and as Microsoft's own libraries send since 2024).
 //!
 //! Authority and Graph base URLs are configurable, for national clouds and for tests, which
 //! point them at a local server speaking Microsoft's documented formats.
@@ -80,6 +81,31 @@ impl MicrosoftApp {
             .extend(segments);
         Ok(url)
     }
+
+    /// Whether the certificate credential, if any, loads (for `herald check`: it reads files,
+    /// no secret). `base` anchors relative paths.
+    pub fn check_certificate(&self, base: &Path) -> Result<(), String> {
+        match &self.certificate_path {
+            Some(certificate) => {
+                let (certificate, key) = self.certificate_files(certificate, base);
+                Certificate::load(&certificate, &key).map(|_| ())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn certificate_files(
+        &self,
+        certificate: &Path,
+        base: &Path,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let certificate = base.join(certificate);
+        let key = self
+            .private_key_path
+            .as_ref()
+            .map_or_else(|| certificate.clone(), |k| base.join(k));
+        (certificate, key)
+    }
 }
 
 /// How the app proves itself to the identity platform.
@@ -91,8 +117,7 @@ enum Credential {
 /// A certificate credential, loaded.
 struct Certificate {
     key: aws_lc_rs::signature::RsaKeyPair,
-    /// Base64url SHA-1 and SHA-256 thumbprints of the certificate's DER encoding.
-    x5t: String,
+    /// Base64url SHA-256 thumbprint of the certificate's DER encoding.
     x5t_s256: String,
 }
 
@@ -119,14 +144,10 @@ impl Certificate {
             }
         }
         .map_err(|e| format!("private key {}: not a usable RSA key ({e})", key.display()))?;
-        let thumbprint = |algorithm| {
-            let digest = aws_lc_rs::digest::digest(algorithm, der.as_ref());
-            base64url(digest.as_ref())
-        };
+        let thumbprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
         Ok(Certificate {
             key,
-            x5t: thumbprint(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY),
-            x5t_s256: thumbprint(&aws_lc_rs::digest::SHA256),
+            x5t_s256: base64url(thumbprint.as_ref()),
         })
     }
 
@@ -134,7 +155,7 @@ impl Certificate {
     fn assertion(&self, client_id: &str, audience: &str) -> Result<String, String> {
         let now = jiff::Timestamp::now().as_second();
         let header = serde_json::json!({
-            "alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256,
+            "alg": "PS256", "typ": "JWT", "x5t#S256": self.x5t_s256,
         });
         let claims = serde_json::json!({
             "aud": audience, "iss": client_id, "sub": client_id,
@@ -149,7 +170,7 @@ impl Certificate {
         let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
             .sign(
-                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::signature::RSA_PSS_SHA256,
                 &aws_lc_rs::rand::SystemRandom::new(),
                 input.as_bytes(),
                 &mut signature,
@@ -189,11 +210,7 @@ impl Tokens {
                     .map_err(|e| format!("client_secret: {e}"))?,
             ),
             (None, Some(certificate)) => {
-                let certificate = base.join(certificate);
-                let key = app
-                    .private_key_path
-                    .as_ref()
-                    .map_or_else(|| certificate.clone(), |k| base.join(k));
+                let (certificate, key) = app.certificate_files(certificate, base);
                 Credential::Certificate(Certificate::load(&certificate, &key)?)
             }
             (None, None) => return Err("client_secret or certificate_path is required".into()),

@@ -158,7 +158,9 @@ pub(super) fn adaptive_card(template: &str, card: Value) -> Result<Value, String
 
 /// An operator's Slack template must render a message: an object with `text` or `blocks`.
 pub(super) fn slack_message(template: &str, message: Value) -> Result<Value, String> {
-    if message.get("text").is_none() && message.get("blocks").is_none() {
+    if !message.get("text").is_some_and(Value::is_string)
+        && !message.get("blocks").is_some_and(Value::is_array)
+    {
         return Err(format!(
             "template {template} must render a Slack message (an object with \"text\" or \"blocks\")"
         ));
@@ -166,8 +168,9 @@ pub(super) fn slack_message(template: &str, message: Value) -> Result<Value, Str
     Ok(message)
 }
 
-/// `&`, `<` and `>` as Slack's Markdown needs them escaped.
-fn slack_escape(text: &str) -> String {
+/// `&`, `<` and `>` as Slack's Markdown needs them escaped (also the `slack_escape` filter of
+/// operators' templates).
+pub(super) fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

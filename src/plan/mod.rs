@@ -196,7 +196,7 @@ impl Planner {
             self.env
                 .get_template(name)
                 .and_then(|t| t.render(&ctx))
-                .map_err(|e| format!("template {name}: {e:#}"))
+                .map_err(|e| format!("template {name}: {e}"))
         };
         let subject = clean_subject(&render(&templates.subject)?);
         let summary = || wording::headline(event, target);
@@ -251,7 +251,7 @@ impl Planner {
                     .env
                     .get_template(name)
                     .and_then(|t| t.render(&ctx))
-                    .map_err(|e| format!("template {name}: {e:#}"))?;
+                    .map_err(|e| format!("template {name}: {e}"))?;
                 let value = render::parse_json(name, &rendered)?;
                 let value = match format {
                     Format::TeamsCard => chat::teams_message(chat::adaptive_card(name, value)?),

@@ -47,6 +47,10 @@ pub(crate) fn environment(timezone: &str) -> Environment<'static> {
     env.add_global("DATETIME_FORMAT", "%A %-d %B %Y, %H:%M %Z".to_owned());
     // Bounds a runaway loop in an operator's template; generous for any real notice.
     env.set_fuel(Some(2_000_000));
+    // For Slack's `text` and `mrkdwn` fields, where `<…>` makes links and mentions.
+    env.add_filter("slack_escape", |text: String| {
+        super::chat::slack_escape(&text)
+    });
     for t in BUILT_IN {
         env.add_template(t.html_name, t.html)
             .expect("built-in HTML template compiles");

@@ -70,14 +70,13 @@ def verify(secret, header, body):
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     if "t" not in parts or "v1" not in parts:
         return "invalid: not t=...,v1=..."
-    try:
-        t = int(parts["t"])
-    except ValueError:
+    if not parts["t"].isascii() or not parts["t"].isdigit():
         return "invalid: t is not a number"
+    t = int(parts["t"])
     if abs(time.time() - t) > 300:
         return "invalid: stale t"
     expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, parts["v1"]):
+    if not hmac.compare_digest(expected.encode(), parts["v1"].encode()):
         return "invalid: wrong MAC"
     return "valid"
 

@@ -56,20 +56,31 @@ impl Drop for Scratch {
 pub fn free_port() -> u16 {
     use std::sync::Mutex;
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768)
-        .max(12000);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    let ephemeral: Vec<u16> = range
+        .iter()
+        .flat_map(|r| r.split_whitespace())
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let (low, high) = match ephemeral[..] {
+        [low, high] => (low, high),
+        _ => (32768, 60999),
+    };
+    // Below the range when there is room there, else above it.
+    let ports = if low > 11000 {
+        10000..low
+    } else {
+        high.saturating_add(1).min(65000)..65535
+    };
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
-        let port = fastrand::u16(10000..ephemeral_low);
+        let port = fastrand::u16(ports.clone());
         if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
         }
     }
-    panic!("no free port below {ephemeral_low}");
+    panic!("no free port in {ports:?}");
 }
 
 /// The Python that has aiosmtpd (scripts/test installs it).
