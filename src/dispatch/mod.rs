@@ -3,7 +3,9 @@
 //! Three small stages, as in Alertmanager's `notify/`: the claim loop takes due rows from the
 //! store with a lease; each send runs in its own task under its channel's concurrency limit (a
 //! slow send holds one slot, not the loop); a recorder batches the outcomes into one store
-//! transaction. The dispatcher never decodes events or renders messages.
+//! transaction. A row's permit is held from its claim until its outcome is recorded, so a crash
+//! can repeat at most that many messages (the sum of the channels' concurrency). The
+//! dispatcher never decodes events or renders messages.
 //!
 //! Several instances may share one outbox (PostgreSQL). A claim is a lease with a token: a send
 //! begins only in the first half of the lease (checked as late as the channel can), so a
@@ -73,8 +75,10 @@ impl<S: Store> Dispatcher<S> {
             .map(|l| l.slots.available_permits())
             .sum::<usize>()
             .max(1);
+        // A permit is held from the claim until the outcome is recorded, so at most `capacity`
+        // messages are ever sent and not yet recorded: what a crash can make repeat.
         let in_flight = Arc::new(Semaphore::new(capacity));
-        let (done_tx, done_rx) = mpsc::channel::<Done>(capacity * 4);
+        let (done_tx, done_rx) = mpsc::channel::<Recorded>(capacity);
         let recorder = tokio::spawn(record(self.store.clone(), done_rx, stop.clone()));
         let lease = self.delivery.lease;
         let mut store_wait = IDLE_POLL;
@@ -93,6 +97,8 @@ impl<S: Store> Dispatcher<S> {
                 if free == 0 {
                     tokio::select! {
                         Some(joined) = sends.join_next() => tally(&mut delivered, joined),
+                        // Outcomes recorded: their permits are back.
+                        _ = in_flight.acquire() => {}
                         _ = stop.cancelled() => return Ok(()),
                     }
                     continue;
@@ -147,16 +153,14 @@ impl<S: Store> Dispatcher<S> {
                     let delivery = self.delivery.clone();
                     let done_tx = done_tx.clone();
                     sends.spawn(async move {
-                        let _permit = permit;
                         let finish = attempt(lane, &row, &delivery, begin_by).await;
                         let kind = Kind::of(&finish);
-                        let _ = done_tx
-                            .send(Done {
-                                key: row.key,
-                                token: row.token,
-                                finish,
-                            })
-                            .await;
+                        let done = Done {
+                            key: row.key,
+                            token: row.token,
+                            finish,
+                        };
+                        let _ = done_tx.send((done, permit)).await;
                         kind
                     });
                 }
@@ -304,20 +308,26 @@ fn released(row: &Claimed, why: &str) -> Finish {
     Finish::Released
 }
 
+/// An outcome on its way to the store, with the permit that lets the claim loop take another
+/// row once the outcome is recorded.
+type Recorded = (Done, tokio::sync::OwnedSemaphorePermit);
+
 /// Records outcomes in batches: whatever has arrived since the last write goes in one
-/// transaction, so one disk sync covers many sends. While the store fails, the same outcomes
-/// are offered again with backoff (later ones wait in the channel); after a stop, for [`RECORD_AFTER_STOP`].
+/// transaction, so one disk sync covers many sends; their permits are given back once it
+/// commits. While the store fails, the same outcomes are offered again with backoff (no new
+/// sends begin meanwhile); after a stop, for [`RECORD_AFTER_STOP`].
 async fn record<S: Store>(
     store: S,
-    mut rx: mpsc::Receiver<Done>,
+    mut rx: mpsc::Receiver<Recorded>,
     stop: CancellationToken,
 ) -> Result<(), StoreError> {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 256).await > 0 {
         let mut wait = IDLE_POLL;
         let mut stopped_at = None;
+        let outcomes: Vec<Done> = batch.iter().map(|(done, _)| done.clone()).collect();
         loop {
-            match store.finish(now_millis(), batch.clone()).await {
+            match store.finish(now_millis(), outcomes.clone()).await {
                 Ok(_) => break,
                 Err(e) => {
                     let since_stop = stop
