@@ -249,7 +249,9 @@ pub fn mixed_messages(
 }
 
 /// A `[[source]]` table consuming [`TOPIC`] on `broker` in `group`, with short session
-/// timeouts so the tests' kills are noticed within seconds.
+/// timeouts so the tests' kills are noticed within seconds, and a short rebalance timeout
+/// (`max.poll.interval.ms`, which the client sends as its rebalance timeout): a rebalance
+/// waits at most that long for a member to rejoin.
 pub fn source(broker: &Broker, group: &str) -> String {
     format!(
         r#"
@@ -259,7 +261,7 @@ name = "entra"
 brokers = "{brokers}"
 topic = "{TOPIC}"
 group = "{group}"
-options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "reconnect.backoff.max.ms" = "1000" }}
+options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "max.poll.interval.ms" = "30000", "reconnect.backoff.max.ms" = "1000" }}
 "#,
         brokers = broker.address()
     )
