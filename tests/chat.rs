@@ -26,6 +26,17 @@ fn all_of<'a>(value: &'a Value, kind: &str, out: &mut Vec<&'a Value>) {
     }
 }
 
+/// The JSON body `POST`ed to the path starting with `prefix`.
+fn json_posted(requests: &[Value], prefix: &str) -> Value {
+    let r = requests
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no request to {prefix}"));
+    assert_eq!(r["method"], "POST");
+    assert_eq!(r["headers"]["content-type"], "application/json");
+    serde_json::from_str(r["body"].as_str().unwrap()).unwrap()
+}
+
 #[test]
 fn teams_and_slack_get_their_cards_with_audit_values_as_plain_text() {
     let dir = Scratch::new("chat-cards");
@@ -80,15 +91,7 @@ channels = ["teams", "slack"]
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");
-    let body = |prefix: &str| -> Value {
-        let r = requests
-            .iter()
-            .find(|r| r["path"].as_str().unwrap().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no request to {prefix}"));
-        assert_eq!(r["method"], "POST");
-        assert_eq!(r["headers"]["content-type"], "application/json");
-        serde_json::from_str(r["body"].as_str().unwrap()).unwrap()
-    };
+    let body = |prefix: &str| json_posted(&requests, prefix);
     let user = "<script>alert(\"x\")</script> Adele (adele.vance@contoso.com)";
     let initiator = "<img src=x onerror=alert(1)> (irvin.sayers@contoso.com) from 203.0.113.24";
 
@@ -266,13 +269,7 @@ channels = ["teams", "slack", "tickets"]
     assert!(out.status.success(), "{}", text(&out.stderr));
     let requests = receiver.requests();
     assert_eq!(requests.len(), 3, "{requests:#?}");
-    let body = |path: &str| -> Value {
-        let r = requests
-            .iter()
-            .find(|r| r["path"].as_str().unwrap().starts_with(path))
-            .unwrap_or_else(|| panic!("no request to {path}"));
-        serde_json::from_str(r["body"].as_str().unwrap()).unwrap()
-    };
+    let body = |prefix: &str| json_posted(&requests, prefix);
     let name = r#"Adele", "admin": true, "x": "</script>"#;
 
     // Teams: the operator's card, in the message envelope Herald adds.

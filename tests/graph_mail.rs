@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::http_receiver::HttpReceiver;
@@ -281,36 +281,49 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// A self-signed certificate `NAME.crt` and its unencrypted key `NAME.key`, made in `dir` by
+/// OpenSSL with `-newkey` arguments `key` (as one uploads a certificate to an app registration).
+fn self_signed(dir: &Path, key: &[&str], name: &str) {
+    let (key_file, certificate) = (format!("{name}.key"), format!("{name}.crt"));
+    let mut args = vec!["req", "-x509", "-newkey"];
+    args.extend_from_slice(key);
+    args.extend_from_slice(&[
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=herald-test",
+        "-keyout",
+        &key_file,
+        "-out",
+        &certificate,
+    ]);
+    openssl(dir, &args);
+}
+
+/// The test configuration, with the app proving itself by `credential` instead of its secret.
+fn config_with_credential(dir: &Path, cloud: &HttpReceiver, credential: &str) -> PathBuf {
+    let config = config(dir, cloud);
+    let app = cloud.microsoft_app().replace(
+        r#"client_secret = { env = "GRAPH_CLIENT_SECRET" }"#,
+        credential,
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, written.replace(&cloud.microsoft_app(), &app)).unwrap();
+    config
+}
+
 #[test]
 fn a_certificate_credential_signs_a_client_assertion_the_certificate_verifies() {
     let dir = Scratch::new("graph-mail-certificate");
     let cloud = HttpReceiver::start(dir.path());
-    // A self-signed certificate as one uploads to the app registration, key in its own file.
-    openssl(
+    // A self-signed certificate with its key in a file of its own.
+    self_signed(dir.path(), &["rsa:2048"], "app");
+    let config = config_with_credential(
         dir.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=herald-test",
-            "-keyout",
-            "app.key",
-            "-out",
-            "app.crt",
-        ],
-    );
-    let config = config(dir.path(), &cloud);
-    let app = cloud.microsoft_app().replace(
-        r#"client_secret = { env = "GRAPH_CLIENT_SECRET" }"#,
+        &cloud,
         "certificate_path = \"app.crt\"\nprivate_key_path = \"app.key\"",
     );
-    let written = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, written.replace(&cloud.microsoft_app(), &app)).unwrap();
     let out = herald_with_env(
         &["run", "--once", "--config", config.to_str().unwrap()],
         &[],
@@ -433,25 +446,12 @@ fn a_certificate_credential_signs_a_client_assertion_the_certificate_verifies() 
 fn certificate_files_are_checked_by_herald_check_and_at_start() {
     let dir = Scratch::new("graph-mail-bad-certificate");
     let cloud = HttpReceiver::start(dir.path());
-    let certificate = |kind: &[&str], name: &str| {
-        let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
-        let mut args = vec!["req", "-x509", "-newkey"];
-        args.extend_from_slice(kind);
-        args.extend_from_slice(&[
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=herald-test",
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-        ]);
-        openssl(dir.path(), &args);
-    };
-    certificate(&["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "ec");
-    certificate(&["rsa:2048"], "rsa");
+    self_signed(
+        dir.path(),
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "ec",
+    );
+    self_signed(dir.path(), &["rsa:2048"], "rsa");
     // One file holding both, the default place for the key.
     let both = [
         std::fs::read_to_string(dir.path().join("rsa.crt")).unwrap(),
@@ -459,15 +459,9 @@ fn certificate_files_are_checked_by_herald_check_and_at_start() {
     ]
     .concat();
     std::fs::write(dir.path().join("both.pem"), both).unwrap();
-    let config = config(dir.path(), &cloud);
-    let written = std::fs::read_to_string(&config).unwrap();
-    let with = |credential: &str| {
-        let app = cloud.microsoft_app().replace(
-            r#"client_secret = { env = "GRAPH_CLIENT_SECRET" }"#,
-            credential,
-        );
-        std::fs::write(&config, written.replace(&cloud.microsoft_app(), &app)).unwrap();
-    };
+    // Every variant is written to the same file.
+    let with = |credential: &str| config_with_credential(dir.path(), &cloud, credential);
+    let config = with(r#"certificate_path = "both.pem""#);
     let herald = |command: &str| {
         herald_with_env(
             &[command, "--config", config.to_str().unwrap()],
@@ -476,7 +470,6 @@ fn certificate_files_are_checked_by_herald_check_and_at_start() {
         )
     };
 
-    with(r#"certificate_path = "both.pem""#);
     let check = herald("check");
     assert!(check.status.success(), "{}", text(&check.stderr));
 
@@ -488,7 +481,7 @@ fn certificate_files_are_checked_by_herald_check_and_at_start() {
         ),
         ("certificate_path = \"rsa.crt\"", "rsa.crt: "),
     ] {
-        with(credential);
+        assert_eq!(with(credential), config);
         let check = herald("check");
         assert_eq!(check.status.code(), Some(2), "{credential}");
         let stderr = text(&check.stderr);

@@ -325,7 +325,7 @@ async fn record<S: Store>(
     while rx.recv_many(&mut batch, 256).await > 0 {
         let mut wait = IDLE_POLL;
         let mut stopped_at = None;
-        let outcomes: Vec<Done> = batch.iter().map(|(done, _)| done.clone()).collect();
+        let (outcomes, permits): (Vec<Done>, Vec<_>) = batch.drain(..).unzip();
         loop {
             match store.finish(now_millis(), outcomes.clone()).await {
                 Ok(_) => break,
@@ -334,7 +334,7 @@ async fn record<S: Store>(
                         .is_cancelled()
                         .then(|| *stopped_at.get_or_insert_with(std::time::Instant::now));
                     if since_stop.is_some_and(|t| t.elapsed() >= RECORD_AFTER_STOP) {
-                        tracing::error!(error = %e, outcomes = batch.len(), "stopping with outcomes the store did not take; those notifications are sent again once their lease has passed");
+                        tracing::error!(error = %e, outcomes = outcomes.len(), "stopping with outcomes the store did not take; those notifications are sent again once their lease has passed");
                         return Err(e);
                     }
                     store_failed("record outcomes", &e, wait);
@@ -343,7 +343,7 @@ async fn record<S: Store>(
                 }
             }
         }
-        batch.clear();
+        drop(permits);
     }
     Ok(())
 }

@@ -254,24 +254,22 @@ impl Tokens {
     }
 
     async fn fetch(&self) -> Result<(Secret, Duration), String> {
-        let proof = match &self.credential {
-            Credential::Secret(secret) => ("client_secret", secret.expose().to_owned()),
-            Credential::Certificate(certificate) => (
-                "client_assertion",
-                certificate.assertion(&self.client_id, self.url.as_str())?,
-            ),
-        };
+        let assertion;
         let mut form = vec![
             ("client_id", self.client_id.as_str()),
             ("scope", self.scope.as_str()),
         ];
-        if let Credential::Certificate(_) = &self.credential {
-            form.push((
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ));
+        match &self.credential {
+            Credential::Secret(secret) => form.push(("client_secret", secret.expose())),
+            Credential::Certificate(certificate) => {
+                assertion = certificate.assertion(&self.client_id, self.url.as_str())?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", &assertion));
+            }
         }
-        form.push((proof.0, proof.1.as_str()));
         form.push(("grant_type", "client_credentials"));
         let response = self
             .http

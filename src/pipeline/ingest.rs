@@ -250,13 +250,14 @@ fn to_batch(source: &str, checkpoint: Option<(String, String)>, out: &mut Outcom
         })
         .collect();
     dead_letters.extend(out.failures.drain(..).map(|f| {
-        tracing::warn!(source, error = %f, "a notification could not be rendered; its record is kept as a dead letter");
+        tracing::warn!(source, error = %f, "not rendered; the record is kept as a dead letter");
         NewDeadLetter {
-        input: source.to_owned(),
-        position: format!("event {}", f.event_id),
-        reason: format!("render failed: {f}"),
-        raw: f.raw.clone(),
-    }}));
+            input: source.to_owned(),
+            position: format!("event {}", f.event_id),
+            reason: format!("render failed: {f}"),
+            raw: f.raw.clone(),
+        }
+    }));
     Batch {
         source: source.to_owned(),
         events: std::mem::take(&mut out.events),

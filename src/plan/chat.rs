@@ -1,8 +1,8 @@
 //! Cards for chat channels, built-in: a Teams Adaptive Card (`kind = "teams"`) and Slack Block
 //! Kit blocks (`kind = "slack"`), for security teams. Both carry the same facts: the activity,
 //! the user, the time, who did it, the result, what changed, and the report link as an action.
-//! An operator's template (`template = "….json"` on the channel) replaces the built-in card; it
-//! is rendered by `render::json` and wrapped here.
+//! An operator's template (`template = "….json"` on the channel, see `render::load_json`)
+//! replaces the built-in card; what it renders is checked and wrapped here.
 //!
 //! Every audit value goes where the chat client shows text literally: Adaptive Card `TextRun`s
 //! (which do not interpret Markdown, unlike `TextBlock` and `FactSet`) and Slack `plain_text`

@@ -28,14 +28,16 @@ use crate::event::AuditEvent;
 use crate::rules::{Importance, Match};
 use render::TemplateNames;
 
-/// How a channel's notifications are rendered. A JSON channel's `Option<String>` names the
-/// operator's template, if it has one (else the built-in payload or card is used).
+/// How a channel's notifications are rendered.
 enum Delivery {
     Mail(Mailbox),
-    Json(Option<String>),
     GraphMessage,
-    Teams(Option<String>),
-    Slack(Option<String>),
+    /// JSON for an HTTP channel (`webhook`, `teams`, `slack`): from the operator's template
+    /// when the channel names one, else the built-in payload or card.
+    Json {
+        format: Format,
+        template: Option<String>,
+    },
 }
 
 /// One message to one recipient on one channel, ready to hand to the channel.
@@ -111,10 +113,10 @@ impl Planner {
                     Some(from) => Delivery::Mail(from),
                     None => continue,
                 },
-                Format::Json => Delivery::Json(template),
                 Format::GraphMessage => Delivery::GraphMessage,
-                Format::TeamsCard => Delivery::Teams(template),
-                Format::SlackMessage => Delivery::Slack(template),
+                format @ (Format::Json | Format::TeamsCard | Format::SlackMessage) => {
+                    Delivery::Json { format, template }
+                }
             };
             deliveries.insert(name.clone(), delivery);
         }
@@ -192,12 +194,13 @@ impl Planner {
             raw => Value::from(Serde(&event.raw)),
             key => key.as_str(),
         };
-        let render = |name: &str| {
+        let render_with = |name: &str, ctx: &Value| {
             self.env
                 .get_template(name)
-                .and_then(|t| t.render(&ctx))
+                .and_then(|t| t.render(ctx))
                 .map_err(|e| format!("template {name}: {e}"))
         };
+        let render = |name: &str| render_with(name, &ctx);
         let subject = clean_subject(&render(&templates.subject)?);
         let summary = || wording::headline(event, target);
         let (format, html, text, message) = match delivery {
@@ -227,7 +230,7 @@ impl Planner {
                 )?;
                 (Format::GraphMessage, html, text, message)
             }
-            Delivery::Json(Some(_)) | Delivery::Teams(Some(_)) | Delivery::Slack(Some(_)) => {
+            Delivery::Json { format, template } => {
                 let summary = summary();
                 let card = chat::Card {
                     subject: &subject,
@@ -236,63 +239,40 @@ impl Planner {
                     target,
                     report_url: self.branding.report_url.as_deref(),
                 };
-                let facts: Vec<_> = chat::facts(&card)
-                    .into_iter()
-                    .map(|(label, value)| context! { label => label, value => value })
-                    .collect();
-                let ctx = context! { subject => &subject, facts => facts, ..ctx.clone() };
-                let (format, name) = match delivery {
-                    Delivery::Json(Some(name)) => (Format::Json, name),
-                    Delivery::Teams(Some(name)) => (Format::TeamsCard, name),
-                    Delivery::Slack(Some(name)) => (Format::SlackMessage, name),
-                    _ => unreachable!("matched above"),
+                let json = |value: serde_json::Value| {
+                    serde_json::to_vec(&value).map_err(|e| format!("building the payload: {e}"))
                 };
-                let rendered = self
-                    .env
-                    .get_template(name)
-                    .and_then(|t| t.render(&ctx))
-                    .map_err(|e| format!("template {name}: {e}"))?;
-                let value = render::parse_json(name, &rendered)?;
-                let value = match format {
-                    Format::TeamsCard => chat::teams_message(chat::adaptive_card(name, value)?),
-                    Format::SlackMessage => chat::slack_message(name, value)?,
-                    _ => value,
+                let message = match (template, format) {
+                    (Some(name), _) => {
+                        let facts: Vec<_> = chat::facts(&card)
+                            .into_iter()
+                            .map(|(label, value)| context! { label => label, value => value })
+                            .collect();
+                        let ctx = context! { subject => &subject, facts => facts, ..ctx.clone() };
+                        let value = render::parse_json(name, &render_with(name, &ctx)?)?;
+                        json(match format {
+                            Format::TeamsCard => {
+                                chat::teams_message(chat::adaptive_card(name, value)?)
+                            }
+                            Format::SlackMessage => chat::slack_message(name, value)?,
+                            _ => value,
+                        })?
+                    }
+                    (None, Format::TeamsCard) => json(chat::teams(&card))?,
+                    (None, Format::SlackMessage) => json(chat::slack(&card))?,
+                    (None, _) => payload::build(payload::Parts {
+                        key: &key,
+                        subject: &subject,
+                        summary: &summary,
+                        rule: &rule.name,
+                        importance: rule.importance,
+                        channel,
+                        recipient,
+                        target,
+                        event,
+                    })?,
                 };
-                let message =
-                    serde_json::to_vec(&value).map_err(|e| format!("building the payload: {e}"))?;
-                (format, String::new(), summary, message)
-            }
-            Delivery::Json(None) => {
-                let summary = summary();
-                let message = payload::build(payload::Parts {
-                    key: &key,
-                    subject: &subject,
-                    summary: &summary,
-                    rule: &rule.name,
-                    importance: rule.importance,
-                    channel,
-                    recipient,
-                    target,
-                    event,
-                })?;
-                (Format::Json, String::new(), summary, message)
-            }
-            Delivery::Teams(None) | Delivery::Slack(None) => {
-                let summary = summary();
-                let card = chat::Card {
-                    subject: &subject,
-                    summary: &summary,
-                    event,
-                    target,
-                    report_url: self.branding.report_url.as_deref(),
-                };
-                let (format, card) = match delivery {
-                    Delivery::Teams(_) => (Format::TeamsCard, chat::teams(&card)),
-                    _ => (Format::SlackMessage, chat::slack(&card)),
-                };
-                let message =
-                    serde_json::to_vec(&card).map_err(|e| format!("building the card: {e}"))?;
-                (format, String::new(), summary, message)
+                (*format, String::new(), summary, message)
             }
         };
         Ok(Notification {
