@@ -1,4 +1,4 @@
-//! The crash test (DESIGN §2.1–2.2): thousands of audit records through `herald run` with the
+//! The crash test (ARCHITECTURE.md §2.1–2.2): thousands of audit records through `herald run` with the
 //! file source and a real SMTP server, the process killed with SIGKILL at random moments and
 //! restarted each time. Every expected message must arrive; the only duplicates allowed are
 //! those of the documented window (a kill between "the server accepted" and "marked sent"),

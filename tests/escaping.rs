@@ -1,4 +1,4 @@
-//! Every audit field is hostile (DESIGN §2.5): what an attacker writes into a display name, a
+//! Every audit field is hostile (ARCHITECTURE.md §2.5): what an attacker writes into a display name, a
 //! property value or an activity name comes out escaped, and never as a header.
 
 use std::path::Path;

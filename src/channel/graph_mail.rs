@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Channel, Outgoing, SendError, SendFuture};
-use crate::config::duration;
+use crate::values::duration;
 use crate::msgraph::Tokens;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,7 +2,7 @@
 //!
 //! A channel takes one rendered message for one recipient and either delivers it or says why
 //! not, as a *type*: [`SendError::Transient`] is retried with backoff, [`SendError::Permanent`]
-//! fails the notification at once (DESIGN §2.4). Channels never decode, plan or touch the store.
+//! fails the notification at once (ARCHITECTURE.md §2.4). Channels never decode, plan or touch the store.
 
 mod file;
 mod graph_mail;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::{Channel, Outgoing, SendError, SendFuture};
-use crate::config::{Secret, SecretSource, duration};
+use crate::values::{Secret, SecretSource, duration};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,11 +16,8 @@ use crate::dispatch::DeliveryConfig;
 use crate::msgraph::MicrosoftApp;
 use crate::rules::{Known, RuleConfig, RuleSet};
 use crate::source::SourceConfig;
+use crate::values::SecretSource;
 use crate::web::AdminConfig;
-
-mod values;
-
-pub use values::{Secret, SecretSource, duration, parse_duration};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]

@@ -1,11 +1,11 @@
 //! When to try again: exponential backoff with jitter, bounded by an age after which Herald
-//! gives up and surfaces the failure (DESIGN §2.4).
+//! gives up and surfaces the failure (ARCHITECTURE.md §2.4).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::duration;
+use crate::values::duration;
 use crate::store::Millis;
 
 /// `[delivery]`.

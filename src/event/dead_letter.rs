@@ -1,4 +1,4 @@
-//! Dead letters: input Herald could not use, kept with where it was and why (DESIGN §2.3).
+//! Dead letters: input Herald could not use, kept with where it was and why (ARCHITECTURE.md §2.3).
 
 use std::fmt;
 

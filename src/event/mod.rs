@@ -1,7 +1,7 @@
 //! Audit events: the one normalized type every input format decodes into, and the decoders.
 //!
 //! This module owns the journey from raw bytes to [`AuditEvent`]. It is split in two on purpose,
-//! because most audit records match no rule (DESIGN §10):
+//! because most audit records match no rule (ARCHITECTURE.md §10):
 //!
 //! - [`scan`] walks an input once, auto-detecting its format, and yields a cheap, borrowed
 //!   [`RecordView`] per record (id, activity, time, category — enough to route it), a
@@ -25,7 +25,7 @@ pub use time::parse_time;
 use jiff::Timestamp;
 use serde::Serialize;
 
-/// One normalized audit record, whatever format it arrived in (DESIGN §3).
+/// One normalized audit record, whatever format it arrived in (ARCHITECTURE.md §3).
 ///
 /// Every string in here was written by whoever made the change being audited: treat it as
 /// hostile when it leaves Herald (templates autoescape it, subjects strip control characters).

@@ -1,6 +1,6 @@
 //! Format detection and the hot-path scan of one input.
 //!
-//! Accepted, auto-detected per input (DESIGN §4): the diagnostic-settings envelope
+//! Accepted, auto-detected per input (ARCHITECTURE.md §4): the diagnostic-settings envelope
 //! `{"records":[…]}`, one diagnostic record, Graph pages `{"value":[…]}`, one Graph
 //! `directoryAudit`, a JSON array of records, and newline-delimited JSON of any of these.
 //!

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::{Secret, SecretSource};
+use crate::values::{Secret, SecretSource};
 
 /// `[microsoft.NAME]`: one app registration.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,4 +1,4 @@
-//! Wires the stages (DESIGN §1).
+//! Wires the stages (ARCHITECTURE.md §1).
 //!
 //! [`Pipeline`] is the pure part of the flow, shared by the dry run (`herald test`) and the
 //! service: bytes in; notifications, skips and dead letters out; nothing stored or sent.

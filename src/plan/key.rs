@@ -1,4 +1,4 @@
-//! The notification key: the idempotency boundary of the whole system (DESIGN §2.2).
+//! The notification key: the idempotency boundary of the whole system (ARCHITECTURE.md §2.2).
 
 use std::fmt;
 

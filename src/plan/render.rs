@@ -1,7 +1,7 @@
 //! Templates: the minijinja environment, the built-in `security-notice`, channels' JSON
 //! templates, and subject lines.
 //!
-//! Every audit field is hostile (DESIGN §2.5). HTML templates are registered under names ending
+//! Every audit field is hostile (ARCHITECTURE.md §2.5). HTML templates are registered under names ending
 //! in `.html`, so minijinja escapes everything they print; nothing from an event is ever
 //! compiled as a template; and a subject is stripped of line breaks and other control
 //! characters after rendering, so no event can add a header.

@@ -1,6 +1,6 @@
 //! Rules: which audit events matter, and who is told about them on which channel.
 //!
-//! A rule is data (TOML, DESIGN §6). [`RuleConfig`] is what the operator writes; [`Rule`] is the
+//! A rule is data (TOML, ARCHITECTURE.md §6). [`RuleConfig`] is what the operator writes; [`Rule`] is the
 //! checked, normalized form; [`RuleSet`] holds them behind an index by activity so that routing a
 //! record costs one map lookup, not a scan of every rule. Rules never render or send anything:
 //! they yield [`Match`]es for [`crate::plan`].

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::duration;
+use crate::values::duration;
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
 

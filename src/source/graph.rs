@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::duration;
+use crate::values::duration;
 use crate::msgraph::{MicrosoftApp, Tokens};
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};

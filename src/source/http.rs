@@ -1,7 +1,7 @@
 //! `kind = "http"`: audit records `POST`ed to `listen` + `path`, in any format the decoders
 //! accept, optionally gzip-compressed.
 //!
-//! The answer is the acknowledgement (DESIGN §2.1): `200` with counts only after the batch is
+//! The answer is the acknowledgement (ARCHITECTURE.md §2.1): `200` with counts only after the batch is
 //! committed. A body with no usable record gets `400` naming each position and reason — and is
 //! kept as dead letters all the same. Without the bearer token: `401`. Too large (before or
 //! after decompression): `413`.
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Secret, SecretSource};
+use crate::values::{Secret, SecretSource};
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
 

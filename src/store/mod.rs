@@ -1,4 +1,4 @@
-//! The store: the only state Herald shares between its stages (DESIGN §1, §7).
+//! The store: the only state Herald shares between its stages (ARCHITECTURE.md §1, §7).
 //!
 //! A batch from a source — its selected events, their notifications, its dead letters and the
 //! source's new checkpoint — is committed in one transaction ([`Store::commit`]); only then may

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use pool::{Pool, Security};
 
 use super::{Channel, Outgoing, SendError, SendFuture};
-use crate::config::{SecretSource, duration};
+use crate::values::{SecretSource, duration};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,7 +4,7 @@
 //! Messages are gathered per partition for a moment (`linger`) or up to `batch_size`, then each
 //! partition's messages are decoded and committed to the store in one transaction, partitions
 //! in parallel, in order within each. Only then are their offsets committed to the broker
-//! (DESIGN §2.1): a crash between the two re-reads messages the store already has, which the
+//! (ARCHITECTURE.md §2.1): a crash between the two re-reads messages the store already has, which the
 //! notification keys make harmless. A message that does not decode is kept as a dead letter
 //! naming topic, partition and offset, and the offset moves on.
 //!
@@ -30,7 +30,7 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{SecretSource, duration};
+use crate::values::{SecretSource, duration};
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
 use crate::web::Readiness;
