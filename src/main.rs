@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use herald::config::Config;
+use herald::config::{Config, Needs};
 use herald::pipeline::{Outcome, Pipeline};
 
 mod service;
@@ -226,25 +226,33 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Loads the configuration; a problem with it is exit status 2.
-fn load(path: &Path) -> Result<Pipeline, ExitCode> {
-    Config::load(path).and_then(Pipeline::new).map_err(|e| {
-        eprintln!("herald: {e}");
-        ExitCode::from(2)
-    })
+/// Loads the configuration, refusing one without what the command `needs`; a problem with it
+/// is exit status 2.
+fn load(path: &Path, needs: Needs) -> Result<Pipeline, ExitCode> {
+    Config::load(path)
+        .and_then(|c| c.require(needs).map(|()| c))
+        .and_then(Pipeline::new)
+        .map_err(|e| {
+            eprintln!("herald: {e}");
+            ExitCode::from(2)
+        })
 }
 
 fn check(path: &Path) -> Result<ExitCode> {
-    let pipeline = match load(path) {
+    let pipeline = match load(path, Needs::Everything) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
     let mut problems = pipeline.render_samples(SAMPLE_EVENT);
     let config = pipeline.config();
+    problems.extend(config.check_secrets().iter().map(|e| e.to_string()));
     for (name, app) in &config.microsoft {
         if let Err(e) = app.check_certificate(config.dir()) {
             problems.push(format!("{}: microsoft.{name}: {e}", path.display()));
         }
+    }
+    for warning in &config.warnings {
+        eprintln!("herald: {warning}");
     }
     for problem in &problems {
         eprintln!("herald: {problem}");
@@ -264,11 +272,15 @@ fn check(path: &Path) -> Result<ExitCode> {
         );
     }
     println!(
-        "{}: valid ({} rules, {} channels, {} groups)",
+        "{}: valid ({} rules, {} channels, {} groups{})",
         path.display(),
         config.rules.rules().len(),
         config.channels.len(),
-        config.groups.len()
+        config.groups.len(),
+        match config.warnings.len() {
+            0 => String::new(),
+            n => format!(", {n} warnings"),
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -279,7 +291,7 @@ fn test(
     render: Option<&Path>,
     inputs: &[PathBuf],
 ) -> Result<ExitCode> {
-    let pipeline = match load(path) {
+    let pipeline = match load(path, Needs::RulesAndChannels) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -388,7 +400,7 @@ fn summarize(o: &Outcome, render: Option<&Path>) {
 }
 
 fn preview(path: &Path, rule: &str, event_file: &Path) -> Result<ExitCode> {
-    let pipeline = match load(path) {
+    let pipeline = match load(path, Needs::RulesAndChannels) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

@@ -17,8 +17,13 @@ fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// `herald run`. With `--once`, exit status 1 when any notification of this run ended
+/// `failed`, so that a script or CI job notices.
 pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
     let config = load(path)?;
+    config
+        .require(herald::config::Needs::Everything)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let stop = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let started = std::time::Instant::now();
@@ -52,6 +57,13 @@ pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
                     config.dir().join(&c.dir).display()
                 );
             }
+        }
+        if delivered.failed > 0 {
+            eprintln!(
+                "herald: {} notifications failed in this run (`herald outbox list --state failed`)",
+                delivered.failed
+            );
+            return Ok(ExitCode::FAILURE);
         }
     }
     Ok(ExitCode::SUCCESS)

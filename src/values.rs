@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 /// Where a secret comes from: written inline, an environment variable, or a file. `Debug`
-/// shows where, never an inline value.
-#[derive(Clone, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
+/// shows where, never an inline value. Written as a string or as a table with exactly one of
+/// `env` and `file` (deserialized by hand, so that a misspelled key is named in the error).
+#[derive(Clone)]
 pub enum SecretSource {
     Env { env: String },
     File { file: PathBuf },
@@ -23,6 +23,61 @@ impl fmt::Debug for SecretSource {
             SecretSource::File { file } => write!(f, "{{ file = {:?} }}", file.display()),
             SecretSource::Inline(_) => f.write_str("***"),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = SecretSource;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret: a string, { env = \"VARIABLE\" } or { file = \"PATH\" }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretSource, E> {
+        Ok(SecretSource::Inline(value.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<SecretSource, E> {
+        Ok(SecretSource::Inline(value))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretSource, A::Error> {
+        use serde::de::Error;
+        let mut found: Option<SecretSource> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let source = match key.as_str() {
+                "env" => SecretSource::Env {
+                    env: map.next_value()?,
+                },
+                "file" => SecretSource::File {
+                    file: map.next_value()?,
+                },
+                other => {
+                    return Err(A::Error::custom(format!(
+                        "unknown key `{other}` in a secret (write {{ env = \"VARIABLE\" }} or {{ file = \"PATH\" }})"
+                    )));
+                }
+            };
+            if found.is_some() {
+                return Err(A::Error::custom(
+                    "a secret takes one of `env` and `file`, not both",
+                ));
+            }
+            found = Some(source);
+        }
+        found.ok_or_else(|| {
+            A::Error::custom(
+                "an empty table is no secret (write { env = \"VARIABLE\" } or { file = \"PATH\" })",
+            )
+        })
     }
 }
 
@@ -72,7 +127,11 @@ impl SecretSource {
     }
 }
 
-/// A duration written as `500ms`, `5s`, `15m`, `24h` or `7d`.
+/// The longest duration a configuration may name. Durations are added to instants and
+/// timestamps; bounding them here means no such addition can overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// A duration written as `500ms`, `5s`, `15m`, `24h` or `7d`, at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -90,7 +149,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 86_400_000,
         _ => return Err(format!("{text:?}: unknown unit (use ms, s, m, h or d)")),
     };
-    Ok(Duration::from_millis(n.saturating_mul(millis)))
+    match n.checked_mul(millis).map(Duration::from_millis) {
+        Some(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("{text:?} is too long (at most a year, \"366d\")")),
+    }
 }
 
 /// Serde adapter for [`parse_duration`].
@@ -111,6 +173,54 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
+        for huge in [
+            "367d",
+            "1000000000d",
+            "18446744073709551615ms",
+            "99999999999999999999s",
+        ] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(
+                err.contains("is too long") || err.contains("not a duration"),
+                "{err}"
+            );
+        }
+        assert!(
+            parse_duration("1000000000d")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    fn secret(text: &str) -> Result<SecretSource, String> {
+        #[derive(Deserialize)]
+        struct S {
+            #[allow(dead_code)]
+            s: SecretSource,
+        }
+        toml::from_str::<S>(text)
+            .map(|s| s.s)
+            .map_err(|e| e.message().to_owned())
+    }
+
+    #[test]
+    fn secret_forms_and_misspelled_keys() {
+        assert!(matches!(secret("s = \"x\""), Ok(SecretSource::Inline(v)) if v == "x"));
+        assert!(
+            matches!(secret("s = { env = \"V\" }"), Ok(SecretSource::Env { env }) if env == "V")
+        );
+        assert!(matches!(
+            secret("s = { file = \"f\" }"),
+            Ok(SecretSource::File { .. })
+        ));
+        let err = secret("s = { evn = \"V\" }").unwrap_err();
+        assert!(err.contains("unknown key `evn` in a secret"), "{err}");
+        assert!(!err.contains("untagged"), "{err}");
+        let err = secret("s = { env = \"V\", file = \"f\" }").unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        assert!(secret("s = {}").unwrap_err().contains("empty table"));
+        assert!(secret("s = 5").unwrap_err().contains("a secret: a string"));
     }
 
     #[test]

@@ -120,6 +120,32 @@ pub struct Config {
     pub(crate) rule_lines: Vec<usize>,
     /// Line of each channel's table, likewise.
     pub(crate) channel_lines: BTreeMap<String, usize>,
+    /// Line of each source's table, likewise.
+    pub(crate) source_lines: Vec<usize>,
+    /// Lines of `[store]` keys, for secrets resolved later.
+    pub(crate) store_url_line: Option<usize>,
+    /// What is valid but probably not meant (an unknown activity, an unused channel):
+    /// `herald check` prints these and still exits 0.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Something valid but probably not meant, located like a [`ConfigError`].
+#[derive(Debug)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "warning: {}", self.0)
+    }
+}
+
+/// What a command needs a configuration to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `check` and `run`: at least one source, rule and channel.
+    Everything,
+    /// `test` and `preview` read their input from the command line: rules and channels.
+    RulesAndChannels,
 }
 
 /// A configuration problem, located.
@@ -167,7 +193,8 @@ impl Config {
         };
         let file: ConfigFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            located(line, None, e.message().trim().to_owned())
+            let key = e.span().and_then(|s| key_path(text, s.start));
+            located(line, key, plain_message(e.message().trim()))
         })?;
 
         let branding = file.branding;
@@ -265,6 +292,7 @@ impl Config {
         }
 
         let mut sources = Vec::new();
+        let mut source_lines = Vec::new();
         for (i, spanned) in file.source.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let source = spanned.into_inner();
@@ -297,6 +325,7 @@ impl Config {
                 ));
             }
             sources.push(source);
+            source_lines.push(line);
         }
 
         let known = Known {
@@ -305,12 +334,14 @@ impl Config {
         };
         let mut rules = Vec::new();
         let mut rule_lines = Vec::new();
+        let mut warnings = Vec::new();
         for (i, spanned) in file.rule.iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let config = spanned.get_ref();
             let rule = config.compile(&known).map_err(|e| {
+                let field = e.key.split(['[', '.']).next().unwrap_or_default();
                 located(
-                    Some(line),
+                    key_line_from(text, spanned.span().start, field).or(Some(line)),
                     Some(format!("rule[{i}] {:?}: {}", config.name, e.key)),
                     e.message,
                 )
@@ -325,8 +356,31 @@ impl Config {
                     format!("{:?} is already the name of another rule", rule.name),
                 ));
             }
+            for activity in &config.activities {
+                if crate::rules::activities::is_known(activity) {
+                    continue;
+                }
+                let hint = match crate::rules::activities::nearest(activity) {
+                    Some(near) => format!(" — did you mean {near:?}?"),
+                    None => String::new(),
+                };
+                warnings.push(ConfigWarning(located(
+                    key_line_from(text, spanned.span().start, "activities").or(Some(line)),
+                    Some(format!("rule[{i}] {:?}: activities", config.name)),
+                    format!("{activity:?} is not an Entra activity Herald knows{hint}"),
+                )));
+            }
             rules.push(rule);
             rule_lines.push(line);
+        }
+        for (name, line) in &channel_lines {
+            if !rules.iter().any(|r| r.channels.contains(name)) {
+                warnings.push(ConfigWarning(located(
+                    Some(*line),
+                    Some(format!("channel.{name}")),
+                    "no rule uses this channel".to_owned(),
+                )));
+            }
         }
 
         Ok(Config {
@@ -342,7 +396,101 @@ impl Config {
             rules: RuleSet::new(rules),
             rule_lines,
             channel_lines,
+            source_lines,
+            store_url_line: key_line(text, "store", "url"),
+            warnings,
         })
+    }
+
+    /// Refuses a configuration that could not do anything: no source, no rule or no channel.
+    pub fn require(&self, needs: Needs) -> Result<(), ConfigError> {
+        let missing = |what: &str, example: &str| ConfigError {
+            path: self.path.clone(),
+            line: None,
+            key: None,
+            message: format!("no {what}: nothing would be {example} (see `herald init`)"),
+        };
+        if needs == Needs::Everything && self.sources.is_empty() {
+            return Err(missing("[[source]]", "read"));
+        }
+        if self.rules.rules().is_empty() {
+            return Err(missing("[[rule]]", "selected"));
+        }
+        if self.channels.is_empty() {
+            return Err(missing("[channel.NAME]", "sent"));
+        }
+        Ok(())
+    }
+
+    /// Every secret reference, with where it is written: `(line, key, source)`.
+    pub fn secrets(&self) -> Vec<(Option<usize>, String, &SecretSource)> {
+        let mut out = vec![(self.store_url_line, "store.url".to_owned(), &self.store.url)];
+        for (name, app) in &self.microsoft {
+            if let Some(secret) = &app.client_secret {
+                out.push((None, format!("microsoft.{name}.client_secret"), secret));
+            }
+        }
+        for (name, channel) in &self.channels {
+            let line = self.channel_lines.get(name).copied();
+            let key = |k: &str| format!("channel.{name}.{k}");
+            match channel {
+                ChannelConfig::Smtp(c) => {
+                    if let Some(p) = &c.password {
+                        out.push((line, key("password"), p));
+                    }
+                }
+                ChannelConfig::Webhook(c) => {
+                    out.push((line, key("url"), &c.url));
+                    if let Some(s) = &c.secret {
+                        out.push((line, key("secret"), s));
+                    }
+                    for (header, value) in &c.headers {
+                        out.push((line, key(&format!("headers.{header}")), value));
+                    }
+                }
+                ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => {
+                    out.push((line, key("url"), &c.url));
+                }
+                ChannelConfig::File(_) | ChannelConfig::GraphMail(_) => {}
+            }
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            let line = self.source_lines.get(i).copied();
+            let key = |k: &str| format!("source[{i}].{k}");
+            match source {
+                SourceConfig::Http(c) => {
+                    if let Some(t) = &c.token {
+                        out.push((line, key("token"), t));
+                    }
+                }
+                SourceConfig::Kafka(c) => {
+                    if let Some(s) = &c.event_hubs_connection_string {
+                        out.push((line, key("event_hubs_connection_string"), s));
+                    }
+                    if let Some(p) = &c.password {
+                        out.push((line, key("password"), p));
+                    }
+                }
+                SourceConfig::File(_) | SourceConfig::Graph(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Resolves every secret reference (never keeping or showing the value); one error for
+    /// each environment variable not set or file not readable.
+    pub fn check_secrets(&self) -> Vec<ConfigError> {
+        self.secrets()
+            .into_iter()
+            .filter_map(|(line, key, source)| {
+                source.resolve(self.dir()).err().map(|message| ConfigError {
+                    path: self.path.clone(),
+                    line,
+                    key: Some(key),
+                    message,
+                })
+            })
+            .collect()
     }
 
     /// Where relative paths in the configuration (templates) are resolved from.
@@ -425,6 +573,69 @@ fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// The line on which `key` is set in the table that begins at byte `start` (its header line is
+/// skipped), for errors inside an array-of-tables entry.
+fn key_line_from(text: &str, start: usize, key: &str) -> Option<usize> {
+    let first = line_of(text, start);
+    for (i, line) in text.lines().enumerate().skip(first - 1) {
+        let line = line.trim();
+        if line.starts_with('[') && i + 1 > first {
+            return None;
+        }
+        if let Some(rest) = line.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// The key path of the value at byte `offset`, from the text: the table header above it and
+/// the key on its line (`rule[0].results`, `delivery.lease`), so that an error toml reports at
+/// a value (a wrong type) names the key.
+fn key_path(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default().trim();
+    if line.starts_with('[') {
+        return None;
+    }
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    let mut table: Option<String> = None;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for header in text[..line_start].lines().map(str::trim) {
+        if let Some(name) = header.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+            let name = name.trim().to_owned();
+            let n = counts.entry(name.clone()).or_insert(0);
+            table = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = header.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            table = Some(name.trim().to_owned());
+        }
+    }
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// serde's `invalid type: string "x", expected a sequence` in the words of a TOML file.
+fn plain_message(message: &str) -> String {
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected "))
+    else {
+        return message.to_owned();
+    };
+    let expected = match expected {
+        "a sequence" => "a list",
+        "a map" => "a table",
+        other => other,
+    };
+    format!("expected {expected}, found {found}")
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -495,12 +706,120 @@ soc = ["soc@contoso.com"]
     }
 
     #[test]
-    fn bad_recipient_names_the_rule_and_key() {
+    fn bad_recipient_names_the_rule_and_key_at_its_line() {
         let err = parse("\n[[rule]]\nname = \"r\"\nrecipients = [\"group:nope\"]\n").unwrap_err();
-        assert_eq!(err.line, Some(10));
+        assert_eq!(err.line, Some(12));
         assert_eq!(
             err.to_string(),
-            "herald.toml:10: rule[0] \"r\": recipients[0]: no group \"nope\" in [groups]"
+            "herald.toml:12: rule[0] \"r\": recipients[0]: no group \"nope\" in [groups]"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_at_its_line() {
+        let err = parse("[[rule]]\nname = \"password-reset\"\nrecipients = [\"target\"]\nresults = \"success\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "herald.toml:12: rule[0].results: expected a list, found string \"success\""
+            ),
+            "{err}"
+        );
+        let err =
+            parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n[delivery]\nlease = 5\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("herald.toml:13: delivery.lease: "), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_secret_table_names_the_key() {
+        let err = parse(
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n[store]\nurl = { evn = \"X\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("herald.toml:13: store.url: "), "{err}");
+        assert!(err.contains("unknown key `evn`"), "{err}");
+    }
+
+    #[test]
+    fn huge_durations_are_refused_at_load() {
+        let err = parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n[delivery]\nlease = \"1000000000d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("herald.toml:13: delivery.lease: "), "{err}");
+        assert!(err.contains("too long"), "{err}");
+    }
+
+    #[test]
+    fn unknown_activities_and_unused_channels_are_warnings() {
+        let config = parse(
+            "[[rule]]\nname = \"r\"\nactivities = [\"Reset user pasword\", \"Reset password\"]\nrecipients = [\"target\"]\n\n[channel.spare]\nkind = \"file\"\nfrom = \"a@b.c\"\ndir = \"x\"\n",
+        )
+        .unwrap();
+        let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "warning: herald.toml:11: rule[0] \"r\": activities: \"Reset user pasword\" is not an Entra activity Herald knows — did you mean \"Reset user password\"?",
+                "warning: herald.toml:14: channel.spare: no rule uses this channel",
+            ]
+        );
+        assert!(
+            parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n")
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_empty_configuration_is_refused_by_what_each_command_needs() {
+        let empty = Config::parse(Path::new("e.toml"), "").unwrap();
+        let err = empty
+            .require(Needs::RulesAndChannels)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no [[rule]]"), "{err}");
+        let no_source = parse("[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n").unwrap();
+        no_source.require(Needs::RulesAndChannels).unwrap();
+        let err = no_source
+            .require(Needs::Everything)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no [[source]]"), "{err}");
+        let no_channel = Config::parse(
+            Path::new("n.toml"),
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nchannels = []\n",
+        );
+        if let Ok(c) = no_channel {
+            assert!(
+                c.require(Needs::RulesAndChannels)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("no [channel.NAME]")
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_resolved_and_missing_ones_named() {
+        let config = parse(
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n[store]\nurl = { env = \"HERALD_TEST_NO_SUCH_VARIABLE\" }\n",
+        )
+        .unwrap();
+        let errors: Vec<String> = config
+            .check_secrets()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "herald.toml:13: store.url: environment variable HERALD_TEST_NO_SUCH_VARIABLE is not set"
+            ]
         );
     }
 

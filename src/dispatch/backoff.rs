@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::values::duration;
 use crate::store::Millis;
+use crate::values::duration;
+
+/// The longest a server's `Retry-After` is honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `[delivery]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +67,16 @@ impl DeliveryConfig {
         Duration::from_millis((capped * (0.5 + 0.5 * unit.clamp(0.0, 1.0))) as u64)
     }
 
+    /// When to try again after attempt `attempt` failed at `now`: the backoff, but never
+    /// sooner than a server's `not_before` (its `Retry-After`). A `Retry-After` is capped at
+    /// [`MAX_RETRY_AFTER`] and at `max_age` (past that the notification is given up anyway),
+    /// and the sum saturates, so a huge value can never wrap into a time in the past.
+    pub fn retry_at(&self, now: Millis, attempt: u32, unit: f64, not_before: Duration) -> Millis {
+        let not_before = not_before.min(MAX_RETRY_AFTER).min(self.max_age);
+        let wait = self.backoff(attempt, unit).max(not_before);
+        now.saturating_add(Millis::try_from(wait.as_millis()).unwrap_or(Millis::MAX))
+    }
+
     /// Whether a notification queued at `created_at` is past saving at `now`.
     pub fn expired(&self, created_at: Millis, now: Millis) -> bool {
         now.saturating_sub(created_at) >= self.max_age.as_millis() as Millis
@@ -82,6 +95,28 @@ mod tests {
         assert_eq!(d.backoff(3, 0.0), Duration::from_secs(10));
         assert_eq!(d.backoff(30, 1.0), Duration::from_secs(900));
         assert_eq!(d.backoff(u32::MAX, 1.0), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_capped_never_wrapped() {
+        let d = DeliveryConfig::default();
+        let now: Millis = 1_700_000_000_000;
+        let at = d.retry_at(now, 1, 1.0, Duration::from_secs(u64::MAX));
+        assert_eq!(at, now + 3_600_000);
+        let short = DeliveryConfig {
+            max_age: Duration::from_secs(60),
+            ..DeliveryConfig::default()
+        };
+        assert_eq!(short.retry_at(now, 1, 1.0, Duration::MAX), now + 60_000);
+        assert_eq!(
+            d.retry_at(now, 1, 1.0, Duration::from_secs(30)),
+            now + 30_000
+        );
+        assert_eq!(d.retry_at(now, 1, 1.0, Duration::ZERO), now + 5_000);
+        assert_eq!(
+            d.retry_at(Millis::MAX - 1, 1, 1.0, Duration::ZERO),
+            Millis::MAX
+        );
     }
 
     #[test]

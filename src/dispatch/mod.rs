@@ -289,14 +289,9 @@ fn retry(
             ),
         }
     } else {
-        let wait = delivery
-            .backoff(attempts as u32, fastrand::f64())
-            .max(not_before);
-        tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = wait.as_millis() as u64, %error, "will retry");
-        Finish::Retry {
-            at: now + wait.as_millis() as i64,
-            error,
-        }
+        let at = delivery.retry_at(now, attempts as u32, fastrand::f64(), not_before);
+        tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = at.saturating_sub(now), %error, "will retry");
+        Finish::Retry { at, error }
     }
 }
 

@@ -240,6 +240,9 @@ impl Tokens {
             return Ok(token.clone());
         }
         let (token, lifetime) = self.fetch().await?;
+        // `expires_in` comes from the network: bounded, so adding it to an instant cannot
+        // overflow (a token is renewed at least daily whatever the server says).
+        let lifetime = lifetime.min(Duration::from_secs(86_400));
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
         *cached = Some((token.clone(), renew_at));
         Ok(token)

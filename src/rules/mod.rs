@@ -5,6 +5,7 @@
 //! record costs one map lookup, not a scan of every rule. Rules never render or send anything:
 //! they yield [`Match`]es for [`crate::plan`].
 
+pub mod activities;
 mod index;
 mod select;
 
