@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::values::{Secret, SecretSource};
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
+use crate::values::{Secret, SecretSource};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
