@@ -172,6 +172,30 @@ fn rotation_by_rename_loses_nothing_appended_to_the_old_file() {
 }
 
 #[test]
+fn a_file_rotated_while_herald_was_down_is_read_to_its_end_from_beside_it() {
+    let dir = Scratch::new("file-rotation-down");
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    let log = dir.path().join("in/audit.log");
+    std::fs::write(&log, format!("{}\n", reset("id-1", "u1"))).unwrap();
+    let mut herald = Instance::start(
+        dir.path(),
+        &config(
+            "path = \"in/audit.log\"\nfollow = true\npoll_interval = \"100ms\"\nsettle = \"1s\"",
+        ),
+    );
+    wait_for_mails(dir.path(), 1, &herald);
+    herald.kill();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "{}", reset("id-2", "u2")).unwrap();
+    drop(f);
+    std::fs::rename(&log, dir.path().join("in/audit.log.1")).unwrap();
+    std::fs::write(&log, format!("{}\n", reset("id-3", "u3"))).unwrap();
+    herald.restart();
+    wait_for_mails(dir.path(), 3, &herald);
+    assert_eq!(dead_letters(&herald.config), "");
+}
+
+#[test]
 fn a_file_rewritten_in_place_is_read_from_its_start() {
     let dir = Scratch::new("file-rewritten");
     std::fs::create_dir_all(dir.path().join("in")).unwrap();

@@ -8,7 +8,8 @@
 //!
 //! While following, each file is kept open: when `path` comes to name another file (rotation by
 //! rename), the open one is read to its end first. A file whose inode or first bytes changed
-//! is new and read from its start. Which files of a directory are read is [`select`]'s; `.gz`
+//! is new and read from its start. After a restart, a file rotated away meanwhile is found
+//! beside `path` as `path.1` and read to its end first. Which files of a directory are read is [`select`]'s; `.gz`
 //! files are read decompressed, their checkpoint counting decompressed bytes.
 
 mod mark;
@@ -162,6 +163,11 @@ impl<S: Store> Reader<'_, S> {
     ) -> Result<(), StoreError> {
         let name = path.display().to_string();
         let now = std::fs::metadata(path);
+        if !open.contains_key(path)
+            && let Some(rotated) = self.rotated_away(path, &name, now.as_ref().ok()).await?
+        {
+            open.insert(path.to_owned(), rotated);
+        }
         if let Some(kept) = open.get(path) {
             let same = now
                 .as_ref()
@@ -205,6 +211,46 @@ impl<S: Store> Reader<'_, S> {
             self.read(&name, kept).await?;
         }
         Ok(())
+    }
+
+    /// After a restart: the file `path`'s checkpoint was in, when it is no longer at `path` but
+    /// beside it as `path.1` (rotated while Herald was down), so it is read to its end first.
+    async fn rotated_away(
+        &self,
+        path: &Path,
+        name: &str,
+        now: Option<&std::fs::Metadata>,
+    ) -> Result<Option<Open>, StoreError> {
+        let saved = self
+            .ingest
+            .store()
+            .checkpoint(&self.config.name, name)
+            .await?
+            .as_deref()
+            .and_then(Mark::parse);
+        let Some(mark) = saved else {
+            return Ok(None);
+        };
+        if now.is_some_and(|m| (m.dev(), m.ino()) == (mark.device, mark.inode)) {
+            return Ok(None);
+        }
+        let mut sibling = path.as_os_str().to_owned();
+        sibling.push(".1");
+        let Ok(file) = File::open(&sibling) else {
+            return Ok(None);
+        };
+        let Ok(meta) = file.metadata() else {
+            return Ok(None);
+        };
+        let found = (meta.dev(), meta.ino()) == (mark.device, mark.inode);
+        if found {
+            tracing::info!(source = %self.config.name, file = %name, rotated = %Path::new(&sibling).display(), "the file was rotated while Herald was stopped; reading the rest of the old one first");
+        }
+        Ok(found.then_some(Open {
+            file,
+            device: meta.dev(),
+            inode: meta.ino(),
+        }))
     }
 
     /// Reads `kept` from its checkpoint as far as it is complete. True when nothing of it is
