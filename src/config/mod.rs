@@ -298,6 +298,12 @@ impl Config {
                     "required: token = { env = \"HERALD_INGEST_TOKEN\" } (or write auth = \"none\" to accept anyone)".into(),
                 ));
             }
+            if let SourceConfig::File(file) = &source
+                && let Some((key, message)) = file.problem(path.parent().unwrap_or(Path::new("")))
+            {
+                let key = format!("source[{i}] {:?}: {key}", file.name);
+                return Err(located(Some(line), Some(key), message));
+            }
             if sources
                 .iter()
                 .any(|s: &SourceConfig| s.name() == source.name())
