@@ -112,10 +112,7 @@ impl GraphSource {
         let app = apps
             .get(&config.app)
             .ok_or_else(|| format!("app: no [microsoft.{}] table", config.app))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(30))
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        let http = crate::channel::http_client(Duration::from_secs(60))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         let tokens = Tokens::new(app, base, http.clone())
