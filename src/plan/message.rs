@@ -75,5 +75,5 @@ pub(crate) fn build(email: Email) -> Result<Vec<u8>, String> {
 fn quoted_printable(text: String) -> Body {
     // Quoted-printable takes any text, so lettre never refuses it.
     Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
-        .unwrap_or_else(|raw| Body::new(raw))
+        .unwrap_or_else(Body::new)
 }
