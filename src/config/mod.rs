@@ -236,6 +236,15 @@ impl Config {
                     format!("no [microsoft.{}] table", mail.app),
                 ));
             }
+            if let ChannelConfig::Smtp(smtp) = &channel
+                && let Some((key, problem)) = smtp.problem()
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("channel.{name}.{key}")),
+                    problem,
+                ));
+            }
             channel_lines.insert(name.clone(), line);
             channels.insert(name, channel);
         }
