@@ -482,3 +482,70 @@ fn sigterm_stops_cleanly_and_one_sqlite_store_has_one_runner() {
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
     assert_eq!(smtp.messages().len(), 1);
 }
+
+/// Quoted-printable, as the notices' text parts are sent: `=XX` bytes and `=` line ends.
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Display names that carry `\r.\r\n` and SMTP commands (control-characters.json) cannot end
+/// the message or start another: the server receives one message, whose text parts are
+/// quoted-printable and show the names on one line, without control characters.
+#[test]
+fn control_characters_in_audit_fields_never_reach_the_smtp_transaction() {
+    let dir = Scratch::new("control-characters");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let config = setup(dir.path(), &smtp, "tls = \"none\"", "", &["control-characters.json"]);
+    run_once(&config);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "one message and nothing else");
+    let message = &messages[0];
+    assert!(
+        message.contains("Auto-Submitted: auto-generated")
+            && message.contains("X-Auto-Response-Suppress: All"),
+        "{message}"
+    );
+    for line in message.lines() {
+        assert!(
+            !line.starts_with("MAIL FROM")
+                && !line.starts_with("RCPT TO")
+                && !line.starts_with("Subject: forged")
+                && line != "."
+                && line != "DATA",
+            "a raw line from an audit field: {line:?}\n{message}"
+        );
+    }
+    assert_eq!(
+        message
+            .matches("Content-Transfer-Encoding: quoted-printable")
+            .count(),
+        2,
+        "both text parts are quoted-printable: {message}"
+    );
+    assert!(!message.contains("7bit"), "{message}");
+    let decoded = decode_quoted_printable(message);
+    assert!(
+        decoded.contains("Adele .  MAIL FROM:<x@evil.example>"),
+        "the target's name on one line, control characters gone: {decoded}"
+    );
+    assert!(
+        !decoded.contains('\0') && !decoded.contains('\u{1b}') && !decoded.contains('\u{85}'),
+        "{decoded}"
+    );
+}

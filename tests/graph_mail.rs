@@ -181,7 +181,10 @@ fn graph_mail_sends_with_a_client_credentials_token_and_renews_it_after_a_401() 
             "body": { "contentType": "HTML", "content": html },
             "toRecipients": [ { "emailAddress": { "address": "adele.vance@contoso.com" } } ],
             "importance": "normal",
-            "internetMessageHeaders": [ { "name": "X-Herald-Key", "value": key } ],
+            "internetMessageHeaders": [
+                { "name": "X-Herald-Key", "value": key },
+                { "name": "X-Auto-Response-Suppress", "value": "All" },
+            ],
         },
         "saveToSentItems": false,
     });

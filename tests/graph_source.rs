@@ -239,3 +239,126 @@ fn a_missing_permission_is_explained() {
         "{stderr}"
     );
 }
+
+/// The tenant of `HttpReceiver::microsoft_app`, which Graph's records do not carry.
+const TENANT: &str = "00000000-0000-0000-0000-000000000000";
+
+#[test]
+fn a_record_read_from_graph_and_from_event_hubs_is_told_once() {
+    let dir = Scratch::new("graph-source-tenant");
+    let cloud = HttpReceiver::start(dir.path());
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let time = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5)).to_string();
+    let reset = record("Directory_same-event", "adele@contoso.com", &time);
+    cloud.script_gets(&[&page(dir.path(), "p1", std::slice::from_ref(&reset), None)]);
+    // The same record as the diagnostic setting streams it to Event Hubs: the envelope names
+    // the tenant (as archived from the hub into a file, which the file source reads).
+    let envelope = serde_json::json!({"records": [{
+        "time": time,
+        "resourceId": format!("/tenants/{TENANT}/providers/Microsoft.aadiam"),
+        "operationName": reset["activityDisplayName"],
+        "category": "AuditLogs",
+        "tenantId": TENANT,
+        "properties": reset,
+    }]});
+    std::fs::create_dir(dir.path().join("hub")).unwrap();
+    std::fs::write(
+        dir.path().join("hub/archive.json"),
+        serde_json::to_vec(&envelope).unwrap(),
+    )
+    .unwrap();
+    let config = config(dir.path(), &cloud, &smtp);
+    let text_of_config = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[[source]]\nkind = \"file\"\nname = \"hub\"\npath = \"hub\"\n{text_of_config}"),
+    )
+    .unwrap();
+
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let counts = smtp.count_by("X-Envelope-To:");
+    assert_eq!(
+        counts.get("adele@contoso.com"),
+        Some(&1),
+        "one notice for one event, whichever way it came: {counts:?}\n{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn overlapping_polls_keep_one_dead_letter_and_count_nearly_missed_records() {
+    let dir = Scratch::new("graph-source-overlap");
+    let cloud = HttpReceiver::start(dir.path());
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let now = jiff::Timestamp::now();
+    let at = |seconds_ago: i64| (now - jiff::SignedDuration::from_secs(seconds_ago)).to_string();
+    let newest = at(30 * 60);
+    // A record Herald cannot use (a reset with no time), read again by every overlapping poll.
+    let mut broken = record("broken", "broken@contoso.com", &at(31 * 60));
+    broken["activityDateTime"] = serde_json::Value::Null;
+    let first = page(
+        dir.path(),
+        "p1",
+        &[record("n1", "n1@contoso.com", &newest), broken.clone()],
+        None,
+    );
+    // The second poll reads from `newest − 10 min`: a record first seen 9.5 minutes before
+    // the newest one is in the oldest tenth of that window (nearly missed); one first seen
+    // 5 minutes before it is not.
+    let second = page(
+        dir.path(),
+        "p2",
+        &[
+            record("n1", "n1@contoso.com", &newest),
+            broken.clone(),
+            record("edge", "edge@contoso.com", &at(30 * 60 + 9 * 60 + 30)),
+            record("middle", "middle@contoso.com", &at(35 * 60)),
+        ],
+        None,
+    );
+    let third = page(
+        dir.path(),
+        "p3",
+        &[record("n1", "n1@contoso.com", &newest), broken],
+        None,
+    );
+    cloud.script_gets(&[&first, &second, &third]);
+    let config = config(dir.path(), &cloud, &smtp);
+    let mut late_warnings = Vec::new();
+    for _ in 0..3 {
+        let out = run_once(&config);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        late_warnings.push(
+            text(&out.stderr)
+                .lines()
+                .filter(|l| l.contains("nearly `overlap`"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(late_warnings[0].is_empty(), "{late_warnings:?}");
+    assert_eq!(late_warnings[1].len(), 1, "{late_warnings:?}");
+    assert!(
+        late_warnings[1][0].contains("records=1"),
+        "{late_warnings:?}"
+    );
+    assert!(late_warnings[2].is_empty(), "{late_warnings:?}");
+
+    let c = config.to_str().unwrap();
+    let list = text(
+        &support::herald(
+            &["dead-letters", "list", "--config", c],
+            Duration::from_secs(30),
+        )
+        .stdout,
+    );
+    assert_eq!(
+        list.lines().count(),
+        1,
+        "one dead letter for three reads: {list}"
+    );
+    let counts = smtp.count_by("X-Envelope-To:");
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}

@@ -71,6 +71,7 @@ on_both_engines!(
     a_dead_letter_is_replaced_by_its_replay_in_one_transaction,
     releasing_every_claim_frees_the_rows,
     the_schema_check_refuses_an_unmigrated_store,
+    a_reread_adds_no_dead_letter_or_history_row,
 );
 
 fn notification(key: &str, event: &str) -> NewNotification {
@@ -390,6 +391,62 @@ async fn a_dead_letter_is_replaced_by_its_replay_in_one_transaction(store: SqlSt
     assert!(store.dead_letters(10).await.unwrap().is_empty());
     assert!(store.dead_letter(id).await.unwrap().is_none());
     assert_eq!(store.counts().await.unwrap().pending, 1);
+}
+
+/// Reading the same input again (Graph's overlap, a Kafka redelivery) keeps one dead letter per
+/// content and reason, and one history row per event and rule; new content is still kept.
+async fn a_reread_adds_no_dead_letter_or_history_row(store: SqlStore) {
+    let bad = |position: &str, raw: &[u8], reason: &str| NewDeadLetter {
+        input: "graph directoryAudits page 1".to_owned(),
+        position: position.to_owned(),
+        reason: reason.to_owned(),
+        raw: raw.to_vec(),
+    };
+    let mut first = batch(&["k1"]);
+    first
+        .dead_letters
+        .push(bad("record 2", b"{\"id\":7}", "no activity"));
+    let committed = store.commit(&first).await.unwrap();
+    assert_eq!((committed.dead_letters, committed.first_seen.len()), (1, 1));
+
+    // The next poll: the same two records at other positions, plus one new bad record and the
+    // same bytes failing for another reason.
+    let mut again = batch(&["k1"]);
+    again
+        .dead_letters
+        .push(bad("record 5", b"{\"id\":7}", "no activity"));
+    again
+        .dead_letters
+        .push(bad("record 6", b"{\"id\":8}", "no activity"));
+    again
+        .dead_letters
+        .push(bad("record 7", b"{\"id\":7}", "no time"));
+    let committed = store.commit(&again).await.unwrap();
+    assert_eq!(
+        (committed.dead_letters, committed.dead_letters_known),
+        (2, 1)
+    );
+    assert!(committed.first_seen.is_empty(), "the event was seen before");
+
+    let dead = store.dead_letters(10).await.unwrap();
+    let kept: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|d| (d.position.as_str(), d.reason.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("record 2", "no activity"),
+            ("record 6", "no activity"),
+            ("record 7", "no time")
+        ]
+    );
+    let history = store.history("t1", "e1").await.unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (history[0].rule.as_str(), history[0].queued),
+        ("password-reset", 1)
+    );
 }
 
 async fn releasing_every_claim_frees_the_rows(store: SqlStore) {

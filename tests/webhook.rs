@@ -186,3 +186,48 @@ fn a_refused_webhook_fails_at_once_with_the_receivers_answer() {
         assert_eq!(row["attempts"], 1);
     }
 }
+
+/// A redirect is not followed: a `302` would become a body-less GET whose `200` marked the
+/// notice sent, and a `307` to another host would carry the Authorization header there. The
+/// notice fails with the Location kept, and the other host hears nothing.
+#[test]
+fn a_redirect_is_a_failure_that_names_where_it_pointed_and_is_not_followed() {
+    for status in ["302", "307"] {
+        let dir = Scratch::new(&format!("webhook-redirect-{status}"));
+        let receiver = HttpReceiver::start(dir.path());
+        let elsewhere = HttpReceiver::start(&dir.path().join("elsewhere"));
+        let location = format!("http://127.0.0.1:{}/collect", elsewhere.port);
+        receiver.script(&[&format!("{status} {location}")]);
+        let config = config(dir.path());
+        let out = run_once(&config, &receiver);
+        let stderr = text(&out.stderr);
+        assert_eq!(receiver.requests().len(), 1, "{status}: {stderr}");
+        assert!(
+            elsewhere.requests().is_empty(),
+            "{status}: the redirect was followed"
+        );
+        let list = herald_with_env(
+            &[
+                "outbox",
+                "list",
+                "--format",
+                "json",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[],
+            Duration::from_secs(30),
+        );
+        let rows: Vec<serde_json::Value> = text(&list.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1, "{status}: {rows:?}");
+        assert_eq!(rows[0]["state"], "failed", "{status}: {rows:?}");
+        let error = rows[0]["last_error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("HTTP {status} ")) && error.contains(&location),
+            "{status}: {error}"
+        );
+    }
+}

@@ -60,10 +60,7 @@ impl GraphMail {
         let app = apps
             .get(&config.app)
             .ok_or_else(|| format!("app: no [microsoft.{}] table", config.app))?;
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        let http = super::http_client(config.timeout)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         let tokens = Tokens::new(app, base, http.clone())
@@ -100,6 +97,9 @@ impl GraphMail {
                     ))
                 })?;
             let status = response.status();
+            if let Some(error) = super::redirected(status, response.headers()) {
+                return Err(error);
+            }
             let retry_after = super::retry_after(response.headers());
             let answer = response.text().await.unwrap_or_default();
             if status.as_u16() == 401 && !renewed {

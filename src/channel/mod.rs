@@ -189,11 +189,90 @@ pub fn build_all(
         .collect()
 }
 
-/// An HTTP `Retry-After` given in seconds (the form Graph, Teams and Slack use).
+/// The longest `Retry-After` Herald honours: a receiver asking for more (or for `u64::MAX`
+/// seconds, which would overflow a deadline) is asked again after this.
+pub(crate) const RETRY_AFTER_CAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// An HTTP `Retry-After` given in seconds (the form Graph, Teams and Slack use), capped at
+/// [`RETRY_AFTER_CAP`].
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs)
+        .map(|s| std::time::Duration::from_secs(s).min(RETRY_AFTER_CAP))
+}
+
+/// The HTTP client every HTTP channel, the Graph source and the token client start from. It
+/// follows no redirects: reqwest would turn a `301`/`302` POST into a body-less GET, whose
+/// `2xx` would mark a notice sent that nobody received, and a `307`/`308` to another host would
+/// carry the channel's headers (secrets) there. It sends no `Referer`.
+pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A redirect answer, as a permanent failure that keeps where it pointed: the channel's URL
+/// should be the final address.
+pub(crate) fn redirected(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> Option<SendError> {
+    if !status.is_redirection() {
+        return None;
+    }
+    let location: String = headers
+        .get(reqwest::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_else(|| "(no Location)".to_owned())
+        .chars()
+        .take(300)
+        .filter(|c| !c.is_control())
+        .collect();
+    Some(SendError::Permanent(format!(
+        "HTTP {status}: redirected to {location}; Herald follows no redirects, so set the channel's URL to the final address"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
+
+    #[test]
+    fn a_huge_retry_after_is_capped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(retry_after(&headers), Some(RETRY_AFTER_CAP));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(
+            retry_after(&headers),
+            Some(std::time::Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn a_redirect_is_permanent_and_keeps_its_location() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LOCATION,
+            HeaderValue::from_static("https://elsewhere.example/hook"),
+        );
+        let Some(SendError::Permanent(why)) = redirected(reqwest::StatusCode::FOUND, &headers)
+        else {
+            panic!("a 302 is a permanent failure")
+        };
+        assert!(
+            why.starts_with("HTTP 302 Found: redirected to https://elsewhere.example/hook"),
+            "{why}"
+        );
+        assert!(redirected(reqwest::StatusCode::OK, &headers).is_none());
+    }
 }

@@ -107,11 +107,8 @@ impl Webhook {
             value.set_sensitive(true);
             headers.insert(header, value);
         }
-        let client = reqwest::Client::builder()
+        let client = super::http_client(config.timeout)
             .default_headers(headers)
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Webhook {
@@ -191,6 +188,9 @@ impl Channel for Webhook {
                 SendError::Transient(format!("webhook: {what}"))
             })?;
             let status = response.status();
+            if let Some(error) = super::redirected(status, response.headers()) {
+                return Err(error);
+            }
             let retry_after = super::retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
             classify(status, retry_after, &body)

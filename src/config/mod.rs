@@ -263,6 +263,15 @@ impl Config {
                     format!("no [microsoft.{}] table", mail.app),
                 ));
             }
+            if let ChannelConfig::Smtp(smtp) = &channel
+                && let Some((key, problem)) = smtp.problem()
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("channel.{name}.{key}")),
+                    problem,
+                ));
+            }
             channel_lines.insert(name.clone(), line);
             channels.insert(name, channel);
         }
@@ -305,6 +314,18 @@ impl Config {
                     format!("no [microsoft.{}] table", graph.app),
                 ));
             }
+            if let SourceConfig::Graph(graph) = &source
+                && !crate::source::graph::is_tenant_id(&microsoft[&graph.app].tenant_id)
+            {
+                return Err(located(
+                    Some(line),
+                    Some(format!("source[{i}].app")),
+                    format!(
+                        "microsoft.{}.tenant_id must be the tenant's id (its Directory ID, a GUID) for a Graph source: records read from Graph are keyed by it, as the same records from Event Hubs are",
+                        graph.app
+                    ),
+                ));
+            }
             if let SourceConfig::Http(http) = &source
                 && let (crate::source::http::Auth::Bearer, None) = (http.auth, &http.token)
             {
@@ -313,6 +334,12 @@ impl Config {
                     Some(format!("source[{i}].token")),
                     "required: token = { env = \"HERALD_INGEST_TOKEN\" } (or write auth = \"none\" to accept anyone)".into(),
                 ));
+            }
+            if let SourceConfig::File(file) = &source
+                && let Some((key, message)) = file.problem(path.parent().unwrap_or(Path::new("")))
+            {
+                let key = format!("source[{i}] {:?}: {key}", file.name);
+                return Err(located(Some(line), Some(key), message));
             }
             if sources
                 .iter()
@@ -853,6 +880,25 @@ soc = ["soc@contoso.com"]
         let err = parse("[branding]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert_eq!(err.key.as_deref(), Some("branding.timezone"));
         assert_eq!(err.line, Some(10));
+    }
+
+    #[test]
+    fn a_graph_source_needs_the_tenant_id_not_a_domain() {
+        let with_tenant = |tenant: &str| {
+            parse(&format!(
+                "[microsoft.contoso]\ntenant_id = \"{tenant}\"\nclient_id = \"c\"\nclient_secret = {{ env = \"S\" }}\n\
+                 [[source]]\nkind = \"graph\"\nname = \"g\"\napp = \"contoso\"\n\
+                 [[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n"
+            ))
+        };
+        let err = with_tenant("contoso.onmicrosoft.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source[0].app: microsoft.contoso.tenant_id must be the tenant's id"),
+            "{err}"
+        );
+        with_tenant("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::store::Millis;
 use crate::values::duration;
 
 /// The longest a server's `Retry-After` is honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub const MAX_RETRY_AFTER: Duration = crate::channel::RETRY_AFTER_CAP;
 
 /// `[delivery]`.
 #[derive(Debug, Clone, Deserialize)]

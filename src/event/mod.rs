@@ -12,6 +12,7 @@
 //! The decoders never panic and never reject a record for an irregular field they can live
 //! without; they only refuse what they truly cannot use: no id, no activity, no parseable time.
 
+mod control;
 mod dead_letter;
 mod lenient;
 mod normalize;
@@ -28,7 +29,8 @@ use serde::Serialize;
 /// One normalized audit record, whatever format it arrived in (ARCHITECTURE.md §3).
 ///
 /// Every string in here was written by whoever made the change being audited: treat it as
-/// hostile when it leaves Herald (templates autoescape it, subjects strip control characters).
+/// hostile when it leaves Herald (templates autoescape it). Control characters are already
+/// gone ([`control`]); `raw` is the record as it came.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub id: String,

@@ -19,6 +19,12 @@ pub(crate) struct Checked {
 }
 
 pub(crate) fn to_event(raw: Value, checked: Checked) -> AuditEvent {
+    let mut event = decode(raw, checked);
+    super::control::clean_event(&mut event);
+    event
+}
+
+fn decode(raw: Value, checked: Checked) -> AuditEvent {
     let top = Fields::of(Some(&raw));
     let props = if checked.diagnostic {
         top.object(&["properties"])

@@ -29,6 +29,8 @@ pub struct Ingest<S: Store> {
     pipeline: Arc<Pipeline>,
     store: S,
     records: Arc<AtomicU64>,
+    /// The tenant of records that do not name their own (see [`Pipeline::process_in`]).
+    tenant: Option<Arc<str>>,
 }
 
 impl<S: Store> Clone for Ingest<S> {
@@ -37,6 +39,7 @@ impl<S: Store> Clone for Ingest<S> {
             pipeline: self.pipeline.clone(),
             store: self.store.clone(),
             records: self.records.clone(),
+            tenant: self.tenant.clone(),
         }
     }
 }
@@ -59,6 +62,16 @@ impl<S: Store> Ingest<S> {
             pipeline,
             store,
             records: Arc::default(),
+            tenant: None,
+        }
+    }
+
+    /// This intake for a source whose records may not name their tenant: they are taken as
+    /// `tenant`'s (lowercased, as Entra writes tenant ids in its records).
+    pub fn for_tenant(&self, tenant: &str) -> Self {
+        Ingest {
+            tenant: Some(tenant.to_ascii_lowercase().into()),
+            ..self.clone()
         }
     }
 
@@ -130,8 +143,13 @@ impl<S: Store> Ingest<S> {
         };
         let mut out = Outcome::default();
         for piece in pieces {
-            self.pipeline
-                .process_at(piece.input, piece.bytes, piece.first_line, &mut out);
+            self.pipeline.process_in(
+                piece.input,
+                piece.bytes,
+                piece.first_line,
+                self.tenant.as_deref(),
+                &mut out,
+            );
         }
         let dead = out
             .dead_letters

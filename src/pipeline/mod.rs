@@ -97,14 +97,29 @@ impl Pipeline {
     /// As [`Pipeline::process`], for a part of a larger input that starts on `first_line`, so
     /// that dead letters name the line in the whole input.
     pub fn process_at(&self, input: &str, bytes: &[u8], first_line: usize, out: &mut Outcome) {
+        self.process_in(input, bytes, first_line, None, out)
+    }
+
+    /// As [`Pipeline::process_at`], for a source that knows its tenant when its records do not
+    /// name one (Graph's `directoryAudit` carries no `tenantId`): such records are decoded as
+    /// the tenant's, so they get the same notification keys as the same records read from
+    /// Event Hubs, whose envelope names the tenant.
+    pub fn process_in(
+        &self,
+        input: &str,
+        bytes: &[u8],
+        first_line: usize,
+        tenant: Option<&str>,
+        out: &mut Outcome,
+    ) {
         let dead_before = out.dead_letters.len();
-        self.process_part(input, bytes, out);
+        self.process_part(input, bytes, tenant, out);
         for dead in &mut out.dead_letters[dead_before..] {
             dead.position.line += first_line - 1;
         }
     }
 
-    fn process_part(&self, input: &str, bytes: &[u8], out: &mut Outcome) {
+    fn process_part(&self, input: &str, bytes: &[u8], tenant: Option<&str>, out: &mut Outcome) {
         let rules = &self.config.rules;
         scan(input, bytes, |item| match item {
             Item::Record(view) => {
@@ -113,7 +128,7 @@ impl Pipeline {
                 if !rules.wants(view.activity(), view.operation_name()) {
                     return;
                 }
-                let event = match view.decode() {
+                let mut event = match view.decode() {
                     Ok(event) => event,
                     Err(reason) => {
                         out.records -= 1;
@@ -126,6 +141,9 @@ impl Pipeline {
                         return;
                     }
                 };
+                if event.tenant_id.is_none() {
+                    event.tenant_id = tenant.map(str::to_owned);
+                }
                 let matches = rules.select(&event);
                 if !matches.is_empty() {
                     out.selected += 1;

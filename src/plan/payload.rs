@@ -86,7 +86,12 @@ pub(super) fn graph_message(
         "body": { "contentType": "HTML", "content": html },
         "toRecipients": [ { "emailAddress": { "address": to } } ],
         "importance": importance.as_str(),
-        "internetMessageHeaders": [ { "name": "X-Herald-Key", "value": key.as_str() } ],
+        // Graph takes custom headers only if they start with `X-`: `Auto-Submitted` cannot be
+        // set through sendMail, `X-Auto-Response-Suppress` can.
+        "internetMessageHeaders": [
+            { "name": "X-Herald-Key", "value": key.as_str() },
+            { "name": "X-Auto-Response-Suppress", "value": "All" },
+        ],
     }))
     .map_err(|e| format!("building the Graph message: {e}"))
 }

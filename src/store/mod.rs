@@ -78,6 +78,13 @@ pub struct Committed {
     /// Notifications whose key was already in the outbox (a redelivered event).
     pub duplicates: u64,
     pub dead_letters: u64,
+    /// Dead letters the source already held (the same content failing the same way).
+    #[serde(skip)]
+    pub dead_letters_known: u64,
+    /// The times (Unix ms) of events recorded for the first time, for sources that measure
+    /// how late records arrive.
+    #[serde(skip)]
+    pub first_seen: Vec<i64>,
     /// Inserted notifications per (rule, channel), for metrics.
     #[serde(skip)]
     pub queued_by: std::collections::BTreeMap<(String, String), u64>,
@@ -184,6 +191,14 @@ pub struct DeadLetterEntry {
     pub created_at: Millis,
 }
 
+/// What happened to a selected event under one rule: how many notices it queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub rule: String,
+    pub queued: i64,
+    pub created_at: Millis,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
 pub struct StoreError(String);
@@ -255,6 +270,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id: i64,
     ) -> impl Future<Output = Result<Option<DeadLetterEntry>, StoreError>> + Send;
+
+    /// What was recorded for one event (tenant, id): one entry per rule that selected it.
+    fn history(
+        &self,
+        tenant: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 
     /// Removes a dead letter, in the same transaction as the batch its replay produced.
     fn replace_dead_letter(

@@ -10,8 +10,8 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::engine::{Engine, Schema};
 use super::{
-    Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, Millis, OutboxCounts, OutboxEntry,
-    State, Store, StoreError, now_millis,
+    Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, HistoryEntry, Millis, OutboxCounts,
+    OutboxEntry, State, Store, StoreError, now_millis,
 };
 
 /// A store on SQLite or PostgreSQL.
@@ -61,6 +61,15 @@ const CLAIM_SKIP_LOCKED: &str =
                    FOR UPDATE SKIP LOCKED)
      RETURNING key, rule, channel, recipient, message, attempts, created_at";
 
+/// The SHA-256 of a dead letter's bytes, as hex: what "the same content" means.
+fn content_hash(raw: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn err(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::new(context, e)
 }
@@ -72,7 +81,7 @@ async fn insert_batch(
 ) -> Result<Committed, StoreError> {
     let mut committed = Committed::default();
     for event in &batch.events {
-        sqlx::query(
+        let seen = sqlx::query(
             "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
@@ -85,6 +94,9 @@ async fn insert_batch(
         .execute(&mut **tx)
         .await
         .map_err(err("recording an event"))?;
+        if seen.rows_affected() == 1 {
+            committed.first_seen.push(event.time);
+        }
     }
     for n in &batch.notifications {
         let done = sqlx::query(
@@ -115,6 +127,20 @@ async fn insert_batch(
     }
     for event in &batch.events {
         for rule in &event.rules {
+            // One history row per event and rule: a re-read (Graph's overlap, a redelivery)
+            // queues nothing new and says nothing new.
+            let known = sqlx::query(
+                "SELECT 1 FROM history WHERE tenant = $1 AND event_id = $2 AND rule = $3 LIMIT 1",
+            )
+            .bind(&event.tenant)
+            .bind(&event.event_id)
+            .bind(rule)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(err("reading history"))?;
+            if known.is_some() {
+                continue;
+            }
             let queued = batch
                 .notifications
                 .iter()
@@ -132,13 +158,30 @@ async fn insert_batch(
         }
     }
     for d in &batch.dead_letters {
-        sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        // Kept once per source and content (ARCHITECTURE.md §7): the same bytes failing the
+        // same way again add no row; the first position is the one kept.
+        let hash = content_hash(&d.raw);
+        let known = sqlx::query(
+            "SELECT 1 FROM dead_letters WHERE source = $1 AND raw_sha256 = $2 AND reason = $3 LIMIT 1",
+        )
+        .bind(&batch.source)
+        .bind(&hash)
+        .bind(&d.reason)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("reading dead letters"))?;
+        if known.is_some() {
+            committed.dead_letters_known += 1;
+            continue;
+        }
+        sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at, raw_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&batch.source)
             .bind(&d.input)
             .bind(&d.position)
             .bind(&d.reason)
             .bind(&d.raw)
             .bind(now)
+            .bind(&hash)
             .execute(&mut **tx)
             .await
             .map_err(err("keeping a dead letter"))?;
@@ -369,6 +412,25 @@ impl Store for SqlStore {
             .await
             .map_err(err("listing dead letters"))?;
         Ok(rows.iter().map(dead_letter_entry).collect())
+    }
+
+    async fn history(&self, tenant: &str, event_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule, queued, created_at FROM history WHERE tenant = $1 AND event_id = $2 ORDER BY id",
+        )
+        .bind(tenant)
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("reading history"))?;
+        Ok(rows
+            .iter()
+            .map(|row| HistoryEntry {
+                rule: row.get("rule"),
+                queued: row.get("queued"),
+                created_at: row.get("created_at"),
+            })
+            .collect())
     }
 
     async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterEntry>, StoreError> {

@@ -10,7 +10,7 @@ by one request and is `STATUS [BODY]` (`429` and `503` also send `Retry-After: 1
 (`tok-1`, `tok-2`, ...; `expires_in` 3599). Other requests follow SCRIPT, and by default get
 `200 {"ok":true}`, or `202` with no body for Graph's `sendMail`. GET requests (Graph's
 `directoryAudits`) follow SCRIPT.get, whose BODY may be `@FILE` (the body is that file's
-content), and by default get an empty page. Prints `READY` once it listens.
+content), and by default get an empty page. A `3xx` line's BODY is sent as its `Location`. Prints `READY` once it listens.
 
 With --hmac-secret it checks each request's `X-Herald-Signature: t=UNIX,v1=HEX` as a webhook
 receiver would (HMAC-SHA256 of `"{t}.{body}"` under the secret, compared in constant time, `t`
@@ -104,8 +104,13 @@ def handler(record, script, secret):
                 with open(record, "a") as f:
                     f.write(json.dumps(entry) + "\n")
             status, reply = next_reply(script, self.path, self.command)
+            location = None
+            if 300 <= status < 400:
+                location, reply = reply, ""
             data = reply.encode()
             self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             if status in (429, 503):

@@ -46,6 +46,9 @@ pub struct SmtpConfig {
     pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<SecretSource>,
+    /// Allows `username`/`password` over `tls = "none"` to a relay that is not on this host.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
     #[serde(default = "default_pool_size")]
     /// Connections open to the relay at once, reused between messages.
     pub pool_size: usize,
@@ -70,6 +73,37 @@ fn default_timeout() -> Duration {
 
 fn default_concurrency() -> usize {
     8
+}
+
+impl SmtpConfig {
+    /// What is wrong with this table beyond its types, as (key, why): credentials sent in the
+    /// clear (`tls = "none"`) to a relay off this host, unless `allow_plaintext_auth` says so.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let credentials = self.username.is_some() || self.password.is_some();
+        if credentials
+            && self.tls == TlsMode::None
+            && !self.allow_plaintext_auth
+            && !loopback(&self.host)
+        {
+            return Some((
+                "tls",
+                format!(
+                    "tls = \"none\" would send the username and password to {} in the clear; use \"starttls\" or \"tls\", or set allow_plaintext_auth = true",
+                    self.host
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// Whether `host` names this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(super) struct Smtp {
@@ -151,5 +185,42 @@ impl Channel for Smtp {
                 .send(&envelope, message.message, message.begin_by)
                 .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> SmtpConfig {
+        toml::from_str(&format!("from = \"a@contoso.com\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn plaintext_credentials_off_this_host_need_allow_plaintext_auth() {
+        let auth = "username = \"u\"\npassword = \"hunter2\"\n";
+        let (key, why) = config(&format!(
+            "{auth}host = \"relay.contoso.com\"\ntls = \"none\""
+        ))
+        .problem()
+        .expect("refused");
+        assert_eq!(key, "tls");
+        assert!(
+            why.contains("relay.contoso.com") && why.contains("allow_plaintext_auth"),
+            "{why}"
+        );
+        assert!(!why.contains("hunter2"), "no password shown: {why}");
+        for fine in [
+            format!(
+                "{auth}host = \"relay.contoso.com\"\ntls = \"none\"\nallow_plaintext_auth = true"
+            ),
+            format!("{auth}host = \"relay.contoso.com\""),
+            format!("{auth}host = \"127.0.0.1\"\ntls = \"none\""),
+            format!("{auth}host = \"localhost\"\ntls = \"none\""),
+            format!("{auth}host = \"::1\"\ntls = \"none\""),
+            "host = \"relay.contoso.com\"\ntls = \"none\"".to_owned(),
+        ] {
+            assert_eq!(config(&fine).problem(), None, "{fine}");
+        }
     }
 }
