@@ -249,21 +249,23 @@ channels = ["teams", "slack", "tickets"]
 "#,
     )
     .unwrap();
+    let base = format!("http://127.0.0.1:{}", receiver.port);
+    let urls = [
+        ("TEAMS_URL", format!("{base}/workflows/invoke")),
+        ("SLACK_URL", format!("{base}/services/T0/B0/X")),
+        ("TICKETS_URL", format!("{base}/tickets")),
+    ];
+    let env: Vec<(&str, &str)> = urls.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let check = herald_with_env(
         &["check", "--config", config.to_str().unwrap()],
-        &[],
+        &env,
         Duration::from_secs(30),
     );
     assert!(check.status.success(), "{}", text(&check.stderr));
 
-    let base = format!("http://127.0.0.1:{}", receiver.port);
     let out = herald_with_env(
         &["run", "--once", "--config", config.to_str().unwrap()],
-        &[
-            ("TEAMS_URL", &format!("{base}/workflows/invoke")),
-            ("SLACK_URL", &format!("{base}/services/T0/B0/X")),
-            ("TICKETS_URL", &format!("{base}/tickets")),
-        ],
+        &env,
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -80,6 +80,25 @@ fn run_once(config: &Path) -> std::process::Output {
     out
 }
 
+/// `herald run --once` where a notification ends `failed`: it exits 1 and says how many.
+fn run_once_failing(config: &Path) -> std::process::Output {
+    let out = herald(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed notice exits 1:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("herald: 1 notifications failed in this run"),
+        "{stderr}"
+    );
+    out
+}
+
 fn outbox(config: &Path) -> Vec<serde_json::Value> {
     let out = herald(
         &[
@@ -136,7 +155,7 @@ fn a_permanent_reply_fails_at_once_with_the_reply_kept() {
         "",
         &["envelope-reset-password.json"],
     );
-    run_once(&config);
+    run_once_failing(&config);
     assert!(smtp.messages().is_empty());
     let rows = outbox(&config);
     assert_eq!(rows[0]["state"], "failed");
@@ -223,7 +242,7 @@ fn a_notification_that_keeps_failing_is_failed_after_max_age() {
         "max_age = \"1s\"",
         &["envelope-reset-password.json"],
     );
-    run_once(&config);
+    run_once_failing(&config);
     assert!(smtp.messages().is_empty());
     let rows = outbox(&config);
     assert_eq!(rows[0]["state"], "failed");
@@ -321,15 +340,15 @@ fn implicit_tls_trusts_the_configured_authority_and_nothing_else() {
         "max_age = \"1s\"",
         &["envelope-reset-password.json"],
     );
-    let run = |config: &Path| {
+    let run = |config: &Path, code: i32| {
         let out = herald_with_env(
             &["run", "--once", "--config", config.to_str().unwrap()],
             &[("HERALD_TEST_SMTP_PASSWORD", "pw")],
             LIMIT,
         );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
     };
-    run(&config);
+    run(&config, 0);
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1);
     assert!(messages[0].contains("Subject:"), "{}", messages[0]);
@@ -345,7 +364,7 @@ fn implicit_tls_trusts_the_configured_authority_and_nothing_else() {
         "max_age = \"1s\"",
         &["envelope-reset-password.json"],
     );
-    run(&untrusted);
+    run(&untrusted, 1);
     assert_eq!(smtp.messages().len(), 1, "nothing more arrived");
     let rows = outbox(&untrusted);
     assert_eq!(rows[0]["state"], "failed");
@@ -511,7 +530,13 @@ fn decode_quoted_printable(text: &str) -> String {
 fn control_characters_in_audit_fields_never_reach_the_smtp_transaction() {
     let dir = Scratch::new("control-characters");
     let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
-    let config = setup(dir.path(), &smtp, "tls = \"none\"", "", &["control-characters.json"]);
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["control-characters.json"],
+    );
     run_once(&config);
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1, "one message and nothing else");

@@ -37,7 +37,7 @@ fn text(bytes: &[u8]) -> String {
 fn config_with(dir: &Path, rules: &str) -> PathBuf {
     let path = dir.join("herald.toml");
     let body = format!(
-        "[channel.email]\nkind = \"file\"\nfrom = \"Contoso Security <security-notices@contoso.com>\"\ndir = \"mail\"\n\n[groups]\nsoc = [\"soc1@contoso.com\", \"soc2@contoso.com\"]\n\n{rules}"
+        "[channel.email]\nkind = \"file\"\nfrom = \"Contoso Security <security-notices@contoso.com>\"\ndir = \"mail\"\n\n[groups]\nsoc = [\"soc1@contoso.com\", \"soc2@contoso.com\"]\n\n{rules}\n[[source]]\nkind = \"file\"\nname = \"in\"\npath = \"in\"\ncreate = true\n"
     );
     std::fs::write(&path, body).unwrap();
     path
@@ -60,7 +60,15 @@ fn check_accepts_the_starter_config() {
 #[test]
 fn check_accepts_the_microsoft_365_example() {
     let example = root().join("examples/microsoft365.toml");
-    let out = herald(&["check", "--config", example.to_str().unwrap()]);
+    // `check` resolves every secret the example names.
+    let out = Command::new(HERALD)
+        .args(["check", "--config", example.to_str().unwrap()])
+        .env("GRAPH_CLIENT_SECRET", "s3cr3t")
+        .env("SOAR_WEBHOOK_URL", "https://soar.example/hook")
+        .env("SOAR_WEBHOOK_SECRET", "whsec")
+        .env("TEAMS_WEBHOOK_URL", "https://teams.example/hook")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("valid (3 rules, 3 channels, 1 groups)"),
@@ -80,20 +88,21 @@ fn check_names_file_line_and_key_and_exits_2() {
         ),
         (
             "\n[[rule]]\nname = \"r\"\nrecipients = [\"group:nope\"]\n",
-            ":10:",
+            ":12:",
             "recipients[0]: no group \"nope\"",
         ),
         (
             "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nchannels = [\"pager\"]\n",
-            ":9:",
+            ":12:",
             "channels[0]: no [channel.pager]",
         ),
         (
             "[[rule]]\nname = \"r\"\nrecipients = [\"not an address\"]\n",
-            ":9:",
+            ":11:",
             "recipients[0]",
         ),
         (
+            // Found when the templates load, after the file is parsed: located at the rule.
             "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\ntemplate = \"missing/notice.html\"\n",
             ":9:",
             "template: cannot read",

@@ -52,12 +52,17 @@ channels = ["o365"]
 }
 
 fn run_once(config: &Path) -> std::process::Output {
+    run_once_expecting(config, 0)
+}
+
+/// `herald run --once`, exiting with `code` (1 when a notification ended `failed`).
+fn run_once_expecting(config: &Path, code: i32) -> std::process::Output {
     let out = herald_with_env(
         &["run", "--once", "--config", config.to_str().unwrap()],
         &[("GRAPH_CLIENT_SECRET", CLIENT_SECRET)],
         Duration::from_secs(60),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
     assert!(
         !text(&out.stderr).contains(CLIENT_SECRET) && !text(&out.stderr).contains("tok-"),
         "a secret reached the log:\n{}",
@@ -223,7 +228,7 @@ fn graph_mail_waits_out_throttling_and_keeps_graphs_error_when_it_refuses() {
         r#"400 {"error":{"code":"ErrorInvalidRecipients","message":"At least one recipient is not valid., Recipient 'adele.vance@contoso.com' is not resolved."}}"#,
     ]);
     let config = config(dir.path(), &cloud);
-    run_once(&config);
+    run_once_expecting(&config, 1);
     let failed = outbox(&config, "failed");
     assert_eq!(failed.len(), 1);
     assert_eq!(

@@ -155,7 +155,12 @@ fn a_refused_webhook_fails_at_once_with_the_receivers_answer() {
     receiver.script(&[r#"400 {"error":"unknown field: rule"}"#]);
     let config = config(dir.path());
     let out = run_once(&config, &receiver);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed notice exits 1: {}",
+        text(&out.stderr)
+    );
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1, "no retry after a 400");
     assert_eq!(requests[0]["signature"], "invalid: wrong MAC");
