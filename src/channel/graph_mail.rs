@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Channel, Outgoing, SendError, SendFuture};
-use crate::values::duration;
 use crate::msgraph::Tokens;
+use crate::values::duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::values::duration;
 use crate::store::Millis;
+use crate::values::duration;
 
 /// `[delivery]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::values::duration;
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
+use crate::values::duration;
 
 /// Newline-delimited files are committed in pieces of about this size, so a large file makes
 /// progress that survives a restart.

@@ -20,10 +20,10 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::values::duration;
 use crate::msgraph::{MicrosoftApp, Tokens};
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
+use crate::values::duration;
 use crate::web::Readiness;
 
 #[derive(Debug, Clone, Deserialize)]

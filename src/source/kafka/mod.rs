@@ -30,9 +30,9 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::values::{SecretSource, duration};
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
+use crate::values::{SecretSource, duration};
 use crate::web::Readiness;
 use context::Context;
 
