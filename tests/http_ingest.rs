@@ -23,7 +23,7 @@ impl Drop for Service {
 }
 
 fn start(dir: &Path, smtp: &SmtpServer) -> Service {
-    start_with(dir, smtp, "")
+    start_with(dir, smtp, "token = { env = \"HERALD_TEST_INGEST_TOKEN\" }")
 }
 
 /// `extra`: more keys for the HTTP source.
@@ -44,7 +44,6 @@ listen = "127.0.0.1:{admin}"
 kind = "http"
 name = "ingest"
 listen = "127.0.0.1:{ingest}"
-token = {{ env = "HERALD_TEST_INGEST_TOKEN" }}
 max_body = 65536
 {extra}
 {}"#,
@@ -253,7 +252,7 @@ fn http_ingest_checks_the_token_before_the_body_and_bounds_slow_and_many_clients
     let service = start_with(
         dir.path(),
         &smtp,
-        "request_timeout = \"2s\"\nmax_concurrent = 1",
+        "token = { env = \"HERALD_TEST_INGEST_TOKEN\" }\nrequest_timeout = \"2s\"\nmax_concurrent = 1",
     );
 
     // A wrong token with a large declared body: 401 while the body is still unsent.
@@ -299,4 +298,32 @@ fn http_ingest_reads_concatenated_gzip_members_and_gzip_without_the_header() {
     assert_eq!(status, 200, "{answer}");
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["records"].as_u64(), Some(1), "{answer}");
+}
+
+#[test]
+fn http_ingest_without_auth_accepts_only_json_content_types() {
+    let dir = Scratch::new("http-ingest-noauth");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let service = start_with(dir.path(), &smtp, "auth = \"none\"");
+    let body = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
+    // What a cross-site form can send: refused, naming the accepted types.
+    let (status, answer) = request(
+        service.ingest,
+        "POST",
+        "/ingest",
+        &[("Content-Type", "text/plain")],
+        &body,
+    );
+    assert_eq!(status, 415, "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[], &body);
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = request(
+        service.ingest,
+        "POST",
+        "/ingest",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
 }

@@ -150,6 +150,22 @@ async fn receive<S: Store>(
             return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         }
     }
+    // Without a token, only a JSON content type: a cross-site form in a browser on the
+    // internal network can send only the "simple" types, so it cannot forge records.
+    if shared.token.is_none() {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v == "application/x-ndjson");
+        if !json {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "with auth = \"none\", Content-Type must be application/json or application/x-ndjson",
+            );
+        }
+    }
     let Ok(_permit) = shared.permits.clone().try_acquire_owned() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
