@@ -23,6 +23,11 @@ impl Drop for Service {
 }
 
 fn start(dir: &Path, smtp: &SmtpServer) -> Service {
+    start_with(dir, smtp, "token = { env = \"HERALD_TEST_INGEST_TOKEN\" }")
+}
+
+/// `extra`: more keys for the HTTP source.
+fn start_with(dir: &Path, smtp: &SmtpServer, extra: &str) -> Service {
     let (ingest, admin) = (free_port(), free_port());
     let config = dir.join("herald.toml");
     std::fs::write(
@@ -39,8 +44,8 @@ listen = "127.0.0.1:{admin}"
 kind = "http"
 name = "ingest"
 listen = "127.0.0.1:{ingest}"
-token = {{ env = "HERALD_TEST_INGEST_TOKEN" }}
 max_body = 65536
+{extra}
 {}"#,
             email_to(smtp, "")
         ),
@@ -210,4 +215,115 @@ fn http_ingest_answers_after_commit_and_refuses_what_it_must() {
         !metrics.contains("t0ken") && !metrics.contains("adele"),
         "no secrets or addresses in metrics"
     );
+}
+
+/// Sends the head of a POST (no body) and returns the stream, to read the answer from.
+fn send_head(port: u16, headers: &[(&str, &str)], length: usize) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {length}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+fn status_of(stream: &mut std::net::TcpStream) -> u16 {
+    use std::io::Read;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn http_ingest_checks_the_token_before_the_body_and_bounds_slow_and_many_clients() {
+    let dir = Scratch::new("http-ingest-guard");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let service = start_with(
+        dir.path(),
+        &smtp,
+        "token = { env = \"HERALD_TEST_INGEST_TOKEN\" }\nrequest_timeout = \"2s\"\nmax_concurrent = 1",
+    );
+
+    // A wrong token with a large declared body: 401 while the body is still unsent.
+    let mut stream = send_head(service.ingest, &[("Authorization", "Bearer nope")], 50_000);
+    assert_eq!(status_of(&mut stream), 401);
+
+    // Two clients send headers and part of the body, then stall. With max_concurrent = 1,
+    // whichever arrives second gets 503 at once; the first is cut with 408 after
+    // request_timeout.
+    let mut slow: Vec<_> = (0..2)
+        .map(|_| {
+            let mut stream = send_head(service.ingest, &[AUTH], 1_000);
+            stream.write_all(b"{\"records\": [").unwrap();
+            stream
+        })
+        .collect();
+    let mut statuses: Vec<u16> = slow.iter_mut().map(status_of).collect();
+    statuses.sort();
+    assert_eq!(statuses, [408, 503]);
+
+    // The slot is free again.
+    let body = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[AUTH], &body);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn http_ingest_reads_concatenated_gzip_members_and_gzip_without_the_header() {
+    let dir = Scratch::new("http-ingest-gzip");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let service = start(dir.path(), &smtp);
+    // One document compressed as two members (`cat a.gz b.gz`), posted without
+    // Content-Encoding: the first member alone is not valid JSON.
+    let document = std::fs::read(fixture("two-user-targets.json")).unwrap();
+    let (a, b) = document.split_at(document.len() / 2);
+    let mut body = Vec::new();
+    for half in [a, b] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(half).unwrap();
+        body.extend(gz.finish().unwrap());
+    }
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[AUTH], &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["records"].as_u64(), Some(1), "{answer}");
+}
+
+#[test]
+fn http_ingest_without_auth_accepts_only_json_content_types() {
+    let dir = Scratch::new("http-ingest-noauth");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let service = start_with(dir.path(), &smtp, "auth = \"none\"");
+    let body = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
+    // What a cross-site form can send: refused, naming the accepted types.
+    let (status, answer) = request(
+        service.ingest,
+        "POST",
+        "/ingest",
+        &[("Content-Type", "text/plain")],
+        &body,
+    );
+    assert_eq!(status, 415, "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[], &body);
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = request(
+        service.ingest,
+        "POST",
+        "/ingest",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
 }

@@ -5,14 +5,19 @@
 //! committed. A body with no usable record gets `400` naming each position and reason — and is
 //! kept as dead letters all the same. Without the bearer token: `401`. Too large (before or
 //! after decompression): `413`.
+//!
+//! The token and the concurrency limit are checked before a byte of the body is read, so a
+//! client without the token cannot make Herald buffer `max_body` per connection; a body that
+//! does not arrive within `request_timeout` gets `408`, and requests beyond `max_concurrent`
+//! get `503` with `Retry-After` at once rather than queueing (a sender retries; a queue would
+//! hold memory for clients that may never finish).
 
 use std::io::Read;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -38,6 +43,15 @@ pub struct HttpSourceConfig {
     /// message limit).
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    /// How long the whole body may take to arrive (default 30 s).
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "crate::values::duration"
+    )]
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once; more get `503` (default 16).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -56,6 +70,14 @@ fn default_max_body() -> usize {
     1 << 20
 }
 
+fn default_request_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+fn default_max_concurrent() -> usize {
+    16
+}
+
 impl HttpSourceConfig {
     /// The token, resolved; `None` only when the operator wrote `auth = "none"`.
     pub fn resolve_token(&self, base: &std::path::Path) -> Result<Option<Secret>, String> {
@@ -72,6 +94,8 @@ struct Shared<S: Store> {
     name: String,
     token: Option<Secret>,
     max_body: usize,
+    request_timeout: std::time::Duration,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
     ingest: Ingest<S>,
 }
 
@@ -94,12 +118,12 @@ pub async fn run<S: Store>(
         name: config.name.clone(),
         token,
         max_body: config.max_body,
+        request_timeout: config.request_timeout,
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
         ingest,
     });
-    // The compressed body may not exceed the limit either.
     let app = Router::new()
         .route(&config.path, post(receive::<S>))
-        .layer(DefaultBodyLimit::max(config.max_body))
         .with_state(shared);
     tracing::info!(source = %config.name, listen = %config.listen, path = %config.path, "accepting audit records over HTTP");
     axum::serve(listener, app)
@@ -114,9 +138,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 async fn receive<S: Store>(
     State(shared): State<std::sync::Arc<Shared<S>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> Response {
+    let headers = request.headers().clone();
     if let Some(token) = &shared.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -126,24 +150,71 @@ async fn receive<S: Store>(
             return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         }
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+    // Without a token, only a JSON content type: a cross-site form in a browser on the
+    // internal network can send only the "simple" types, so it cannot forge records.
+    if shared.token.is_none() {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v == "application/x-ndjson");
+        if !json {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "with auth = \"none\", Content-Type must be application/json or application/x-ndjson",
+            );
+        }
+    }
+    let Ok(_permit) = shared.permits.clone().try_acquire_owned() else {
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests at once; retry later",
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
+    };
+    // Only now, with the token checked and a permit held, is the body read; the compressed
+    // body may not exceed the limit either.
+    let read = read_body(request.into_body(), shared.max_body);
+    let body = match tokio::time::timeout(shared.request_timeout, read).await {
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    shared.request_timeout.as_secs_f64()
+                ),
+            );
+        }
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than {} bytes", shared.max_body),
             );
         }
-        Err(e) => return error(e.status(), e.body_text()),
+        Ok(Err(BodyError::Read(e))) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            );
+        }
     };
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
+        // A gzip body sent without the header is still gzip: its magic bytes say so.
+        || body.starts_with(&[0x1f, 0x8b]);
     let bytes = if gzip {
         let mut out = Vec::new();
         let limit = shared.max_body as u64 + 1;
-        if let Err(e) = flate2::read::GzDecoder::new(&body[..])
+        // Multi-member: `cat a.gz b.gz` is one valid gzip stream of both.
+        if let Err(e) = flate2::read::MultiGzDecoder::new(&body[..])
             .take(limit)
             .read_to_end(&mut out)
         {
@@ -163,7 +234,7 @@ async fn receive<S: Store>(
         }
         out
     } else {
-        body.to_vec()
+        body
     };
 
     let piece = Piece {
@@ -194,6 +265,29 @@ async fn receive<S: Store>(
             )
         }
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// Reads the body frame by frame, stopping as soon as it passes `limit`.
+async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<Vec<u8>, BodyError> {
+    use axum::body::HttpBody;
+    let mut out = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
