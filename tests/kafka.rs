@@ -186,3 +186,50 @@ fn a_broker_outage_shows_in_readyz_and_consumption_resumes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(smtp.duplicates_among(&expected), 0, "duplicates");
 }
+
+/// A malformed Event Hubs connection string (parts joined with `,` instead of `;`, as a
+/// copy-paste into a YAML list can leave it) stops `herald run` with an explanation, and the
+/// key's bytes appear in none of its output.
+#[test]
+fn a_malformed_connection_string_is_explained_without_its_key() {
+    const KEY: &str = "bG9uZy1zZWNyZXQta2V5LWJ5dGVz";
+    let dir = Scratch::new("kafka-connection-string");
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+kind = "kafka"
+name = "entra"
+topics = ["insights-logs-auditlogs"]
+group = "herald"
+event_hubs_connection_string = {{ env = "HERALD_TEST_EH_CS" }}
+{email}"#,
+            email = support::email_rule(2525, "", "Reset user password"),
+        ),
+    )
+    .unwrap();
+    let malformed = format!(
+        "Endpoint=sb://contoso-audit.servicebus.windows.net/,SharedAccessKeyName=herald-listen,SharedAccessKey={KEY}"
+    );
+    for command in [&["check"][..], &["run", "--once"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--config", config.to_str().unwrap()]);
+        let out = support::herald_with_env(
+            &args,
+            &[("HERALD_TEST_EH_CS", malformed.as_str())],
+            Duration::from_secs(30),
+        );
+        let all = format!(
+            "{}{}",
+            support::text(&out.stdout),
+            support::text(&out.stderr)
+        );
+        assert!(!all.contains(KEY), "{command:?} repeated the key: {all}");
+        if command[0] == "run" {
+            assert!(!out.status.success(), "{all}");
+            assert!(all.contains("parts are separated by `;`"), "{all}");
+        }
+    }
+}

@@ -46,9 +46,9 @@ pub fn parse_connection_string(text: &str) -> Result<EventHubs, String> {
         .map(|rest| rest.trim_end_matches('/'))
         .filter(|host| !host.is_empty() && !host.contains('/'))
         .ok_or_else(|| {
-            format!(
-                "Endpoint must look like sb://NAMESPACE.servicebus.windows.net/, not {endpoint:?}"
-            )
+            // The value is not shown: a string whose parts are not split by `;` carries the key
+            // inside what looks like the Endpoint.
+            "Endpoint must look like sb://NAMESPACE.servicebus.windows.net/ (parts are separated by `;`)".to_owned()
         })?;
     let has_key =
         parts.contains_key("sharedaccesskeyname") && parts.contains_key("sharedaccesskey");
@@ -258,6 +258,10 @@ mod tests {
             (
                 "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey=",
                 "sharedaccesskey is empty",
+            ),
+            (
+                "Endpoint=sb://x.servicebus.windows.net/,SharedAccessKeyName=a,SharedAccessKey=s3cr3t",
+                "parts are separated by `;`",
             ),
             ("", "no Endpoint"),
         ];
