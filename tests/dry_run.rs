@@ -57,6 +57,22 @@ fn check_accepts_the_starter_config() {
     assert!(text(&out.stdout).contains("valid"));
 }
 
+/// `herald init > herald.toml` in an empty folder gives a configuration that checks and runs
+/// as printed: the events folder it reads is created.
+#[test]
+fn the_starter_config_runs_as_printed_from_a_fresh_folder() {
+    let dir = scratch("init-fresh");
+    let init = herald(&["init"]);
+    assert_eq!(init.status.code(), Some(0));
+    let config = dir.join("herald.toml");
+    std::fs::write(&config, &init.stdout).unwrap();
+    let check = herald(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let run = herald(&["run", "--once", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(dir.join("events").is_dir(), "the events folder is created");
+}
+
 #[test]
 fn check_accepts_the_microsoft_365_example() {
     let example = root().join("examples/microsoft365.toml");
