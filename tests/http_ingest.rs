@@ -55,7 +55,7 @@ max_body = 65536
         .args(["run", "--config", config.to_str().unwrap()])
         .env("HERALD_TEST_INGEST_TOKEN", "t0ken")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("herald.log")).unwrap())
         .spawn()
         .unwrap();
     let service = Service {
@@ -326,4 +326,53 @@ fn http_ingest_without_auth_accepts_only_json_content_types() {
         &body,
     );
     assert_eq!(status, 200, "{answer}");
+}
+
+/// A body with one usable record and one broken line answers 200 naming the dead letter's
+/// position and reason, as a 400 does; every request is logged at info with its status and
+/// counts, never its body or the token.
+#[test]
+fn a_partial_success_names_its_dead_letters_and_every_request_is_logged() {
+    let dir = Scratch::new("http-partial");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let service = start(dir.path(), &smtp);
+    let good = std::fs::read_to_string(fixture("envelope-reset-password.json")).unwrap();
+    let good: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let body = format!("{}\n{{\"secret-marker\": \n", good["records"][0]);
+    let (status, answer) = request(service.ingest, "POST", "/ingest", &[AUTH], body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["queued"], 1, "{answer}");
+    let errors = answer["errors"].as_array().expect("errors listed");
+    assert_eq!(errors.len(), 1, "{answer}");
+    assert!(
+        errors[0]["position"].as_str().unwrap().contains("line 2"),
+        "{answer}"
+    );
+    assert!(
+        !errors[0]["reason"].as_str().unwrap().is_empty(),
+        "{answer}"
+    );
+    assert_eq!(
+        request(service.ingest, "POST", "/ingest", &[], body.as_bytes()).0,
+        401
+    );
+
+    let log = std::fs::read_to_string(dir.path().join("herald.log")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ingest request"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("status=200")
+            && l.contains("records=1")
+            && l.contains("queued=1")
+            && l.contains("dead_letters=1")),
+        "{log}"
+    );
+    assert!(lines.iter().any(|l| l.contains("status=401")), "{log}");
+    assert!(
+        !log.contains("t0ken") && !log.contains("secret-marker"),
+        "the token or the body reached the log: {log}"
+    );
 }

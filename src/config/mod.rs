@@ -335,6 +335,12 @@ impl Config {
                     "required: token = { env = \"HERALD_INGEST_TOKEN\" } (or write auth = \"none\" to accept anyone)".into(),
                 ));
             }
+            if let SourceConfig::Http(http) = &source
+                && let Some((key, message)) = http.problem()
+            {
+                let key = format!("source[{i}] {:?}: {key}", http.name);
+                return Err(located(Some(line), Some(key), message));
+            }
             if let SourceConfig::File(file) = &source
                 && let Some((key, message)) = file.problem(path.parent().unwrap_or(Path::new("")))
             {
@@ -880,6 +886,19 @@ soc = ["soc@contoso.com"]
         let err = parse("[branding]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert_eq!(err.key.as_deref(), Some("branding.timezone"));
         assert_eq!(err.line, Some(10));
+    }
+
+    #[test]
+    fn an_http_path_the_router_cannot_serve_is_refused() {
+        for path in ["ingest", "/ingest/{id}", "/in gest", "/*all"] {
+            let err = parse(&format!(
+                "[[source]]\nkind = \"http\"\nname = \"h\"\nlisten = \"127.0.0.1:8080\"\nauth = \"none\"\npath = {path:?}\n\
+                 [[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("source[0] \"h\": path: "), "{path}: {err}");
+        }
     }
 
     #[test]

@@ -79,6 +79,27 @@ fn default_max_concurrent() -> usize {
 }
 
 impl HttpSourceConfig {
+    /// What `herald check` refuses in this source, as (key, message): a `path` the router
+    /// cannot serve (it would stop `herald run` at start).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let p = &self.path;
+        if !p.starts_with('/') {
+            return Some((
+                "path",
+                format!("{p:?} must start with `/` (e.g. \"/ingest\")"),
+            ));
+        }
+        if p.contains(['{', '}', '*', '?', '#'])
+            || p.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Some((
+                "path",
+                format!("{p:?} is not a plain URL path: no `{{`, `}}`, `*`, `?`, `#` or spaces"),
+            ));
+        }
+        None
+    }
+
     /// The token, resolved; `None` only when the operator wrote `auth = "none"`.
     pub fn resolve_token(&self, base: &std::path::Path) -> Result<Option<Secret>, String> {
         match (self.auth, &self.token) {
@@ -136,10 +157,37 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// What a request brought in, carried from [`handle`] to the log line of [`receive`].
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    records: u64,
+    queued: u64,
+    dead_letters: u64,
+}
+
+/// Every request is logged at info: source, status and counts; never the body or the token.
 async fn receive<S: Store>(
     State(shared): State<std::sync::Arc<Shared<S>>>,
     request: Request,
 ) -> Response {
+    let response = handle(&shared, request).await;
+    let counts = response
+        .extensions()
+        .get::<Counts>()
+        .copied()
+        .unwrap_or_default();
+    tracing::info!(
+        source = %shared.name,
+        status = response.status().as_u16(),
+        records = counts.records,
+        queued = counts.queued,
+        dead_letters = counts.dead_letters,
+        "ingest request"
+    );
+    response
+}
+
+async fn handle<S: Store>(shared: &Shared<S>, request: Request) -> Response {
     let headers = request.headers().clone();
     if let Some(token) = &shared.token {
         let given = headers
@@ -245,18 +293,33 @@ async fn receive<S: Store>(
         checkpoint: None,
     };
     match shared.ingest.commit_with_dead_letters(piece).await {
-        Ok((intake, dead)) if intake.records == 0 && intake.skipped == 0 && !dead.is_empty() => {
+        Ok((intake, dead)) => {
+            let counts = Counts {
+                records: intake.records,
+                queued: intake.committed.queued,
+                dead_letters: dead.len() as u64,
+            };
             let errors: Vec<_> = dead
                 .iter()
                 .map(|(position, reason)| json!({ "position": position, "reason": reason }))
                 .collect();
-            (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": "no usable audit record in the body; it was kept as dead letters", "errors": errors })),
-            )
-                .into_response()
+            let mut response = if intake.records == 0 && intake.skipped == 0 && !errors.is_empty() {
+                (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({ "error": "no usable audit record in the body; it was kept as dead letters", "errors": errors })),
+                    )
+                        .into_response()
+            } else {
+                // A partial success names each dead letter as the 400 does.
+                let mut body = serde_json::to_value(&intake).unwrap_or_else(|_| json!({}));
+                if !errors.is_empty() {
+                    body["errors"] = serde_json::Value::Array(errors);
+                }
+                (StatusCode::OK, axum::Json(body)).into_response()
+            };
+            response.extensions_mut().insert(counts);
+            response
         }
-        Ok((intake, _)) => (StatusCode::OK, axum::Json(intake)).into_response(),
         Err(e) => {
             tracing::error!(source = %shared.name, error = %e, "could not commit a request");
             error(
