@@ -100,21 +100,7 @@ fn run_once_failing(config: &Path) -> std::process::Output {
 }
 
 fn outbox(config: &Path) -> Vec<serde_json::Value> {
-    let out = herald(
-        &[
-            "outbox",
-            "list",
-            "--format",
-            "json",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        LIMIT,
-    );
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::outbox_rows(config, None)
 }
 
 #[test]

@@ -98,24 +98,7 @@ fn form(body: &str) -> Vec<(String, String)> {
 }
 
 fn outbox(config: &Path, state: &str) -> Vec<serde_json::Value> {
-    let out = herald_with_env(
-        &[
-            "outbox",
-            "list",
-            "--state",
-            state,
-            "--format",
-            "json",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &[],
-        Duration::from_secs(30),
-    );
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::outbox_rows(config, Some(state))
 }
 
 #[test]

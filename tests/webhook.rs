@@ -164,24 +164,7 @@ fn a_refused_webhook_fails_at_once_with_the_receivers_answer() {
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1, "no retry after a 400");
     assert_eq!(requests[0]["signature"], "invalid: wrong MAC");
-    let list = herald_with_env(
-        &[
-            "outbox",
-            "list",
-            "--state",
-            "failed",
-            "--format",
-            "json",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &[],
-        Duration::from_secs(30),
-    );
-    let rows: Vec<serde_json::Value> = text(&list.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = support::outbox_rows(&config, Some("failed"));
     assert_eq!(rows.len(), 1);
     for row in rows {
         assert_eq!(
@@ -211,22 +194,7 @@ fn a_redirect_is_a_failure_that_names_where_it_pointed_and_is_not_followed() {
             elsewhere.requests().is_empty(),
             "{status}: the redirect was followed"
         );
-        let list = herald_with_env(
-            &[
-                "outbox",
-                "list",
-                "--format",
-                "json",
-                "--config",
-                config.to_str().unwrap(),
-            ],
-            &[],
-            Duration::from_secs(30),
-        );
-        let rows: Vec<serde_json::Value> = text(&list.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let rows = support::outbox_rows(&config, None);
         assert_eq!(rows.len(), 1, "{status}: {rows:?}");
         assert_eq!(rows[0]["state"], "failed", "{status}: {rows:?}");
         let error = rows[0]["last_error"].as_str().unwrap();

@@ -348,6 +348,21 @@ pub fn herald(args: &[&str], limit: Duration) -> Output {
     herald_with_env(args, &[], limit)
 }
 
+/// `herald outbox list --format json` for `config` (only rows in `state`, when given), one
+/// JSON object per row.
+pub fn outbox_rows(config: &Path, state: Option<&str>) -> Vec<serde_json::Value> {
+    let config = config.to_str().unwrap();
+    let mut args = vec!["outbox", "list", "--format", "json", "--config", config];
+    if let Some(state) = state {
+        args.extend(["--state", state]);
+    }
+    let out = herald(&args, Duration::from_secs(30));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub fn herald_with_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
     // Output goes to files, not pipes: a chatty run must never block on a full pipe.
     let logs = std::env::temp_dir().join(format!(
