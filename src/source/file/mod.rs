@@ -213,6 +213,17 @@ impl<S: Store> Reader<'_, S> {
         Ok(())
     }
 
+    /// The mark stored for file `name`, if any (and readable).
+    async fn saved_mark(&self, name: &str) -> Result<Option<Mark>, StoreError> {
+        Ok(self
+            .ingest
+            .store()
+            .checkpoint(&self.config.name, name)
+            .await?
+            .as_deref()
+            .and_then(Mark::parse))
+    }
+
     /// After a restart: the file `path`'s checkpoint was in, when it is no longer at `path` but
     /// beside it as `path.1` (rotated while Herald was down), so it is read to its end first.
     async fn rotated_away(
@@ -221,13 +232,7 @@ impl<S: Store> Reader<'_, S> {
         name: &str,
         now: Option<&std::fs::Metadata>,
     ) -> Result<Option<Open>, StoreError> {
-        let saved = self
-            .ingest
-            .store()
-            .checkpoint(&self.config.name, name)
-            .await?
-            .as_deref()
-            .and_then(Mark::parse);
+        let saved = self.saved_mark(name).await?;
         let Some(mark) = saved else {
             return Ok(None);
         };
@@ -263,13 +268,7 @@ impl<S: Store> Reader<'_, S> {
                 return Ok(false);
             }
         };
-        let saved = self
-            .ingest
-            .store()
-            .checkpoint(&self.config.name, name)
-            .await?
-            .as_deref()
-            .and_then(Mark::parse);
+        let saved = self.saved_mark(name).await?;
         let gz = is_gz(Path::new(name));
         let mark = match saved {
             Some(m)
