@@ -322,7 +322,10 @@ impl<S: Store> Reader<'_, S> {
         let mut decoder =
             flate2::read::MultiGzDecoder::new(std::io::BufReader::new(Whole { file, at: 0 }));
         // What was committed before is decompressed again and passed over.
-        if let Err(e) = std::io::copy(&mut (&mut decoder).take(mark.offset), &mut std::io::sink()) {
+        let skipped = tokio::task::block_in_place(|| {
+            std::io::copy(&mut (&mut decoder).take(mark.offset), &mut std::io::sink())
+        });
+        if let Err(e) = skipped {
             tracing::warn!(source = %self.config.name, file = %name, error = %e, "cannot decompress the file");
             return Ok(false);
         }
@@ -358,7 +361,10 @@ impl<S: Store> Reader<'_, S> {
                 .max(1);
             let start = buf.len();
             buf.resize(start + want, 0);
-            let n = match input.fill(&mut buf[start..]) {
+            // File reads (and decompression) block: they run where the runtime allows it
+            // (`block_in_place`; Herald's runtime is multi-threaded), not on an async worker
+            // that other sources, the dispatcher and the admin listener share.
+            let n = match tokio::task::block_in_place(|| input.fill(&mut buf[start..])) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(source = %self.config.name, file = %name, error = %e, "cannot read the file; will look again");
