@@ -11,27 +11,23 @@ use serde_json::Value;
 
 use super::{AuditEvent, Target};
 
-/// Whether `c` is a C0 or C1 control character (or DEL).
-fn is_control(c: char) -> bool {
-    c.is_control()
-}
-
-/// `text` without control characters: `\r`, `\n` and `\t` become a space, others go.
+/// `text` without control characters (C0, C1 and DEL: `char::is_control`): `\r`, `\n` and
+/// `\t` become a space, others go.
 pub fn clean(text: &str) -> String {
-    if !text.chars().any(is_control) {
+    if !text.chars().any(char::is_control) {
         return text.to_owned();
     }
     text.chars()
         .filter_map(|c| match c {
             '\r' | '\n' | '\t' => Some(' '),
-            c if is_control(c) => None,
+            c if c.is_control() => None,
             c => Some(c),
         })
         .collect()
 }
 
 fn clean_in_place(text: &mut String) {
-    if text.chars().any(is_control) {
+    if text.chars().any(char::is_control) {
         *text = clean(text);
     }
 }
