@@ -18,7 +18,8 @@ fn load(path: &Path) -> Result<Config> {
 }
 
 /// `herald run`. With `--once`, exit status 1 when any notification of this run ended
-/// `failed`, so that a script or CI job notices.
+/// `failed`, or is left pending because its channel is paused, so that a script or CI job
+/// notices.
 pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
     let config = load(path)?;
     config
@@ -57,6 +58,16 @@ pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
                     config.dir().join(&c.dir).display()
                 );
             }
+        }
+        if !delivered.paused.is_empty() && counts.pending > 0 {
+            for (channel, cause) in &delivered.paused {
+                eprintln!("herald: channel {channel} is paused: {cause}");
+            }
+            eprintln!(
+                "herald: {} notifications are still pending; they are sent by the next run once the channel works",
+                counts.pending
+            );
+            return Ok(ExitCode::FAILURE);
         }
         if delivered.failed > 0 {
             eprintln!(

@@ -6,6 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use support::instance::Instance;
 use support::{Scratch, SmtpOptions, SmtpServer, fixture, herald, herald_with_env, text};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -209,11 +210,151 @@ fn a_server_outage_delays_delivery_and_loses_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(smtp.messages().len(), 1);
     let rows = outbox(&config);
-    assert!(
-        rows[0]["attempts"].as_i64().unwrap() > 1,
-        "it was retried: {}",
+    assert_eq!(
+        rows[0]["attempts"], 1,
+        "a relay that is down costs no attempt (the channel paused): {}",
         rows[0]
     );
+    assert!(
+        text(&out.stderr).contains("channel paused: cannot connect to the relay"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Waits (up to a minute) until `/readyz` answers with a body for which `want` holds.
+fn wait_for_readyz(herald: &Instance, what: &str, want: impl Fn(u16, &str) -> bool) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = support::request(herald.admin, "GET", "/readyz", &[], b"");
+        if want(status, &body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "/readyz never showed {what} (last: {status} {body:?}); log:\n{}",
+            herald.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A relay that refuses the connection itself (`AUTH` answered `535`, the greeting `554`) says
+/// nothing about the messages: the channel pauses, every notice stays pending with no attempt
+/// counted (and is not failed by `max_age` meanwhile), `/readyz` and the metric name the
+/// channel and why, and once the relay is fixed every notice arrives once.
+#[test]
+fn a_relay_refusing_the_credentials_or_the_connection_pauses_the_channel_and_loses_nothing() {
+    for (how, cause) in [
+        ("auth", "the relay refused the credentials (SMTP 535)"),
+        ("greeting", "the relay refused the connection (SMTP 554)"),
+    ] {
+        let dir = Scratch::new(&format!("pause-{how}"));
+        let smtp = SmtpServer::start(
+            dir.path(),
+            SmtpOptions {
+                auth: Some(("herald".into(), "pw".into())),
+                ..SmtpOptions::default()
+            },
+        );
+        smtp.refuse(Some(how));
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap();
+        let (messages, recipients) = support::kafka::audit_messages(how, 1, 20, 1);
+        std::fs::write(input.join("backlog.json"), &messages[0].1).unwrap();
+        let herald = Instance::start(
+            dir.path(),
+            &format!(
+                r#"
+[store]
+url = "sqlite://herald.db"
+
+[[source]]
+kind = "file"
+name = "in"
+path = "in"
+
+[delivery]
+initial_backoff = "100ms"
+max_backoff = "400ms"
+max_age = "2s"
+
+[channel.email]
+kind = "smtp"
+from = "security@contoso.com"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+username = "herald"
+password = "pw"
+timeout = "5s"
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+"#,
+                port = smtp.port
+            ),
+        );
+        let body = wait_for_readyz(&herald, "the pause", |status, body| {
+            status == 200 && body.contains("channel email: paused:")
+        });
+        assert!(
+            body.contains(&format!("channel email: paused: {cause}")),
+            "{body}"
+        );
+        assert!(!body.contains("127.0.0.1"), "no host in /readyz: {body}");
+        let (_, metrics) = support::request(herald.admin, "GET", "/metrics", &[], b"");
+        assert!(
+            metrics.contains("herald_channel_paused{channel=\"email\"} 1"),
+            "{metrics}"
+        );
+        // Longer than max_age and several probes: the backlog is neither sent nor failed, and
+        // no attempt is counted against any notice.
+        std::thread::sleep(Duration::from_secs(4));
+        let rows = support::outbox_rows(&herald.config, None);
+        assert_eq!(rows.len(), 20, "{rows:?}");
+        for row in &rows {
+            assert_eq!(
+                (row["state"].as_str(), row["attempts"].as_i64()),
+                (Some("pending"), Some(0)),
+                "{row}"
+            );
+        }
+        assert!(smtp.messages().is_empty());
+        let logs = herald.logs();
+        assert_eq!(
+            logs.matches("channel paused").count(),
+            1,
+            "paused once, not per message:\n{logs}"
+        );
+        assert!(
+            logs.contains("channel still paused"),
+            "it was probed:\n{logs}"
+        );
+
+        smtp.refuse(None);
+        smtp.wait_for(20, &|| herald.logs());
+        wait_for_readyz(&herald, "the channel resumed", |status, body| {
+            status == 200 && !body.contains("paused")
+        });
+        assert_eq!(smtp.duplicates_among(&recipients), 0);
+        let (_, metrics) = support::request(herald.admin, "GET", "/metrics", &[], b"");
+        assert!(
+            metrics.contains("herald_channel_paused{channel=\"email\"} 0"),
+            "{metrics}"
+        );
+        let rows = support::outbox_rows(&herald.config, None);
+        for row in &rows {
+            assert_eq!(
+                (row["state"].as_str(), row["attempts"].as_i64()),
+                (Some("sent"), Some(1)),
+                "{row}"
+            );
+        }
+        assert!(herald.logs().contains("channel resumed"));
+    }
 }
 
 #[test]
@@ -350,10 +491,26 @@ fn implicit_tls_trusts_the_configured_authority_and_nothing_else() {
         "max_age = \"1s\"",
         &["envelope-reset-password.json"],
     );
-    run(&untrusted, 1);
+    // A relay's certificate is the relay's failure, not the message's: the channel pauses, the
+    // notice stays pending for the next run, and `--once` gives up on the channel and says so.
+    let out = herald_with_env(
+        &["run", "--once", "--config", untrusted.to_str().unwrap()],
+        &[("HERALD_TEST_SMTP_PASSWORD", "pw")],
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("herald: channel email is paused: TLS with the relay failed")
+            && stderr.contains("herald: 1 notifications are still pending"),
+        "{stderr}"
+    );
     assert_eq!(smtp.messages().len(), 1, "nothing more arrived");
     let rows = outbox(&untrusted);
-    assert_eq!(rows[0]["state"], "failed");
+    assert_eq!(
+        (rows[0]["state"].as_str(), rows[0]["attempts"].as_i64()),
+        (Some("pending"), Some(0))
+    );
     let error = rows[0]["last_error"].as_str().unwrap();
     assert!(error.contains("certificate"), "{error}");
 }

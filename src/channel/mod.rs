@@ -2,7 +2,9 @@
 //!
 //! A channel takes one rendered message for one recipient and either delivers it or says why
 //! not, as a *type*: [`SendError::Transient`] is retried with backoff, [`SendError::Permanent`]
-//! fails the notification at once (ARCHITECTURE.md §2.4). Channels never decode, plan or touch the store.
+//! fails the notification at once (ARCHITECTURE.md §2.4), and [`SendError::Unavailable`] says
+//! the channel itself cannot deliver anything now, so the dispatcher pauses it (§8). Channels
+//! never decode, plan or touch the store.
 
 mod file;
 mod graph_mail;
@@ -142,6 +144,14 @@ pub enum SendError {
     /// Nothing was handed over: the claim's time to begin ran out (see [`Outgoing::begin_by`]).
     #[error("{0}")]
     NotBegun(String),
+    /// Nothing was handed over, and nothing could be: the channel's server refused the
+    /// connection itself (an SMTP greeting `554`, `AUTH` `535`, a failed TLS handshake, no
+    /// answer at all). The message is not at fault: the dispatcher pauses the channel, keeps its
+    /// messages pending without counting an attempt, and probes until it works again.
+    /// `cause` is a short description without host names or replies, fit for `/readyz`;
+    /// `error` is the full reason, for the log and the outbox.
+    #[error("{error}")]
+    Unavailable { cause: String, error: String },
     /// Worth retrying, but not before `after` (HTTP 429/503 with `Retry-After`).
     #[error("{error} (retry after {after:?})")]
     Throttled {
@@ -155,6 +165,13 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + S
 /// A destination for notifications.
 pub trait Channel: Send + Sync {
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a>;
+
+    /// Whether the channel can deliver again after it answered [`SendError::Unavailable`]:
+    /// as much of a delivery as can be done without a message (for SMTP: connect, greet, TLS,
+    /// authenticate). Channels that never answer `Unavailable` have nothing to probe.
+    fn probe(&self) -> SendFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Builds every configured channel; `base` anchors relative paths. Errors name the channel.

@@ -12,10 +12,15 @@
 //! process frozen or slowed past it never sends a row another instance has taken over; and an
 //! outcome is recorded only under the token it was claimed with. While the store cannot be
 //! reached, claiming pauses and outcomes wait in memory to be recorded.
+//!
+//! A channel whose server refuses the connection itself is paused ([`pause`]): its rows are
+//! not claimed, and the channel is probed until it delivers again.
 
 mod backoff;
+mod pause;
 
 pub use backoff::DeliveryConfig;
+pub use pause::{FIRST_PROBE, PROBE_MAX};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Outgoing, SendError};
 use crate::store::{Claimed, Done, Finish, Store, StoreError, now_millis};
+use crate::web::Readiness;
+use pause::Pauses;
 
 /// How often to look for due rows when there were none.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -35,6 +42,9 @@ const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 /// After a stop, how long outcomes keep waiting for a store that fails before they are given
 /// up (their rows are then sent again once their lease has passed).
 const RECORD_AFTER_STOP: Duration = Duration::from_secs(10);
+/// `--once` ends with notices still pending when all that is left waits for channels paused
+/// at least this long (a relay refusing the credentials will not be fixed within the run).
+pub const ONCE_PAUSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A channel with its concurrency limit.
 pub struct Lane {
@@ -43,13 +53,15 @@ pub struct Lane {
 }
 
 /// What a dispatcher run did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Delivered {
     pub sent: u64,
     pub retried: u64,
     pub failed: u64,
     /// Claims given back unsent because their time to begin ran out.
     pub released: u64,
+    /// Channels still paused when the run ended, with why.
+    pub paused: BTreeMap<String, String>,
 }
 
 pub struct Dispatcher<S: Store> {
@@ -58,12 +70,15 @@ pub struct Dispatcher<S: Store> {
     pub delivery: DeliveryConfig,
     /// Names this instance in claims.
     pub worker: String,
+    /// Where paused channels are shown (`/readyz`).
+    pub readiness: Arc<Readiness>,
 }
 
 impl<S: Store> Dispatcher<S> {
     /// Runs until `stop` is cancelled (then finishes the sends in flight), or — when
     /// `until_idle` is given — until that token is cancelled and no notification is pending
-    /// (everything sent or failed): the `--once` mode.
+    /// (everything sent or failed, or waiting only for channels paused past
+    /// [`ONCE_PAUSE_LIMIT`]): the `--once` mode.
     pub async fn run(
         self,
         stop: CancellationToken,
@@ -83,12 +98,22 @@ impl<S: Store> Dispatcher<S> {
         let lease = self.delivery.lease;
         let mut store_wait = IDLE_POLL;
         let mut sends = JoinSet::new();
+        let mut probes: JoinSet<(String, Result<(), SendError>)> = JoinSet::new();
         let mut delivered = Delivered::default();
+        let mut pauses = Pauses::new(self.lanes.keys(), self.readiness.clone());
 
         let result: Result<(), StoreError> = async {
             loop {
                 while let Some(joined) = sends.try_join_next() {
-                    tally(&mut delivered, joined);
+                    tally(&mut delivered, &mut pauses, joined);
+                }
+                while let Some(Ok((name, result))) = probes.try_join_next() {
+                    pauses.probed(&name, result);
+                }
+                for name in pauses.due() {
+                    if let Some(lane) = self.lanes.get(&name) {
+                        probes.spawn(pause::probe(name, lane.channel.clone()));
+                    }
                 }
                 if stop.is_cancelled() {
                     return Ok(());
@@ -96,7 +121,7 @@ impl<S: Store> Dispatcher<S> {
                 let free = in_flight.available_permits();
                 if free == 0 {
                     tokio::select! {
-                        Some(joined) = sends.join_next() => tally(&mut delivered, joined),
+                        Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
                         // Outcomes recorded: their permits are back.
                         _ = in_flight.acquire() => {}
                         _ = stop.cancelled() => return Ok(()),
@@ -107,7 +132,13 @@ impl<S: Store> Dispatcher<S> {
                 let begin_by = std::time::Instant::now() + lease / 2;
                 let claimed = match self
                     .store
-                    .claim(&self.worker, now, lease.as_millis() as i64, free as i64)
+                    .claim(
+                        &self.worker,
+                        now,
+                        lease.as_millis() as i64,
+                        free as i64,
+                        &pauses.names(),
+                    )
                     .await
                 {
                     Ok(claimed) => {
@@ -129,12 +160,13 @@ impl<S: Store> Dispatcher<S> {
                         && idle.is_cancelled()
                         && sends.is_empty()
                         && done_tx.capacity() == done_tx.max_capacity()
-                        && self.store.counts().await?.pending == 0
+                        && pauses.all_longer_than(ONCE_PAUSE_LIMIT)
+                        && self.only_paused_pending(&pauses).await?
                     {
                         return Ok(());
                     }
                     tokio::select! {
-                        Some(joined) = sends.join_next() => tally(&mut delivered, joined),
+                        Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                         _ = stop.cancelled() => return Ok(()),
                     }
@@ -153,8 +185,7 @@ impl<S: Store> Dispatcher<S> {
                     let delivery = self.delivery.clone();
                     let done_tx = done_tx.clone();
                     sends.spawn(async move {
-                        let finish = attempt(lane, &row, &delivery, begin_by).await;
-                        let kind = Kind::of(&finish);
+                        let (finish, kind) = attempt(lane, &row, &delivery, begin_by).await;
                         let done = Done {
                             key: row.key,
                             token: row.token,
@@ -170,41 +201,59 @@ impl<S: Store> Dispatcher<S> {
 
         // Stop taking work, but let the sends in flight finish and be recorded.
         while let Some(joined) = sends.join_next().await {
-            tally(&mut delivered, joined);
+            tally(&mut delivered, &mut pauses, joined);
         }
+        probes.abort_all();
+        delivered.paused = pauses.causes();
         drop(done_tx);
         let recorded = recorder
             .await
             .unwrap_or_else(|e| Err(StoreError::new("recorder", e)));
         result.and(recorded).map(|()| delivered)
     }
+
+    /// Whether every pending notification is on a paused channel (or none is pending).
+    async fn only_paused_pending(&self, pauses: &Pauses) -> Result<bool, StoreError> {
+        let paused = pauses.names();
+        Ok(self
+            .store
+            .pending_by_channel()
+            .await?
+            .iter()
+            .all(|(channel, n)| *n == 0 || paused.contains(channel)))
+    }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How one send ended, as the claim loop counts it.
+#[derive(Debug)]
 enum Kind {
     Sent,
     Retry,
     Failed,
     Released,
+    /// The channel cannot deliver now: pause it.
+    Unavailable {
+        channel: String,
+        cause: String,
+        error: String,
+    },
 }
 
-impl Kind {
-    fn of(finish: &Finish) -> Kind {
-        match finish {
-            Finish::Sent => Kind::Sent,
-            Finish::Retry { .. } => Kind::Retry,
-            Finish::Failed { .. } => Kind::Failed,
-            Finish::Released => Kind::Released,
-        }
-    }
-}
-
-fn tally(delivered: &mut Delivered, joined: Result<Kind, tokio::task::JoinError>) {
+fn tally(
+    delivered: &mut Delivered,
+    pauses: &mut Pauses,
+    joined: Result<Kind, tokio::task::JoinError>,
+) {
     match joined {
         Ok(Kind::Sent) => delivered.sent += 1,
         Ok(Kind::Retry) => delivered.retried += 1,
         Ok(Kind::Failed) | Err(_) => delivered.failed += 1,
         Ok(Kind::Released) => delivered.released += 1,
+        Ok(Kind::Unavailable {
+            channel,
+            cause,
+            error,
+        }) => pauses.pause(&channel, cause, &error),
     }
 }
 
@@ -213,17 +262,16 @@ fn store_failed(operation: &'static str, error: &StoreError, wait: Duration) {
     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "the store failed to {operation}; dispatch waits for it");
 }
 
-/// One attempt at one row, and what to record about it.
+/// One attempt at one row: what to record about it, and how the claim loop counts it.
 async fn attempt(
     lane: Option<(Arc<dyn Channel>, Arc<Semaphore>)>,
     row: &Claimed,
     delivery: &DeliveryConfig,
     begin_by: std::time::Instant,
-) -> Finish {
+) -> (Finish, Kind) {
     let Some((channel, slots)) = lane else {
-        return Finish::Failed {
-            error: format!("channel {:?} is not configured", row.channel),
-        };
+        let error = format!("channel {:?} is not configured", row.channel);
+        return (Finish::Failed { error }, Kind::Failed);
     };
     let _slot = slots.acquire_owned().await.expect("never closed");
     let outgoing = Outgoing {
@@ -254,17 +302,27 @@ async fn attempt(
         Err(SendError::Transient(_) | SendError::Throttled { .. }) => {
             metrics::counter!("herald_notifications_retried_total", &labels).increment(1)
         }
-        Err(SendError::NotBegun(_)) => {}
+        Err(SendError::NotBegun(_) | SendError::Unavailable { .. }) => {}
     }
     match result {
         Err(SendError::NotBegun(why)) => released(row, &why),
+        Err(SendError::Unavailable { cause, error }) => (
+            Finish::Deferred {
+                error: format!("not attempted: the channel is paused: {error}"),
+            },
+            Kind::Unavailable {
+                channel: row.channel.clone(),
+                cause,
+                error,
+            },
+        ),
         Ok(()) => {
             tracing::info!(key = %row.key, channel = %row.channel, elapsed_ms = started.elapsed().as_millis() as u64, "sent");
-            Finish::Sent
+            (Finish::Sent, Kind::Sent)
         }
         Err(SendError::Permanent(error)) => {
             tracing::warn!(key = %row.key, channel = %row.channel, %error, "failed permanently");
-            Finish::Failed { error }
+            (Finish::Failed { error }, Kind::Failed)
         }
         Err(SendError::Transient(error)) => retry(row, delivery, now, error, Duration::ZERO),
         Err(SendError::Throttled { error, after }) => retry(row, delivery, now, error, after),
@@ -279,28 +337,26 @@ fn retry(
     now: crate::store::Millis,
     error: String,
     not_before: Duration,
-) -> Finish {
+) -> (Finish, Kind) {
     let attempts = row.attempts + 1;
     if delivery.expired(row.created_at, now) {
         tracing::warn!(key = %row.key, channel = %row.channel, attempts, %error, "giving up: max_age reached");
-        Finish::Failed {
-            error: format!(
-                "gave up after {attempts} attempts (max_age reached); last error: {error}"
-            ),
-        }
+        let error =
+            format!("gave up after {attempts} attempts (max_age reached); last error: {error}");
+        (Finish::Failed { error }, Kind::Failed)
     } else {
         let at = delivery.retry_at(now, attempts as u32, fastrand::f64(), not_before);
         tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = at.saturating_sub(now), %error, "will retry");
-        Finish::Retry { at, error }
+        (Finish::Retry { at, error }, Kind::Retry)
     }
 }
 
 /// A claim given back unsent, so that any instance may take the row at once.
-fn released(row: &Claimed, why: &str) -> Finish {
+fn released(row: &Claimed, why: &str) -> (Finish, Kind) {
     metrics::counter!("herald_notifications_released_total", "channel" => row.channel.clone())
         .increment(1);
     tracing::warn!(key = %row.key, channel = %row.channel, why, "not sent: the claim ran short; released to be claimed again");
-    Finish::Released
+    (Finish::Released, Kind::Released)
 }
 
 /// An outcome on its way to the store, with the permit that lets the claim loop take another

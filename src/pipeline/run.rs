@@ -129,6 +129,7 @@ pub async fn run(
         lanes,
         delivery,
         worker: format!("{}-{}", hostname(), std::process::id()),
+        readiness: readiness.clone(),
     };
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
 

@@ -144,6 +144,12 @@ pub enum Finish {
     /// Not attempted: the claim's lease ran short before the send could begin. The claim is
     /// cleared (if still held) so any instance can take the row at once; no attempt counts.
     Released,
+    /// Not attempted: the channel cannot deliver anything now (its relay refused the
+    /// connection, TLS or the credentials) and is paused. The claim is cleared and the reason
+    /// kept; no attempt counts, and the row is sent once the channel resumes.
+    Deferred {
+        error: String,
+    },
 }
 
 /// The end of one attempt on a claimed row.
@@ -223,13 +229,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Claims up to `limit` pending rows due at `now` whose lease (if any) has run out.
+    /// Claims up to `limit` pending rows due at `now` whose lease (if any) has run out, on
+    /// any channel but those in `skip` (paused channels).
     fn claim(
         &self,
         worker: &str,
         now: Millis,
         lease: Millis,
         limit: i64,
+        skip: &[String],
     ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
 
     /// Records how attempts ended, in one transaction (one disk sync for many sends). An entry
@@ -252,6 +260,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
     fn counts(&self) -> impl Future<Output = Result<OutboxCounts, StoreError>> + Send;
+
+    /// Pending notifications per channel.
+    fn pending_by_channel(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, u64>, StoreError>> + Send;
 
     /// Makes failed rows pending again, due now: one key, or every failed row when `key` is
     /// `None`. Returns how many.

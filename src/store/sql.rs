@@ -3,6 +3,7 @@
 //! one difference is claiming: on PostgreSQL, several instances claim at once and each skips
 //! the rows another has locked (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use sqlx::any::AnyRow;
@@ -41,25 +42,27 @@ impl SqlStore {
     }
 }
 
-/// Claims due rows whose lease (if any) has run out: $1 worker, $2 token, $3 lease end, $4 now,
-/// $5 how many.
-const CLAIM: &str = "UPDATE outbox SET claimed_by = $1, claim_token = $2, claimed_until = $3
-     WHERE key IN (SELECT key FROM outbox
-                   WHERE state = 'pending' AND next_attempt_at <= $4
-                     AND (claimed_until IS NULL OR claimed_until < $4)
-                   ORDER BY next_attempt_at LIMIT $5)
-     RETURNING key, rule, channel, recipient, message, attempts, created_at";
-
-/// [`CLAIM`] for several instances at once: a row another instance is claiming right now is
-/// skipped, not waited for; one it has just claimed no longer qualifies when re-checked.
-const CLAIM_SKIP_LOCKED: &str =
-    "UPDATE outbox SET claimed_by = $1, claim_token = $2, claimed_until = $3
-     WHERE key IN (SELECT key FROM outbox
-                   WHERE state = 'pending' AND next_attempt_at <= $4
-                     AND (claimed_until IS NULL OR claimed_until < $4)
-                   ORDER BY next_attempt_at LIMIT $5
-                   FOR UPDATE SKIP LOCKED)
-     RETURNING key, rule, channel, recipient, message, attempts, created_at";
+/// The claim: due rows whose lease (if any) has run out, on channels not skipped. $1 worker,
+/// $2 token, $3 lease end, $4 now, $5 how many, $6… the channels to skip (paused ones). On
+/// PostgreSQL, several instances claim at once: a row another instance is claiming right now is
+/// skipped, not waited for, and one it has just claimed no longer qualifies when re-checked.
+fn claim_query(engine: &Engine, skip: usize) -> String {
+    let skip: String = (0..skip)
+        .map(|i| format!(" AND channel <> ${}", i + 6))
+        .collect();
+    let locking = match engine {
+        Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        Engine::Sqlite(_) => "",
+    };
+    format!(
+        "UPDATE outbox SET claimed_by = $1, claim_token = $2, claimed_until = $3
+         WHERE key IN (SELECT key FROM outbox
+                       WHERE state = 'pending' AND next_attempt_at <= $4
+                         AND (claimed_until IS NULL OR claimed_until < $4){skip}
+                       ORDER BY next_attempt_at LIMIT $5{locking})
+         RETURNING key, rule, channel, recipient, message, attempts, created_at"
+    )
+}
 
 /// The SHA-256 of a dead letter's bytes, as hex: what "the same content" means.
 fn content_hash(raw: &[u8]) -> String {
@@ -256,18 +259,21 @@ impl Store for SqlStore {
         now: Millis,
         lease: Millis,
         limit: i64,
+        skip: &[String],
     ) -> Result<Vec<Claimed>, StoreError> {
         let token = format!("{worker}-{now}-{:016x}", fastrand::u64(..));
-        let claim = match self.engine {
-            Engine::Postgres => CLAIM_SKIP_LOCKED,
-            Engine::Sqlite(_) => CLAIM,
-        };
-        let rows = sqlx::query(claim)
+        // Only placeholders are spliced in; every value is bound.
+        let claim = sqlx::AssertSqlSafe(claim_query(&self.engine, skip.len()));
+        let mut query = sqlx::query(claim)
             .bind(worker)
             .bind(&token)
             .bind(now + lease)
             .bind(now)
-            .bind(limit)
+            .bind(limit);
+        for channel in skip {
+            query = query.bind(channel);
+        }
+        let rows = query
             .fetch_all(&self.pool)
             .await
             .map_err(err("claiming due notifications"))?;
@@ -314,6 +320,12 @@ impl Store for SqlStore {
                     "UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL
                      WHERE key = $1 AND claim_token = $2",
                 ),
+                Finish::Deferred { error } => sqlx::query(
+                    "UPDATE outbox SET last_error = $1,
+                            claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                     WHERE key = $2 AND claim_token = $3",
+                )
+                .bind(error),
             };
             let result = query
                 .bind(&d.key)
@@ -384,6 +396,19 @@ impl Store for SqlStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn pending_by_channel(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, COUNT(*) AS n FROM outbox WHERE state = 'pending' GROUP BY channel",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("counting pending notifications"))?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("channel"), row.get::<i64, _>("n") as u64))
+            .collect())
     }
 
     async fn retry(&self, key: Option<&str>, now: Millis) -> Result<u64, StoreError> {

@@ -1,6 +1,10 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (it can reach its store and
 //! every source is up) and Prometheus `/metrics`. It shows counts and states, never a message
 //! body, an address list or a secret.
+//!
+//! A paused channel is named in `/readyz`'s answer but does not make it fail: readiness says
+//! whether this instance takes input, which it still does (the notices wait in the outbox);
+//! failing it would take every instance out of a load balancer because a relay is down.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,6 +49,8 @@ pub struct Readiness {
     pub sources_started: AtomicBool,
     /// Sources that cannot take input now, with why (a broker unreachable, no partition).
     not_ready: Mutex<BTreeMap<String, String>>,
+    /// Channels paused now, with why (the relay refused the credentials).
+    paused: Mutex<BTreeMap<String, String>>,
 }
 
 impl Readiness {
@@ -55,6 +61,24 @@ impl Readiness {
             Some(why) => not_ready.insert(name.to_owned(), why),
             None => not_ready.remove(name),
         };
+    }
+
+    /// Marks a channel paused, saying why, or delivering again with `None`.
+    pub fn channel(&self, name: &str, why: Option<String>) {
+        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        match why {
+            Some(why) => paused.insert(name.to_owned(), why),
+            None => paused.remove(name),
+        };
+    }
+
+    /// One line per paused channel.
+    fn paused(&self) -> String {
+        let paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        paused
+            .iter()
+            .map(|(name, why)| format!("channel {name}: paused: {why}\n"))
+            .collect()
     }
 
     fn not_ready(&self) -> Option<String> {
@@ -110,7 +134,10 @@ async fn ready<S: Store>(State(shared): State<Arc<Shared<S>>>) -> (StatusCode, S
     }
     // The error itself is logged by whatever failed; it may name hosts, so it is not served.
     match tokio::time::timeout(Duration::from_secs(3), shared.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_owned()),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            format!("ready\n{}", shared.readiness.paused()),
+        ),
         Ok(Err(_)) | Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "store unreachable\n".to_owned(),

@@ -162,7 +162,9 @@ impl SmtpServer {
             .arg("--maildir")
             .arg(self.dir.join("mail"))
             .arg("--script")
-            .arg(self.dir.join("script"));
+            .arg(self.dir.join("script"))
+            .arg("--refuse")
+            .arg(self.dir.join("refuse"));
         if self.options.tls {
             cmd.arg("--tls-cert").arg(self.dir.join("server.pem"));
             cmd.arg("--tls-key").arg(self.dir.join("server.key"));
@@ -207,6 +209,18 @@ impl SmtpServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Makes the relay refuse whole connections: `Some("greeting")` answers each new connection
+    /// `554`, `Some("auth")` refuses AUTH with `535`; `None` fixes it.
+    pub fn refuse(&self, how: Option<&str>) {
+        let path = self.dir.join("refuse");
+        match how {
+            Some(how) => std::fs::write(path, how).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 

@@ -5,6 +5,10 @@ It stores every accepted message as DIR/NNNNNN.eml, can require STARTTLS and AUT
 DATA as a script file says: each line of SCRIPT is consumed by one DATA command and is one of
 `250` (accept), a reply code such as `451` or `550`, or `drop` (close the connection). When the
 script is empty, messages are accepted. Prints `READY` on stdout once it listens.
+
+With `--refuse FILE`, the relay refuses whole connections while FILE exists and says how:
+`greeting` answers every new connection `554` and closes it; `auth` refuses every AUTH with
+`535`. Removing FILE fixes the relay (a test's "the operator renewed the password").
 """
 import argparse
 import asyncio
@@ -71,14 +75,33 @@ class Handler:
         return "250 2.0.0 OK queued"
 
 
+REFUSE = None
+
+
+def refusing(how):
+    """Whether the refuse file currently says to refuse `how` ("greeting" or "auth")."""
+    if not REFUSE:
+        return False
+    try:
+        with open(REFUSE) as f:
+            return f.read().strip() == how
+    except FileNotFoundError:
+        return False
+
+
 class SlowGreeting(SMTP):
-    """Waits before the 220 greeting of each new connection (a relay slow to accept)."""
+    """Waits before the 220 greeting of each new connection (a relay slow to accept), or
+    refuses the connection with 554 while the refuse file says `greeting`."""
 
     greeting_delay = 0.0
 
     async def _handle_client(self):
         if self.greeting_delay:
             await asyncio.sleep(self.greeting_delay)
+        if refusing("greeting"):
+            await self.push("554 5.3.2 Service refused: this relay takes no mail now")
+            self.transport.close()
+            return
         await super()._handle_client()
 
 
@@ -98,7 +121,10 @@ def main():
     p.add_argument("--auth", help="USER:PASSWORD required before MAIL")
     p.add_argument("--delay-ms", type=int, default=0, help="wait this long before answering DATA")
     p.add_argument("--greeting-delay-ms", type=int, default=0, help="wait this long before greeting a new connection")
+    p.add_argument("--refuse", help="while this file exists, refuse connections as it says (greeting or auth)")
     args = p.parse_args()
+    global REFUSE
+    REFUSE = args.refuse
     os.makedirs(args.maildir, exist_ok=True)
 
     kwargs = {}
@@ -115,7 +141,9 @@ def main():
 
         def authenticator(server, session, envelope, mechanism, auth_data):
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok)
+            ok = ok and not refusing("auth")
+            # handled=False: aiosmtpd answers a refusal with 535 itself (with True it says nothing)
+            return AuthResult(success=ok, handled=False)
 
         kwargs["authenticator"] = authenticator
         kwargs["auth_required"] = True

@@ -2,7 +2,8 @@
 //! ([`pool`]).
 //!
 //! Replies are classified as SMTP means them: 4xx, dropped connections and timeouts are
-//! transient; 5xx is permanent. The message goes out byte for byte as rendered, so its
+//! transient; 5xx is permanent. What fails before a message is begun (the greeting, TLS,
+//! AUTH) is the relay's failure, not the message's: the channel is unavailable and pauses. The message goes out byte for byte as rendered, so its
 //! `Message-ID` (derived from the notification key) lets receivers drop a resend.
 
 mod pool;
@@ -163,7 +164,7 @@ impl Smtp {
     }
 }
 
-/// Replies as SMTP means them: 5xx permanent; 4xx, the network and TLS transient.
+/// Replies to a message as SMTP means them: 5xx permanent; 4xx and the network transient.
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
     if e.is_permanent() {
@@ -185,6 +186,10 @@ impl Channel for Smtp {
                 .send(&envelope, message.message, message.begin_by)
                 .await
         })
+    }
+
+    fn probe(&self) -> SendFuture<'_> {
+        Box::pin(self.pool.probe())
     }
 }
 

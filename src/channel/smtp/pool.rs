@@ -6,6 +6,10 @@
 //! capped one connection at about 22 messages a second. Every step of SMTP is a write followed by
 //! a wait for the reply, so there is nothing for Nagle to coalesce: switching it off costs nothing.
 //!
+//! Any failure while connecting (TCP, greeting, TLS, AUTH) is the relay's, not a message's:
+//! it is answered as [`SendError::Unavailable`], which pauses the channel (ARCHITECTURE.md §8),
+//! and [`Pool::probe`] tells when the relay takes connections again.
+//!
 //! A connection goes back to the pool after a successful send and is reused most-recent-first;
 //! one idle for a while is probed with `NOOP` before use, one idle for long is closed. Any
 //! error leaves the connection broken (lettre aborts it), so it is dropped, never reused.
@@ -142,10 +146,13 @@ impl Pool {
         }
         match tokio::time::timeout(self.timeout, self.connect()).await {
             Ok(conn) => conn,
-            Err(_) => Err(SendError::Transient(format!(
-                "{}:{}: could not connect within {:?}",
-                self.host, self.port, self.timeout
-            ))),
+            Err(_) => Err(SendError::Unavailable {
+                cause: "the relay did not answer in time".to_owned(),
+                error: format!(
+                    "{}:{}: could not connect within {:?}",
+                    self.host, self.port, self.timeout
+                ),
+            }),
         }
     }
 
@@ -155,32 +162,65 @@ impl Pool {
         idle.push((conn, Instant::now()));
     }
 
-    /// Opens, secures and authenticates one connection.
+    /// Opens, secures and authenticates one connection. Whatever fails here is the relay's
+    /// doing, not the message's: [`SendError::Unavailable`], so the channel pauses.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let unreachable =
-            |e: io::Error| SendError::Transient(format!("{}:{}: {e}", self.host, self.port));
+        let unreachable = |e: io::Error| SendError::Unavailable {
+            cause: "cannot connect to the relay".to_owned(),
+            error: format!("{}:{}: {e}", self.host, self.port),
+        };
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(unreachable)?;
         tcp.set_nodelay(true).map_err(unreachable)?;
+        let peer = tcp.peer_addr().map_err(unreachable)?;
         let stream: Box<dyn AsyncTokioStream> = match &self.security {
-            Security::Implicit(params) => Box::new(implicit_tls(tcp, params.clone()).await?),
+            Security::Implicit(params) => Box::new(
+                implicit_tls(tcp, peer, params.clone())
+                    .await
+                    .map_err(|e| self.refused("TLS with the relay failed", e))?,
+            ),
             Security::None | Security::Starttls(_) => Box::new(tcp),
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
-            .map_err(classify)?;
+            .map_err(|e| self.refused("the relay refused the connection", e))?;
         if let Security::Starttls(params) = &self.security {
             conn.starttls(params.clone(), &self.hello)
                 .await
-                .map_err(classify)?;
+                .map_err(|e| self.refused("STARTTLS with the relay failed", e))?;
         }
         if let Some(credentials) = &self.credentials {
             conn.auth(DEFAULT_MECHANISMS, credentials)
                 .await
-                .map_err(classify)?;
+                .map_err(|e| self.refused("the relay refused the credentials", e))?;
         }
         Ok(conn)
+    }
+
+    /// A step of [`Pool::connect`] that failed: what failed (with the reply code, if the relay
+    /// sent one) for `/readyz`, and the full error, with the relay's address, for the log.
+    fn refused(&self, step: &str, e: lettre::transport::smtp::Error) -> SendError {
+        let cause = match e.status() {
+            Some(code) => format!("{step} (SMTP {code})"),
+            None => step.to_owned(),
+        };
+        SendError::Unavailable {
+            cause,
+            error: format!("{}:{}: {e}", self.host, self.port),
+        }
+    }
+
+    /// Opens a connection (greeting, TLS, authentication) and keeps it for the next message:
+    /// whether the relay takes mail again after [`SendError::Unavailable`].
+    pub async fn probe(&self) -> Result<(), SendError> {
+        let _slot =
+            self.slots.acquire().await.map_err(|_| {
+                SendError::Transient("the SMTP channel is shutting down".to_owned())
+            })?;
+        let conn = self.checkout().await?;
+        self.checkin(conn);
+        Ok(())
     }
 }
 
@@ -188,12 +228,13 @@ impl Pool {
 /// over Herald's socket. lettre offers this only through `AsyncNetworkStream`, which speaks the
 /// `futures` I/O traits; [`Implicit`] adapts it back to what `connect_with_transport` takes.
 #[allow(deprecated)]
-async fn implicit_tls(tcp: TcpStream, params: TlsParameters) -> Result<Implicit, SendError> {
-    let peer = tcp
-        .peer_addr()
-        .map_err(|e| SendError::Transient(e.to_string()))?;
+async fn implicit_tls(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    params: TlsParameters,
+) -> Result<Implicit, lettre::transport::smtp::Error> {
     let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-    stream.upgrade_tls(params).await.map_err(classify)?;
+    stream.upgrade_tls(params).await?;
     Ok(Implicit {
         inner: stream.compat(),
         peer,
