@@ -277,6 +277,129 @@ fn http_ingest_checks_the_token_before_the_body_and_bounds_slow_and_many_clients
     let body = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
     let (status, answer) = request(service.ingest, "POST", "/ingest", &[AUTH], &body);
     assert_eq!(status, 200, "{answer}");
+
+    // A client that never finishes its headers is disconnected after request_timeout, not
+    // held for ever (it holds no request slot meanwhile).
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", service.ingest)).unwrap();
+    stalled
+        .write_all(b"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthor")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let ended = std::io::Read::read_to_end(&mut stalled, &mut rest);
+    assert!(
+        ended.is_ok(),
+        "the connection of a client stalled in its headers was closed: {ended:?}"
+    );
+}
+
+/// Posts `body` over HTTPS with Python's TLS client, trusting only `ca`; the status and body.
+fn post_https(port: u16, ca: &Path, token: &str, body: &Path) -> (u16, String) {
+    let script = r#"
+import ssl, sys, urllib.request, urllib.error
+port, ca, token, body = sys.argv[1:5]
+context = ssl.create_default_context(cafile=ca)
+request = urllib.request.Request(
+    "https://127.0.0.1:%s/ingest" % port, data=open(body, "rb").read(), method="POST",
+    headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+        print(answer.status); print(answer.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+    let out = Command::new(support::python())
+        .args(["-c", script, &port.to_string()])
+        .arg(ca)
+        .arg(token)
+        .arg(body)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, answer) = stdout.split_once('\n').unwrap_or_else(|| {
+        panic!(
+            "the HTTPS client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (status.trim().parse().unwrap(), answer.to_owned())
+}
+
+#[test]
+fn http_ingest_over_tls_and_check_warns_of_a_token_in_the_clear() {
+    let dir = Scratch::new("http-ingest-tls");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    support::make_certificates(&certs);
+    let tls = "tls = { cert = \"certs/server.pem\", key = \"certs/server.key\" }";
+    let service = start_with(
+        dir.path(),
+        &smtp,
+        &format!("token = {{ env = \"HERALD_TEST_INGEST_TOKEN\" }}\n{tls}"),
+    );
+    let fixture = fixture("envelope-reset-password.json");
+    let (status, answer) = post_https(service.ingest, &certs.join("ca.pem"), "t0ken", &fixture);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["queued"].as_u64(), Some(1), "{answer}");
+    let (status, _) = post_https(service.ingest, &certs.join("ca.pem"), "wrong", &fixture);
+    assert_eq!(status, 401);
+    // Plain HTTP to the TLS listener gets no answer, and the token it carried reaches nothing.
+    let body = std::fs::read(&fixture).unwrap();
+    let (status, _) = request(service.ingest, "POST", "/ingest", &[AUTH], &body);
+    assert_ne!(status, 200);
+    smtp.wait_for(1, &|| {
+        std::fs::read_to_string(dir.path().join("herald.log")).unwrap()
+    });
+    assert_eq!(smtp.messages().len(), 1, "one record, one notice");
+
+    // `herald check`: a token on a plain listener off this host is a warning; with TLS, or
+    // on loopback, it is not; a key that is not a key is an error naming the file.
+    let check = |listen: &str, extra: &str| {
+        let config = dir.path().join("check.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[source]]\nkind = \"http\"\nname = \"ingest\"\nlisten = \"{listen}\"\ntoken = \"t\"\n{extra}\n{}",
+                email_to(&smtp, "")
+            ),
+        )
+        .unwrap();
+        let out = support::herald(
+            &["check", "--config", config.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        (out.status.code(), support::text(&out.stderr))
+    };
+    let (code, stderr) = check("0.0.0.0:8443", "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains(
+                "source[0] \"ingest\": tls: the bearer token travels in the clear to 0.0.0.0:8443"
+            ),
+        "{stderr}"
+    );
+    for (listen, extra) in [("0.0.0.0:8443", tls), ("127.0.0.1:8443", "")] {
+        let (code, stderr) = check(listen, extra);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            !stderr.contains("in the clear"),
+            "{listen} {extra}: {stderr}"
+        );
+    }
+    let (code, stderr) = check(
+        "0.0.0.0:8443",
+        "tls = { cert = \"certs/server.pem\", key = \"certs/ca.pem\" }",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("source[0] \"ingest\": tls: key:") && stderr.contains("ca.pem"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -302,6 +302,7 @@ impl Config {
 
         let mut sources = Vec::new();
         let mut source_lines = Vec::new();
+        let mut source_warnings = Vec::new();
         for (i, spanned) in file.source.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let source = spanned.into_inner();
@@ -336,10 +337,16 @@ impl Config {
                 ));
             }
             if let SourceConfig::Http(http) = &source
-                && let Some((key, message)) = http.problem()
+                && let Some((key, message)) = http.problem(path.parent().unwrap_or(Path::new("")))
             {
                 let key = format!("source[{i}] {:?}: {key}", http.name);
                 return Err(located(Some(line), Some(key), message));
+            }
+            if let SourceConfig::Http(http) = &source
+                && let Some((key, message)) = http.warning()
+            {
+                let key = format!("source[{i}] {:?}: {key}", http.name);
+                source_warnings.push(ConfigWarning(located(Some(line), Some(key), message)));
             }
             if let SourceConfig::File(file) = &source
                 && let Some((key, message)) = file.problem(path.parent().unwrap_or(Path::new("")))
@@ -367,7 +374,7 @@ impl Config {
         };
         let mut rules = Vec::new();
         let mut rule_lines = Vec::new();
-        let mut warnings = Vec::new();
+        let mut warnings = source_warnings;
         for (i, spanned) in file.rule.iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let config = spanned.get_ref();

@@ -168,7 +168,7 @@ pub async fn run(
             let stored = |r: Result<(), crate::store::StoreError>| r.map_err(|e| e.to_string());
             let result = match source {
                 SourceConfig::File(c) => stored(file::run(c, base, ingest, stop, once).await),
-                SourceConfig::Http(c) => stored(http::run(c, token, ingest, stop).await),
+                SourceConfig::Http(c) => stored(http::run(c, base, token, ingest, stop).await),
                 SourceConfig::Kafka(_) => match consumer {
                     Some(consumer) => stored(consumer.run(ingest, stop, once).await),
                     None => Ok(()),

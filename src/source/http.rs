@@ -6,6 +6,10 @@
 //! kept as dead letters all the same. Without the bearer token: `401`. Too large (before or
 //! after decompression): `413`.
 //!
+//! With `tls = { cert, key }` the listener speaks HTTPS only (rustls), so the token never
+//! crosses the network in the clear; connections are served by [`crate::web::listener`], which
+//! bounds the TLS handshake and the headers' arrival (`request_timeout`).
+//!
 //! The token and the concurrency limit are checked before a byte of the body is read, so a
 //! client without the token cannot make Herald buffer `max_body` per connection; a body that
 //! does not arrive within `request_timeout` gets `408`, and requests beyond `max_concurrent`
@@ -27,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::{Ingest, Piece};
 use crate::store::{Store, StoreError};
 use crate::values::{Secret, SecretSource};
+use crate::web::listener::{self, TlsFiles};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +57,8 @@ pub struct HttpSourceConfig {
     /// Requests handled at once; more get `503` (default 16).
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -80,8 +87,14 @@ fn default_max_concurrent() -> usize {
 
 impl HttpSourceConfig {
     /// What `herald check` refuses in this source, as (key, message): a `path` the router
-    /// cannot serve (it would stop `herald run` at start).
-    pub fn problem(&self) -> Option<(&'static str, String)> {
+    /// cannot serve (it would stop `herald run` at start), TLS files that cannot be used.
+    /// Relative paths are from `base`.
+    pub fn problem(&self, base: &std::path::Path) -> Option<(&'static str, String)> {
+        if let Some(tls) = &self.tls
+            && let Err(e) = tls.acceptor(base)
+        {
+            return Some(("tls", e));
+        }
         let p = &self.path;
         if !p.starts_with('/') {
             return Some((
@@ -98,6 +111,20 @@ impl HttpSourceConfig {
             ));
         }
         None
+    }
+
+    /// What `herald check` warns about, as (key, message): a bearer token that would cross the
+    /// network in the clear (a plain listener on an address other than loopback).
+    pub fn warning(&self) -> Option<(&'static str, String)> {
+        (self.token.is_some() && self.tls.is_none() && !self.listen.ip().is_loopback()).then(|| {
+            (
+                "tls",
+                format!(
+                    "the bearer token travels in the clear to {}: set tls = {{ cert = \"…\", key = \"…\" }}, or listen on 127.0.0.1 behind a proxy that terminates TLS",
+                    self.listen
+                ),
+            )
+        })
     }
 
     /// The token, resolved; `None` only when the operator wrote `auth = "none"`.
@@ -120,13 +147,21 @@ struct Shared<S: Store> {
     ingest: Ingest<S>,
 }
 
-/// Serves until `stop`; an error only if the listener cannot be bound.
+/// Serves until `stop`; an error only if the listener cannot be bound or its TLS files read.
 pub async fn run<S: Store>(
     config: HttpSourceConfig,
+    base: std::path::PathBuf,
     token: Option<Secret>,
     ingest: Ingest<S>,
     stop: CancellationToken,
 ) -> Result<(), StoreError> {
+    let context = format!("source {}", config.name);
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| tls.acceptor(&base))
+        .transpose()
+        .map_err(|e| StoreError::new(&format!("{context}: tls"), e))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -146,11 +181,10 @@ pub async fn run<S: Store>(
     let app = Router::new()
         .route(&config.path, post(receive::<S>))
         .with_state(shared);
-    tracing::info!(source = %config.name, listen = %config.listen, path = %config.path, "accepting audit records over HTTP");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|e| StoreError::new(&format!("source {}", config.name), e))
+    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    tracing::info!(source = %config.name, listen = %config.listen, path = %config.path, "accepting audit records over {scheme}");
+    listener::serve(listener, tls, config.request_timeout, app, stop).await;
+    Ok(())
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

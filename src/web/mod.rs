@@ -22,6 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
+pub mod listener;
+
+/// How long a client of the admin listener may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,9 +125,8 @@ pub async fn serve<S: Store>(
             metrics,
             readiness,
         }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    listener::serve(listener, None, HEADER_TIMEOUT, app, stop).await;
+    Ok(())
 }
 
 async fn ready<S: Store>(State(shared): State<Arc<Shared<S>>>) -> (StatusCode, String) {

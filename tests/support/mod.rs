@@ -295,8 +295,9 @@ impl Drop for SmtpServer {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1 and localhost, made with openssl.
-fn make_certificates(dir: &Path) {
+/// A CA (`ca.pem`) and a certificate it signed for `localhost` and `127.0.0.1` (`server.pem`,
+/// `server.key`), made with openssl in `dir`.
+pub fn make_certificates(dir: &Path) {
     let run = |args: &[&str]| {
         let status = Command::new("openssl")
             .args(args)
