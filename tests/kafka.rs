@@ -233,3 +233,49 @@ event_hubs_connection_string = {{ env = "HERALD_TEST_EH_CS" }}
         }
     }
 }
+
+/// `herald run --once` on several topics reads each to its end: the topics share partition
+/// numbers, and the end of one topic's partition 0 is not the end of the other's.
+#[test]
+fn run_once_reads_every_topic_to_its_end() {
+    let dir = Scratch::new("kafka-once-topics");
+    let broker = Broker::start(dir.path());
+    broker.create_topic("audit-small", 1);
+    broker.create_topic("audit-large", 2);
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    // Both topics have a partition 0; the small topic's ends long before the large one's.
+    let (small, small_expected) = messages("s", 1, 1, 1);
+    let (mut large, large_expected) = messages("l", 150, 2, 1);
+    large[0].0 = 1;
+    broker.produce("audit-small", &small);
+    broker.produce("audit-large", &large);
+    let expected: BTreeSet<String> = small_expected.union(&large_expected).cloned().collect();
+
+    let config = dir.path().join("herald.toml");
+    let source = kafka::source(&broker, "herald").replace(
+        &format!("topic = \"{TOPIC}\""),
+        "topics = [\"audit-small\", \"audit-large\"]",
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite://herald.db\"\n{source}\n{}",
+            email_to(&smtp, "")
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = support::herald(
+            &["run", "--once", "--config", config.to_str().unwrap()],
+            Duration::from_secs(120),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    };
+    run();
+    assert_eq!(smtp.messages().len(), expected.len());
+    assert_eq!(smtp.duplicates_among(&expected), 0);
+    // Again with nothing new: it ends (every partition is at its committed end) and sends
+    // nothing more.
+    run();
+    assert_eq!(smtp.messages().len(), expected.len());
+}

@@ -15,8 +15,9 @@
 
 mod client;
 mod context;
+mod progress;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use crate::store::{Store, StoreError};
 use crate::values::{SecretSource, duration};
 use crate::web::Readiness;
 use context::Context;
+use progress::{Partition, Progress};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +109,8 @@ pub struct KafkaSource {
     consumer: Arc<StreamConsumer<Context>>,
     batch_size: usize,
     linger: Duration,
+    /// `start = "latest"`: a partition without a committed offset begins at its end.
+    from_latest: bool,
     messages: metrics::Counter,
     bytes: metrics::Counter,
 }
@@ -142,6 +146,7 @@ impl KafkaSource {
             consumer: Arc::new(consumer),
             batch_size: config.batch_size.max(1),
             linger: config.linger,
+            from_latest: config.start == Start::Latest,
             messages: metrics::counter!("herald_kafka_messages_total", "source" => config.name.clone()),
             bytes: metrics::counter!("herald_kafka_bytes_total", "source" => config.name.clone()),
         })
@@ -157,7 +162,7 @@ impl KafkaSource {
         let mut gathered: BTreeMap<(String, i32), Vec<Taken>> = BTreeMap::new();
         let mut count = 0usize;
         let mut since: Option<Instant> = None;
-        let mut at_end: BTreeSet<i32> = BTreeSet::new();
+        let mut progress = Progress::default();
         loop {
             let deadline = since.map(|t| tokio::time::Instant::from_std(t + self.linger));
             let received = tokio::select! {
@@ -184,14 +189,16 @@ impl KafkaSource {
                     self.consumer.context().heard_from_broker();
                     self.messages.increment(1);
                     self.bytes.increment(taken.payload.len() as u64);
-                    at_end.remove(&key.1);
+                    progress.consumed(&key, taken.offset);
                     gathered.entry(key).or_default().push(taken);
                     count += 1;
                     since.get_or_insert_with(Instant::now);
                     flush = count >= self.batch_size;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    at_end.insert(partition);
+                    if once {
+                        self.ended(&mut progress, partition);
+                    }
                     flush = true;
                 }
                 Some(Err(e)) => {
@@ -206,23 +213,67 @@ impl KafkaSource {
                 count = 0;
                 since = None;
             }
-            if once && count == 0 && self.all_read(&at_end) {
+            if once && count == 0 && progress.all_read(&self.assigned()) {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Every assigned partition has reported its end (and at least one is assigned).
-    fn all_read(&self, at_end: &BTreeSet<i32>) -> bool {
-        let Ok(assignment) = self.consumer.assignment() else {
-            return false;
+    /// The partitions assigned to this consumer now.
+    fn assigned(&self) -> Vec<Partition> {
+        self.consumer
+            .assignment()
+            .map(|a| {
+                a.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records `PartitionEOF(number)` in `progress` ([`progress`] explains why it takes
+    /// watermarks). The watermarks and committed offsets are asked of the broker only when the
+    /// number is assigned in several topics: a few requests per partition end, in one run.
+    fn ended(&self, progress: &mut Progress, number: i32) {
+        let assigned = self.assigned();
+        let consumer = &self.consumer;
+        let watermarks = |p: &Partition| {
+            tokio::task::block_in_place(|| {
+                consumer.fetch_watermarks(&p.0, p.1, Duration::from_secs(10))
+            })
+            .ok()
+            .filter(|(low, high)| *low >= 0 && *high >= 0)
         };
-        assignment.count() > 0
-            && assignment
-                .elements()
-                .iter()
-                .all(|e| at_end.contains(&e.partition()))
+        let high = |p: &Partition| watermarks(p).map(|(_, high)| high);
+        let mut committed: Option<BTreeMap<Partition, i64>> = None;
+        let start = |p: &Partition| {
+            let committed = committed.get_or_insert_with(|| {
+                let Ok(assignment) = consumer.assignment() else {
+                    return BTreeMap::new();
+                };
+                tokio::task::block_in_place(|| {
+                    consumer.committed_offsets(assignment, Duration::from_secs(10))
+                })
+                .map(|list| {
+                    list.elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+            });
+            committed.get(p).copied().or_else(|| {
+                // No committed offset: consumption began where `start` points.
+                let (low, high) = watermarks(p)?;
+                Some(if self.from_latest { high } else { low })
+            })
+        };
+        progress.ended(number, &assigned, high, start);
     }
 
     /// Commits each partition's messages to the store (in parallel), then their offsets to the
