@@ -118,9 +118,10 @@ fn check_names_file_line_and_key_and_exits_2() {
             "recipients[0]",
         ),
         (
-            // Found when the templates load, after the file is parsed: located at the rule.
+            // Found when the templates load, after the file is parsed: still located at the
+            // `template` key, not at the rule's table.
             "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\ntemplate = \"missing/notice.html\"\n",
-            ":9:",
+            ":12:",
             "template: cannot read",
         ),
     ];

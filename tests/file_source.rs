@@ -306,3 +306,32 @@ fn check_reports_a_path_that_does_not_exist() {
     let out = herald(&["check", "--config", config.to_str().unwrap()], LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// A file that cannot be read is named in the log with the system's reason, and the others are
+/// read all the same.
+#[test]
+fn a_file_that_cannot_be_read_is_logged_with_the_os_error() {
+    let dir = Scratch::new("file-unreadable");
+    let events = dir.path().join("events");
+    std::fs::create_dir_all(&events).unwrap();
+    std::fs::write(
+        events.join("good.json"),
+        reset("Directory_readable_1", "alice"),
+    )
+    .unwrap();
+    // A symbolic link to nothing: listed in the folder, but opening it fails (as root, which
+    // these tests may run as, a permission bit would not stop the read).
+    std::os::unix::fs::symlink(dir.path().join("gone.json"), events.join("broken.json")).unwrap();
+    let config = write_config(dir.path(), "path = \"events\"");
+    let out = run_once(&config);
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("cannot read the file"))
+        .unwrap_or_else(|| panic!("no line names the unreadable file:\n{stderr}"));
+    assert!(
+        line.contains("broken.json") && line.contains("No such file or directory (os error 2)"),
+        "{line}"
+    );
+    assert_eq!(mails(dir.path()), 1, "the readable file was read");
+}

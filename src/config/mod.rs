@@ -122,6 +122,9 @@ pub struct Config {
     pub(crate) channel_lines: BTreeMap<String, usize>,
     /// Line of each source's table, likewise.
     pub(crate) source_lines: Vec<usize>,
+    /// Lines of the keys whose values are checked after loading (`rule[0].template`,
+    /// `channel.teams.template`), so those errors point at the key, not its table.
+    pub(crate) key_lines: BTreeMap<String, usize>,
     /// Lines of `[store]` keys, for secrets resolved later.
     pub(crate) store_url_line: Option<usize>,
     /// What is valid but probably not meant (an unknown activity, an unused channel):
@@ -242,8 +245,12 @@ impl Config {
 
         let mut channels = BTreeMap::new();
         let mut channel_lines = BTreeMap::new();
+        let mut key_lines = BTreeMap::new();
         for (name, channel) in file.channel {
             let line = line_of(text, channel.span().start);
+            if let Some(at) = key_line_from(text, channel.span().start, "template") {
+                key_lines.insert(format!("channel.{name}.template"), at);
+            }
             let channel = channel.into_inner();
             if let Some(from) = channel.from()
                 && from.parse::<lettre::message::Mailbox>().is_err()
@@ -410,6 +417,11 @@ impl Config {
                     format!("{activity:?} is not an Entra activity Herald knows{hint}"),
                 )));
             }
+            for key in ["template", "subject"] {
+                if let Some(at) = key_line_from(text, spanned.span().start, key) {
+                    key_lines.insert(format!("rule[{i}].{key}"), at);
+                }
+            }
             rules.push(rule);
             rule_lines.push(line);
         }
@@ -437,6 +449,7 @@ impl Config {
             rule_lines,
             channel_lines,
             source_lines,
+            key_lines,
             store_url_line: key_line(text, "store", "url"),
             warnings,
         })
@@ -538,21 +551,24 @@ impl Config {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
+    /// An error found after loading, located at rule `index`'s key (or its table).
     pub fn error_at_rule(&self, index: usize, key: &str, message: String) -> ConfigError {
         let name = &self.rules.rules()[index].name;
+        let line = self.key_lines.get(&format!("rule[{index}].{key}"));
         ConfigError {
             path: self.path.clone(),
-            line: self.rule_lines.get(index).copied(),
+            line: line.or(self.rule_lines.get(index)).copied(),
             key: Some(format!("rule[{index}] {name:?}: {key}")),
             message,
         }
     }
 
-    /// An error found after loading, located at channel `name`'s table.
+    /// An error found after loading, located at channel `name`'s key (or its table).
     pub fn error_at_channel(&self, name: &str, key: &str, message: String) -> ConfigError {
+        let line = self.key_lines.get(&format!("channel.{name}.{key}"));
         ConfigError {
             path: self.path.clone(),
-            line: self.channel_lines.get(name).copied(),
+            line: line.or(self.channel_lines.get(name)).copied(),
             key: Some(format!("channel.{name}.{key}")),
             message,
         }
