@@ -18,8 +18,8 @@ fn load(path: &Path) -> Result<Config> {
 }
 
 /// `herald run`. With `--once`, exit status 1 when any notification of this run ended
-/// `failed`, or is left pending because its channel is paused, so that a script or CI job
-/// notices.
+/// `failed`, or is left pending because its channel is paused or not in this configuration,
+/// so that a script or CI job notices.
 pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
     let config = load(path)?;
     config
@@ -59,6 +59,14 @@ pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
                 );
             }
         }
+        // Whatever did not go out is said, and any of it makes the exit status 1.
+        let mut undelivered = false;
+        for (channel, pending) in pipeline::for_other_channels(&store, &config).await? {
+            eprintln!(
+                "herald: {pending} notifications wait for channel {channel}, which this configuration does not have"
+            );
+            undelivered = true;
+        }
         if !delivered.paused.is_empty() && counts.pending > 0 {
             for (channel, cause) in &delivered.paused {
                 eprintln!("herald: channel {channel} is paused: {cause}");
@@ -67,13 +75,16 @@ pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
                 "herald: {} notifications are still pending; they are sent by the next run once the channel works",
                 counts.pending
             );
-            return Ok(ExitCode::FAILURE);
+            undelivered = true;
         }
         if delivered.failed > 0 {
             eprintln!(
                 "herald: {} notifications failed in this run (`herald outbox list --state failed`)",
                 delivered.failed
             );
+            undelivered = true;
+        }
+        if undelivered {
             return Ok(ExitCode::FAILURE);
         }
     }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::http_receiver::HttpReceiver;
+use support::instance::Instance;
 use support::{Scratch, fixture, herald_with_env, text};
 
 const SECRET: &str = "whsec-4b7e9d";
@@ -203,4 +204,99 @@ fn a_redirect_is_a_failure_that_names_where_it_pointed_and_is_not_followed() {
             "{status}: {error}"
         );
     }
+}
+
+/// Waits (up to a minute) until `want` holds for the outbox `config` sees.
+fn wait_for_outbox(config: &Path, what: &str, want: impl Fn(&[serde_json::Value]) -> bool) {
+    let started = std::time::Instant::now();
+    loop {
+        let rows = support::outbox_rows(config, None);
+        if want(&rows) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A rolling deploy that adds a channel: an instance whose configuration does not have it
+/// leaves that channel's notices pending for the instances that do (it used to fail them as
+/// "not configured"), and says so; the instance with the channel sends them.
+#[test]
+fn an_instance_leaves_the_notices_of_channels_it_does_not_have() {
+    let dir = Scratch::new("webhook-other-channel");
+    let receiver = HttpReceiver::start(dir.path());
+    receiver.script(&["503 busy"; 2000]);
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::copy(
+        fixture("envelope-reset-password.json"),
+        dir.path().join("in/reset.json"),
+    )
+    .unwrap();
+    let common = r#"
+[store]
+url = "sqlite://herald.db"
+
+[[source]]
+kind = "file"
+name = "entra"
+path = "in"
+
+[delivery]
+initial_backoff = "100ms"
+max_backoff = "200ms"
+
+[channel.mail]
+kind = "file"
+from = "security@contoso.com"
+dir = "mail"
+"#;
+    let rule = |channels: &str| {
+        format!(
+            "\n[[rule]]\nname = \"password-reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\"]\nchannels = {channels}\n"
+        )
+    };
+    // The new version: mail and the SOC's webhook, which is busy for now.
+    let new = format!(
+        "{common}\n[channel.soc]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n{}",
+        receiver.port,
+        rule("[\"mail\", \"soc\"]")
+    );
+    let mut a = Instance::start(dir.path(), &new);
+    wait_for_outbox(&a.config, "the webhook is tried", |rows| {
+        rows.iter()
+            .any(|r| r["channel"] == "soc" && r["attempts"].as_i64() >= Some(2))
+    });
+    a.kill();
+
+    // The old version, on the same store: it has no `soc` channel.
+    let old = dir.path().join("old.toml");
+    std::fs::write(&old, format!("{common}{}", rule("[\"mail\"]"))).unwrap();
+    let out = support::herald(
+        &["run", "--once", "--config", old.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "herald: 1 notifications wait for channel soc, which this configuration does not have"
+        ),
+        "{stderr}"
+    );
+    let rows = support::outbox_rows(&old, None);
+    let soc: Vec<_> = rows.iter().filter(|r| r["channel"] == "soc").collect();
+    assert_eq!(soc.len(), 1, "{rows:?}");
+    assert_eq!(soc[0]["state"], "pending", "left alone: {}", soc[0]);
+
+    // The new version again, with the receiver back: it sends the notice.
+    receiver.script(&[]);
+    a.restart();
+    wait_for_outbox(&a.config, "the SOC's notice is sent", |rows| {
+        rows.iter()
+            .any(|r| r["channel"] == "soc" && r["state"] == "sent")
+    });
 }

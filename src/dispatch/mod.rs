@@ -137,7 +137,7 @@ impl<S: Store> Dispatcher<S> {
                         now,
                         lease.as_millis() as i64,
                         free as i64,
-                        &pauses.names(),
+                        &pauses.unpaused(self.lanes.keys()),
                     )
                     .await
                 {
@@ -161,7 +161,7 @@ impl<S: Store> Dispatcher<S> {
                         && sends.is_empty()
                         && done_tx.capacity() == done_tx.max_capacity()
                         && pauses.all_longer_than(ONCE_PAUSE_LIMIT)
-                        && self.only_paused_pending(&pauses).await?
+                        && self.nothing_to_claim(&pauses).await?
                     {
                         return Ok(());
                     }
@@ -212,15 +212,16 @@ impl<S: Store> Dispatcher<S> {
         result.and(recorded).map(|()| delivered)
     }
 
-    /// Whether every pending notification is on a paused channel (or none is pending).
-    async fn only_paused_pending(&self, pauses: &Pauses) -> Result<bool, StoreError> {
-        let paused = pauses.names();
+    /// Whether no pending notification is one this instance could send: every one is on a
+    /// paused channel or on a channel it does not have (or none is pending).
+    async fn nothing_to_claim(&self, pauses: &Pauses) -> Result<bool, StoreError> {
+        let claimable = pauses.unpaused(self.lanes.keys());
         Ok(self
             .store
             .pending_by_channel()
             .await?
             .iter()
-            .all(|(channel, n)| *n == 0 || paused.contains(channel)))
+            .all(|(channel, n)| *n == 0 || !claimable.contains(channel)))
     }
 }
 

@@ -45,9 +45,12 @@ impl Pauses {
         }
     }
 
-    /// The channels not to claim for.
-    pub fn names(&self) -> Vec<String> {
-        self.paused.keys().cloned().collect()
+    /// Of `channels`, those not paused: the ones to claim for.
+    pub fn unpaused<'a>(&self, channels: impl Iterator<Item = &'a String>) -> Vec<String> {
+        channels
+            .filter(|c| !self.paused.contains_key(*c))
+            .cloned()
+            .collect()
     }
 
     /// The paused channels with their causes.

@@ -8,7 +8,7 @@ mod ingest;
 mod run;
 
 pub use ingest::{Ingest, Intake, Piece};
-pub use run::{open_store, run};
+pub use run::{for_other_channels, open_store, run};
 
 use std::collections::{BTreeMap, HashSet};
 

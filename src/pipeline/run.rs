@@ -66,6 +66,14 @@ pub async fn run(
             );
         }
     }
+    let unknown = for_other_channels(&store, &config).await?;
+    for (channel, pending) in &unknown {
+        tracing::warn!(
+            channel,
+            pending,
+            "pending notifications for a channel this configuration does not have; left for an instance that has it (or remove them: `herald outbox`)"
+        );
+    }
     let base = config.dir().to_owned();
     let channels = channel::build_all(&config.channels, &config.microsoft, &base)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
@@ -215,6 +223,21 @@ pub async fn run(
         Some(e) => Err(e),
         None => Ok(delivered),
     }
+}
+
+/// Pending notifications for channels `config` does not have, per channel: another instance's
+/// (a rolling deploy that adds a channel) or a channel since removed. This instance leaves
+/// them alone.
+pub async fn for_other_channels<S: Store>(
+    store: &S,
+    config: &Config,
+) -> Result<BTreeMap<String, u64>, crate::store::StoreError> {
+    Ok(store
+        .pending_by_channel()
+        .await?
+        .into_iter()
+        .filter(|(channel, n)| *n > 0 && !config.channels.contains_key(channel))
+        .collect())
 }
 
 async fn show_progress<S: Store>(ingest: Ingest<S>, stop: CancellationToken) {

@@ -229,15 +229,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Claims up to `limit` pending rows due at `now` whose lease (if any) has run out, on
-    /// any channel but those in `skip` (paused channels).
+    /// Claims up to `limit` pending rows due at `now` whose lease (if any) has run out, on the
+    /// `channels` named: those this instance has configured and not paused. A row of a channel
+    /// another instance has (a rolling deploy that adds one) is left to that instance.
     fn claim(
         &self,
         worker: &str,
         now: Millis,
         lease: Millis,
         limit: i64,
-        skip: &[String],
+        channels: &[String],
     ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
 
     /// Records how attempts ended, in one transaction (one disk sync for many sends). An entry

@@ -42,14 +42,13 @@ impl SqlStore {
     }
 }
 
-/// The claim: due rows whose lease (if any) has run out, on channels not skipped. $1 worker,
-/// $2 token, $3 lease end, $4 now, $5 how many, $6… the channels to skip (paused ones). On
+/// The claim: due rows whose lease (if any) has run out, on the channels named. $1 worker,
+/// $2 token, $3 lease end, $4 now, $5 how many, $6… the channels (at least one). On
 /// PostgreSQL, several instances claim at once: a row another instance is claiming right now is
 /// skipped, not waited for, and one it has just claimed no longer qualifies when re-checked.
-fn claim_query(engine: &Engine, skip: usize) -> String {
-    let skip: String = (0..skip)
-        .map(|i| format!(" AND channel <> ${}", i + 6))
-        .collect();
+fn claim_query(engine: &Engine, channels: usize) -> String {
+    let channels: Vec<String> = (0..channels).map(|i| format!("${}", i + 6)).collect();
+    let channels = channels.join(", ");
     let locking = match engine {
         Engine::Postgres => " FOR UPDATE SKIP LOCKED",
         Engine::Sqlite(_) => "",
@@ -58,7 +57,8 @@ fn claim_query(engine: &Engine, skip: usize) -> String {
         "UPDATE outbox SET claimed_by = $1, claim_token = $2, claimed_until = $3
          WHERE key IN (SELECT key FROM outbox
                        WHERE state = 'pending' AND next_attempt_at <= $4
-                         AND (claimed_until IS NULL OR claimed_until < $4){skip}
+                         AND (claimed_until IS NULL OR claimed_until < $4)
+                         AND channel IN ({channels})
                        ORDER BY next_attempt_at LIMIT $5{locking})
          RETURNING key, rule, channel, recipient, message, attempts, created_at"
     )
@@ -259,18 +259,21 @@ impl Store for SqlStore {
         now: Millis,
         lease: Millis,
         limit: i64,
-        skip: &[String],
+        channels: &[String],
     ) -> Result<Vec<Claimed>, StoreError> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
         let token = format!("{worker}-{now}-{:016x}", fastrand::u64(..));
         // Only placeholders are spliced in; every value is bound.
-        let claim = sqlx::AssertSqlSafe(claim_query(&self.engine, skip.len()));
+        let claim = sqlx::AssertSqlSafe(claim_query(&self.engine, channels.len()));
         let mut query = sqlx::query(claim)
             .bind(worker)
             .bind(&token)
             .bind(now + lease)
             .bind(now)
             .bind(limit);
-        for channel in skip {
+        for channel in channels {
             query = query.bind(channel);
         }
         let rows = query
