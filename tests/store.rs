@@ -73,6 +73,7 @@ on_both_engines!(
     releasing_every_claim_frees_the_rows,
     the_schema_check_refuses_an_unmigrated_store,
     a_reread_adds_no_dead_letter_or_history_row,
+    nul_in_any_text_never_fails_a_commit_or_an_outcome,
 );
 
 fn notification(key: &str, event: &str) -> NewNotification {
@@ -459,6 +460,55 @@ async fn only_the_channels_named_are_claimed_and_a_deferred_row_costs_no_attempt
         .unwrap();
     assert_eq!(again.len(), 1, "claimable at once, by anyone");
     assert_eq!((again[0].key.as_str(), again[0].attempts), ("k1", 0));
+}
+
+/// PostgreSQL refuses NUL in `TEXT`: a value carrying one must not fail its batch (a Kafka
+/// partition would loop on it, an HTTP client get 503 for ever) or the recording of an outcome
+/// (the dispatcher would stall). The store keeps such text without its NULs.
+async fn nul_in_any_text_never_fails_a_commit_or_an_outcome(store: SqlStore) {
+    let mut b = batch(&["k1"]);
+    b.events[0].tenant = "t\u{0}1".to_owned();
+    b.events[0].event_id = "e\u{0}1".to_owned();
+    b.events[0].activity = "Reset\u{0} password".to_owned();
+    b.notifications[0].recipient = "k1\u{0}@contoso.com".to_owned();
+    b.notifications[0].subject = "subject\u{0} k1".to_owned();
+    b.dead_letters.push(NewDeadLetter {
+        input: "in\u{0}put".to_owned(),
+        position: "line\u{0} 3".to_owned(),
+        reason: "unknown category \"x\u{0}y\"".to_owned(),
+        raw: b"{\"a\":\"\\u0000\"}\x00".to_vec(),
+    });
+    store.commit(&b).await.unwrap();
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].reason, "unknown category \"xy\"");
+    let full = store.dead_letter(dead[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        full.raw, b"{\"a\":\"\\u0000\"}\x00",
+        "raw bytes are kept as they came"
+    );
+    let row = &store.outbox(None, 10).await.unwrap()[0];
+    assert_eq!(
+        (row.recipient.as_str(), row.subject.as_str()),
+        ("k1@contoso.com", "subject k1")
+    );
+
+    let claimed = store.claim("a", T0, LEASE, 10, &email()).await.unwrap();
+    let changed = store
+        .finish(
+            T0,
+            vec![done(
+                "k1",
+                &claimed[0].token,
+                Finish::Failed {
+                    error: "HTTP 400: refused\u{0}here".to_owned(),
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let row = &store.outbox(None, 10).await.unwrap()[0];
+    assert_eq!(row.last_error.as_deref(), Some("HTTP 400: refusedhere"));
 }
 
 async fn a_dead_letter_is_replaced_by_its_replay_in_one_transaction(store: SqlStore) {

@@ -300,3 +300,84 @@ dir = "mail"
             .any(|r| r["channel"] == "soc" && r["state"] == "sent")
     });
 }
+
+/// PostgreSQL refuses NUL in text. A record with NUL in its id, tenant and names, and a
+/// receiver whose refusal carries NUL, must neither wedge a commit nor the recording of an
+/// outcome: the notice is failed with the receiver's answer (NUL removed) and the next one
+/// is delivered.
+#[test]
+fn nul_in_a_record_or_a_receivers_answer_never_wedges_a_postgres_store() {
+    let dir = Scratch::new("webhook-nul");
+    let postgres = support::postgres::Postgres::shared();
+    let db = postgres.database("webhook_nul");
+    let receiver = HttpReceiver::start(dir.path());
+    receiver.script(&["400 refused\u{0}here"]);
+    let mut envelope: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("envelope-reset-password.json")).unwrap(),
+    )
+    .unwrap();
+    let mut second = envelope["records"][0].clone();
+    let first = &mut envelope["records"][0];
+    first["tenantId"] = "7f3c2a10-4b6e-4d2a-9c1e-2f5a8b0d6e41\u{0}".into();
+    first["properties"]["id"] = "Directory_nul\u{0}_1".into();
+    first["properties"]["targetResources"][0]["displayName"] = "Adele\u{0} Vance".into();
+    second["properties"]["id"] = "Directory_nul_2".into();
+    second["properties"]["targetResources"][0]["userPrincipalName"] =
+        "megan.bowen@contoso.com".into();
+    envelope["records"].as_array_mut().unwrap().push(second);
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::write(
+        dir.path().join("in/nul.json"),
+        serde_json::to_vec(&envelope).unwrap(),
+    )
+    .unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+url = "{url}"
+
+[[source]]
+kind = "file"
+name = "entra"
+path = "in"
+
+[delivery]
+initial_backoff = "100ms"
+max_backoff = "200ms"
+
+[channel.soc]
+kind = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+concurrency = 1
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+channels = ["soc"]
+"#,
+            url = db.url,
+            port = receiver.port
+        ),
+    )
+    .unwrap();
+    let out = support::herald(
+        &["run", "--once", "--config", config.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one notice failed: {stderr}");
+    let rows = support::outbox_rows(&config, None);
+    assert_eq!(rows.len(), 2, "both records were committed: {rows:?}");
+    let failed: Vec<_> = rows.iter().filter(|r| r["state"] == "failed").collect();
+    let sent: Vec<_> = rows.iter().filter(|r| r["state"] == "sent").collect();
+    assert_eq!((failed.len(), sent.len()), (1, 1), "{rows:?}");
+    let error = failed[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("refused") && error.contains("here") && !error.contains('\0'),
+        "the answer, NUL removed: {error}"
+    );
+}

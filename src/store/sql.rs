@@ -64,6 +64,15 @@ fn claim_query(engine: &Engine, channels: usize) -> String {
     )
 }
 
+/// Text as the store keeps it: without NUL, which PostgreSQL's `TEXT` refuses (one such
+/// value would fail its whole batch, or the recording of an outcome, on every retry). Decoded
+/// audit text is already free of control characters; this is the store's own guarantee, for
+/// what reaches it from elsewhere (a server's reply, a dead letter's reason). Raw bytes are kept
+/// as they came, in `BYTEA`/`BLOB` columns.
+fn text(value: &str) -> String {
+    value.replace('\0', "")
+}
+
 /// The SHA-256 of a dead letter's bytes, as hex: what "the same content" means.
 fn content_hash(raw: &[u8]) -> String {
     use sha2::Digest;
@@ -88,9 +97,9 @@ async fn insert_batch(
             "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
-        .bind(&event.tenant)
-        .bind(&event.event_id)
-        .bind(&event.activity)
+        .bind(text(&event.tenant))
+        .bind(text(&event.event_id))
+        .bind(text(&event.activity))
         .bind(event.time)
         .bind(&batch.source)
         .bind(now)
@@ -110,8 +119,8 @@ async fn insert_batch(
         .bind(&n.event_id)
         .bind(&n.rule)
         .bind(&n.channel)
-        .bind(&n.recipient)
-        .bind(&n.subject)
+        .bind(text(&n.recipient))
+        .bind(text(&n.subject))
         .bind(&n.message)
         .bind(now)
         .bind(now)
@@ -135,8 +144,8 @@ async fn insert_batch(
             let known = sqlx::query(
                 "SELECT 1 FROM history WHERE tenant = $1 AND event_id = $2 AND rule = $3 LIMIT 1",
             )
-            .bind(&event.tenant)
-            .bind(&event.event_id)
+            .bind(text(&event.tenant))
+            .bind(text(&event.event_id))
             .bind(rule)
             .fetch_optional(&mut **tx)
             .await
@@ -150,8 +159,8 @@ async fn insert_batch(
                 .filter(|n| n.event_id == event.event_id && &n.rule == rule)
                 .count() as i64;
             sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&event.tenant)
-                .bind(&event.event_id)
+                .bind(text(&event.tenant))
+                .bind(text(&event.event_id))
                 .bind(rule)
                 .bind(queued)
                 .bind(now)
@@ -169,7 +178,7 @@ async fn insert_batch(
         )
         .bind(&batch.source)
         .bind(&hash)
-        .bind(&d.reason)
+        .bind(text(&d.reason))
         .fetch_optional(&mut **tx)
         .await
         .map_err(err("reading dead letters"))?;
@@ -179,9 +188,9 @@ async fn insert_batch(
         }
         sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at, raw_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&batch.source)
-            .bind(&d.input)
-            .bind(&d.position)
-            .bind(&d.reason)
+            .bind(text(&d.input))
+            .bind(text(&d.position))
+            .bind(text(&d.reason))
             .bind(&d.raw)
             .bind(now)
             .bind(&hash)
@@ -312,13 +321,13 @@ impl Store for SqlStore {
                      WHERE key = $3 AND claim_token = $4",
                 )
                 .bind(*at)
-                .bind(error),
+                .bind(text(error)),
                 Finish::Failed { error } => sqlx::query(
                     "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1,
                             claimed_by = NULL, claim_token = NULL, claimed_until = NULL
                      WHERE key = $2 AND claim_token = $3",
                 )
-                .bind(error),
+                .bind(text(error)),
                 Finish::Released => sqlx::query(
                     "UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL
                      WHERE key = $1 AND claim_token = $2",
@@ -328,7 +337,7 @@ impl Store for SqlStore {
                             claimed_by = NULL, claim_token = NULL, claimed_until = NULL
                      WHERE key = $2 AND claim_token = $3",
                 )
-                .bind(error),
+                .bind(text(error)),
             };
             let result = query
                 .bind(&d.key)
