@@ -717,3 +717,96 @@ fn control_characters_in_audit_fields_never_reach_the_smtp_transaction() {
         "{decoded}"
     );
 }
+
+/// One channel's backlog does not hold up another channel: while a slow relay drains 150
+/// mails, a role assignment's webhook notice goes out at once (each channel claims for itself).
+/// Before, the claim took the oldest due rows of any channel, so the webhook waited behind
+/// nearly the whole mail backlog.
+#[test]
+fn a_mail_backlog_does_not_delay_another_channels_notice() {
+    let dir = Scratch::new("lanes");
+    let smtp = SmtpServer::start(
+        dir.path(),
+        SmtpOptions {
+            delay_ms: 100,
+            ..SmtpOptions::default()
+        },
+    );
+    let receiver = support::http_receiver::HttpReceiver::start(dir.path());
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (backlog, recipients) = support::kafka::audit_messages("lane", 1, 150, 1);
+    std::fs::write(input.join("backlog.json"), &backlog[0].1).unwrap();
+    let herald = Instance::start(
+        dir.path(),
+        &format!(
+            r#"
+[store]
+url = "sqlite://herald.db"
+
+[[source]]
+kind = "file"
+name = "in"
+path = "in"
+follow = true
+poll_interval = "100ms"
+
+[channel.email]
+kind = "smtp"
+from = "security@contoso.com"
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+concurrency = 2
+
+[channel.soc]
+kind = "webhook"
+url = "http://127.0.0.1:{hook}/hook"
+
+[groups]
+soc = ["soc@contoso.com"]
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+
+[[rule]]
+name = "role-assigned"
+activities = ["Add member to role"]
+recipients = ["group:soc"]
+channels = ["soc"]
+"#,
+            smtp = smtp.port,
+            hook = receiver.port
+        ),
+    );
+    smtp.wait_for(5, &|| herald.logs());
+    let role = std::fs::read_to_string(fixture("activities.ndjson"))
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("\"activityDisplayName\":\"Add member to role\""))
+        .expect("a role assignment in the fixture")
+        .to_owned();
+    std::fs::write(input.join("role.json"), role + "\n").unwrap();
+    let started = std::time::Instant::now();
+    while receiver.requests().is_empty() {
+        assert!(
+            started.elapsed() < LIMIT,
+            "no webhook; log:\n{}",
+            herald.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mails = smtp.messages().len();
+    eprintln!(
+        "lanes: the webhook notice arrived {:?} after its record was written, with {mails} of 150 mails sent",
+        started.elapsed()
+    );
+    assert!(
+        mails < 100,
+        "the webhook waited behind the mail backlog: {mails} of 150 mails were sent first"
+    );
+    smtp.wait_for(150, &|| herald.logs());
+    assert_eq!(smtp.duplicates_among(&recipients), 0);
+}

@@ -1,7 +1,8 @@
 //! Dispatch: claim due notifications, send them, record how each attempt ended.
 //!
 //! Three small stages, as in Alertmanager's `notify/`: the claim loop takes due rows from the
-//! store with a lease; each send runs in its own task under its channel's concurrency limit (a
+//! store with a lease, each channel (lane) for itself up to its free slots, so a backlog on one
+//! channel never delays another's notices; each send runs in its own task under its channel's concurrency limit (a
 //! slow send holds one slot, not the loop); a recorder batches the outcomes into one store
 //! transaction. A row's permit is held from its claim until its outcome is recorded, so a crash
 //! can repeat at most that many messages (the sum of the channels' concurrency). The
@@ -26,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -84,17 +85,32 @@ impl<S: Store> Dispatcher<S> {
         stop: CancellationToken,
         until_idle: Option<CancellationToken>,
     ) -> Result<Delivered, StoreError> {
-        let capacity: usize = self
+        // Each lane claims for itself, up to its own concurrency, so one channel's backlog
+        // never holds up another's notices. A permit is held from the claim until the outcome
+        // is recorded, so at most the sum of the channels' concurrency is ever sent and not yet
+        // recorded: what a crash can make repeat.
+        let in_flight: BTreeMap<String, Arc<Semaphore>> = self
             .lanes
+            .iter()
+            .map(|(name, lane)| {
+                let slots = lane.slots.available_permits().max(1);
+                (name.clone(), Arc::new(Semaphore::new(slots)))
+            })
+            .collect();
+        let capacity: usize = in_flight
             .values()
-            .map(|l| l.slots.available_permits())
+            .map(|s| s.available_permits())
             .sum::<usize>()
             .max(1);
-        // A permit is held from the claim until the outcome is recorded, so at most `capacity`
-        // messages are ever sent and not yet recorded: what a crash can make repeat.
-        let in_flight = Arc::new(Semaphore::new(capacity));
         let (done_tx, done_rx) = mpsc::channel::<Recorded>(capacity);
-        let recorder = tokio::spawn(record(self.store.clone(), done_rx, stop.clone()));
+        // Signalled whenever recorded outcomes give permits back.
+        let returned = Arc::new(Notify::new());
+        let recorder = tokio::spawn(record(
+            self.store.clone(),
+            done_rx,
+            stop.clone(),
+            returned.clone(),
+        ));
         let lease = self.delivery.lease;
         let mut store_wait = IDLE_POLL;
         let mut sends = JoinSet::new();
@@ -118,82 +134,86 @@ impl<S: Store> Dispatcher<S> {
                 if stop.is_cancelled() {
                     return Ok(());
                 }
-                let free = in_flight.available_permits();
-                if free == 0 {
-                    tokio::select! {
-                        Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
-                        // Outcomes recorded: their permits are back.
-                        _ = in_flight.acquire() => {}
-                        _ = stop.cancelled() => return Ok(()),
-                    }
-                    continue;
-                }
-                let now = now_millis();
-                let begin_by = std::time::Instant::now() + lease / 2;
-                let claimed = match self
-                    .store
-                    .claim(
-                        &self.worker,
-                        now,
-                        lease.as_millis() as i64,
-                        free as i64,
-                        &pauses.unpaused(self.lanes.keys()),
-                    )
-                    .await
-                {
-                    Ok(claimed) => {
-                        store_wait = IDLE_POLL;
-                        claimed
-                    }
-                    Err(e) => {
-                        store_failed("claim", &e, store_wait);
-                        tokio::select! {
-                            _ = tokio::time::sleep(store_wait) => {}
-                            _ = stop.cancelled() => return Ok(()),
-                        }
-                        store_wait = (store_wait * 2).min(STORE_RETRY_MAX);
+                let (mut claimed_any, mut any_free, mut store_down) = (false, false, false);
+                for channel in pauses.unpaused(self.lanes.keys()) {
+                    let permits = &in_flight[&channel];
+                    let free = permits.available_permits();
+                    if free == 0 {
                         continue;
                     }
-                };
-                if claimed.is_empty() {
-                    if let Some(idle) = &until_idle
-                        && idle.is_cancelled()
-                        && sends.is_empty()
-                        && done_tx.capacity() == done_tx.max_capacity()
-                        && pauses.all_longer_than(ONCE_PAUSE_LIMIT)
-                        && self.nothing_to_claim(&pauses).await?
+                    any_free = true;
+                    let now = now_millis();
+                    let begin_by = std::time::Instant::now() + lease / 2;
+                    let claimed = match self
+                        .store
+                        .claim(
+                            &self.worker,
+                            now,
+                            lease.as_millis() as i64,
+                            free as i64,
+                            std::slice::from_ref(&channel),
+                        )
+                        .await
                     {
-                        return Ok(());
+                        Ok(claimed) => claimed,
+                        Err(e) => {
+                            store_failed("claim", &e, store_wait);
+                            store_down = true;
+                            break;
+                        }
+                    };
+                    claimed_any |= !claimed.is_empty();
+                    for row in claimed {
+                        // Free at once: a lane claims no more than its free permits, and
+                        // only this loop takes them.
+                        let permit = permits.clone().acquire_owned().await.expect("never closed");
+                        let lane = self
+                            .lanes
+                            .get(&row.channel)
+                            .map(|l| (l.channel.clone(), l.slots.clone()));
+                        let delivery = self.delivery.clone();
+                        let done_tx = done_tx.clone();
+                        sends.spawn(async move {
+                            let (finish, kind) = attempt(lane, &row, &delivery, begin_by).await;
+                            let done = Done {
+                                key: row.key,
+                                token: row.token,
+                                finish,
+                            };
+                            let _ = done_tx.send((done, permit)).await;
+                            kind
+                        });
                     }
+                }
+                if store_down {
                     tokio::select! {
-                        Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = tokio::time::sleep(store_wait) => {}
                         _ = stop.cancelled() => return Ok(()),
                     }
+                    store_wait = (store_wait * 2).min(STORE_RETRY_MAX);
                     continue;
                 }
-                for row in claimed {
-                    let permit = in_flight
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("never closed");
-                    let lane = self
-                        .lanes
-                        .get(&row.channel)
-                        .map(|l| (l.channel.clone(), l.slots.clone()));
-                    let delivery = self.delivery.clone();
-                    let done_tx = done_tx.clone();
-                    sends.spawn(async move {
-                        let (finish, kind) = attempt(lane, &row, &delivery, begin_by).await;
-                        let done = Done {
-                            key: row.key,
-                            token: row.token,
-                            finish,
-                        };
-                        let _ = done_tx.send((done, permit)).await;
-                        kind
-                    });
+                store_wait = IDLE_POLL;
+                if claimed_any {
+                    continue;
+                }
+                if any_free
+                    && let Some(idle) = &until_idle
+                    && idle.is_cancelled()
+                    && sends.is_empty()
+                    && done_tx.capacity() == done_tx.max_capacity()
+                    && pauses.all_longer_than(ONCE_PAUSE_LIMIT)
+                    && self.nothing_to_claim(&pauses).await?
+                {
+                    return Ok(());
+                }
+                // Nothing due, or every lane full: wait for a send to end, for recorded
+                // outcomes to give permits back, or for the next look.
+                tokio::select! {
+                    Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
+                    _ = returned.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.cancelled() => return Ok(()),
                 }
             }
         }
@@ -372,6 +392,7 @@ async fn record<S: Store>(
     store: S,
     mut rx: mpsc::Receiver<Recorded>,
     stop: CancellationToken,
+    returned: Arc<Notify>,
 ) -> Result<(), StoreError> {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 256).await > 0 {
@@ -396,6 +417,7 @@ async fn record<S: Store>(
             }
         }
         drop(permits);
+        returned.notify_one();
     }
     Ok(())
 }
