@@ -134,14 +134,13 @@ impl<S: Store> Dispatcher<S> {
                 if stop.is_cancelled() {
                     return Ok(());
                 }
-                let (mut claimed_any, mut any_free, mut store_down) = (false, false, false);
+                let (mut claimed_any, mut store_down) = (false, false);
                 for channel in pauses.unpaused(self.lanes.keys()) {
                     let permits = &in_flight[&channel];
                     let free = permits.available_permits();
                     if free == 0 {
                         continue;
                     }
-                    any_free = true;
                     let now = now_millis();
                     let begin_by = std::time::Instant::now() + lease / 2;
                     let claimed = match self
@@ -197,8 +196,7 @@ impl<S: Store> Dispatcher<S> {
                 if claimed_any {
                     continue;
                 }
-                if any_free
-                    && let Some(idle) = &until_idle
+                if let Some(idle) = &until_idle
                     && idle.is_cancelled()
                     && sends.is_empty()
                     && done_tx.capacity() == done_tx.max_capacity()
