@@ -245,6 +245,37 @@ fn a_malformed_token_answer_is_retried_not_fatal() {
     assert_eq!(outbox(&config, "sent").len(), 1);
 }
 
+/// An app whose secret the identity platform refuses (expired, revoked): the channel pauses
+/// rather than spend the notice's attempts, and delivers once a token is issued again.
+#[test]
+fn a_refused_token_request_pauses_the_channel_until_a_token_is_issued() {
+    let dir = Scratch::new("graph-mail-token-refused");
+    let cloud = HttpReceiver::start(dir.path());
+    let refused = r#"401 {"error":"invalid_client","error_description":"AADSTS7000222: The provided client secret keys are expired."}"#;
+    cloud.script_tokens(&[refused, refused]);
+    let config = config(dir.path(), &cloud);
+    let out = run_once(&config);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("channel paused: the identity platform issued no access token"),
+        "{stderr}"
+    );
+    let paths: Vec<String> = cloud
+        .requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    let sends = paths.iter().filter(|p| p.ends_with("/sendMail")).count();
+    assert_eq!(sends, 1, "{paths:?}");
+    let sent = outbox(&config, "sent");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["attempts"], 1,
+        "the refusals cost no attempt: {}",
+        sent[0]
+    );
+}
+
 /// Base64url without padding, as JWTs and certificate thumbprints are written.
 fn base64url(text: &str) -> Vec<u8> {
     use base64::Engine;

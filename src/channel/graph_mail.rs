@@ -77,7 +77,7 @@ impl GraphMail {
     async fn post(&self, body: &[u8]) -> Result<(), SendError> {
         let mut renewed = false;
         loop {
-            let token = self.tokens.token().await.map_err(SendError::Transient)?;
+            let token = self.tokens.token().await.map_err(no_token)?;
             let response = self
                 .http
                 .post(self.url.clone())
@@ -150,7 +150,21 @@ pub(super) fn classify(
     }
 }
 
+/// The identity platform issued no token (a secret expired or revoked, an app deleted, the
+/// endpoint unreachable): no message can go until it does, so the channel pauses (ARCHITECTURE.md
+/// §8) rather than spend every notice's attempts on it.
+fn no_token(error: String) -> SendError {
+    SendError::Unavailable {
+        cause: "the identity platform issued no access token".to_owned(),
+        error,
+    }
+}
+
 impl Channel for GraphMail {
+    fn probe(&self) -> SendFuture<'_> {
+        Box::pin(async move { self.tokens.token().await.map(|_| ()).map_err(no_token) })
+    }
+
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
             if std::time::Instant::now() >= message.begin_by {
