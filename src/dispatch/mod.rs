@@ -2,9 +2,9 @@
 //!
 //! Three small stages, as in Alertmanager's `notify/`: the claim loop takes due rows from the
 //! store with a lease, each channel (lane) for itself up to its free slots, so a backlog on one
-//! channel never delays another's notices; each send runs in its own task under its channel's concurrency limit (a
-//! slow send holds one slot, not the loop); a recorder batches the outcomes into one store
-//! transaction. A row's permit is held from its claim until its outcome is recorded, so a crash
+//! channel never delays another's notices; each send runs in its own task (a slow send holds
+//! one slot, not the loop); a recorder batches the outcomes into one store transaction. A row's
+//! slot is held from its claim until its outcome is recorded, so a crash
 //! can repeat at most that many messages (the sum of the channels' concurrency). The
 //! dispatcher never decodes events or renders messages.
 //!
@@ -21,7 +21,6 @@ mod backoff;
 mod pause;
 
 pub use backoff::DeliveryConfig;
-pub use pause::{FIRST_PROBE, PROBE_MAX};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,7 +46,7 @@ const RECORD_AFTER_STOP: Duration = Duration::from_secs(10);
 /// at least this long (a relay refusing the credentials will not be fixed within the run).
 pub const ONCE_PAUSE_LIMIT: Duration = Duration::from_secs(10);
 
-/// A channel with its concurrency limit.
+/// A channel with its concurrency limit: one slot per message claimed and not yet recorded.
 pub struct Lane {
     pub channel: Arc<dyn Channel>,
     pub slots: Arc<Semaphore>,
@@ -85,21 +84,14 @@ impl<S: Store> Dispatcher<S> {
         stop: CancellationToken,
         until_idle: Option<CancellationToken>,
     ) -> Result<Delivered, StoreError> {
-        // Each lane claims for itself, up to its own concurrency, so one channel's backlog
-        // never holds up another's notices. A permit is held from the claim until the outcome
-        // is recorded, so at most the sum of the channels' concurrency is ever sent and not yet
+        // Each lane claims for itself, up to its free slots, so one channel's backlog never
+        // holds up another's notices. A slot is held from the claim until the outcome is
+        // recorded, so at most the sum of the channels' concurrency is ever sent and not yet
         // recorded: what a crash can make repeat.
-        let in_flight: BTreeMap<String, Arc<Semaphore>> = self
+        let capacity: usize = self
             .lanes
-            .iter()
-            .map(|(name, lane)| {
-                let slots = lane.slots.available_permits().max(1);
-                (name.clone(), Arc::new(Semaphore::new(slots)))
-            })
-            .collect();
-        let capacity: usize = in_flight
             .values()
-            .map(|s| s.available_permits())
+            .map(|l| l.slots.available_permits())
             .sum::<usize>()
             .max(1);
         let (done_tx, done_rx) = mpsc::channel::<Recorded>(capacity);
@@ -136,8 +128,8 @@ impl<S: Store> Dispatcher<S> {
                 }
                 let (mut claimed_any, mut store_down) = (false, false);
                 for channel in pauses.unpaused(self.lanes.keys()) {
-                    let permits = &in_flight[&channel];
-                    let free = permits.available_permits();
+                    let lane = &self.lanes[&channel];
+                    let free = lane.slots.available_permits();
                     if free == 0 {
                         continue;
                     }
@@ -163,23 +155,25 @@ impl<S: Store> Dispatcher<S> {
                     };
                     claimed_any |= !claimed.is_empty();
                     for row in claimed {
-                        // Free at once: a lane claims no more than its free permits, and
-                        // only this loop takes them.
-                        let permit = permits.clone().acquire_owned().await.expect("never closed");
-                        let lane = self
-                            .lanes
-                            .get(&row.channel)
-                            .map(|l| (l.channel.clone(), l.slots.clone()));
+                        // Free at once: a lane claims no more than its free slots, and only
+                        // this loop takes them.
+                        let slot = lane
+                            .slots
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("never closed");
+                        let channel = lane.channel.clone();
                         let delivery = self.delivery.clone();
                         let done_tx = done_tx.clone();
                         sends.spawn(async move {
-                            let (finish, kind) = attempt(lane, &row, &delivery, begin_by).await;
+                            let (finish, kind) = attempt(channel, &row, &delivery, begin_by).await;
                             let done = Done {
                                 key: row.key,
                                 token: row.token,
                                 finish,
                             };
-                            let _ = done_tx.send((done, permit)).await;
+                            let _ = done_tx.send((done, slot)).await;
                             kind
                         });
                     }
@@ -283,16 +277,11 @@ fn store_failed(operation: &'static str, error: &StoreError, wait: Duration) {
 
 /// One attempt at one row: what to record about it, and how the claim loop counts it.
 async fn attempt(
-    lane: Option<(Arc<dyn Channel>, Arc<Semaphore>)>,
+    channel: Arc<dyn Channel>,
     row: &Claimed,
     delivery: &DeliveryConfig,
     begin_by: std::time::Instant,
 ) -> (Finish, Kind) {
-    let Some((channel, slots)) = lane else {
-        let error = format!("channel {:?} is not configured", row.channel);
-        return (Finish::Failed { error }, Kind::Failed);
-    };
-    let _slot = slots.acquire_owned().await.expect("never closed");
     let outgoing = Outgoing {
         key: &row.key,
         recipient: &row.recipient,
@@ -300,10 +289,7 @@ async fn attempt(
         begin_by,
     };
     if std::time::Instant::now() >= begin_by {
-        return released(
-            row,
-            "waited for a free slot past the first half of its lease",
-        );
+        return released(row, "its send began past the first half of its lease");
     }
     let started = std::time::Instant::now();
     let result = channel.send(outgoing).await;

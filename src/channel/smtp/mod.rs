@@ -3,8 +3,9 @@
 //!
 //! Replies are classified as SMTP means them: 4xx, dropped connections and timeouts are
 //! transient; 5xx is permanent. What fails before a message is begun (the greeting, TLS,
-//! AUTH) is the relay's failure, not the message's: the channel is unavailable and pauses. The message goes out byte for byte as rendered, so its
-//! `Message-ID` (derived from the notification key) lets receivers drop a resend.
+//! AUTH) is the relay's failure, not the message's: the channel is unavailable and pauses.
+//! The message goes out byte for byte as rendered, so its `Message-ID` (derived from the
+//! notification key) lets receivers drop a resend.
 
 mod pool;
 
