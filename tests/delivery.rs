@@ -222,6 +222,16 @@ fn a_server_outage_delays_delivery_and_loses_nothing() {
     );
 }
 
+/// Writes `DIR/in/backlog.json`: one envelope of `n` password resets, each for its own user;
+/// returns the users.
+fn write_backlog(dir: &Path, prefix: &str, n: usize) -> std::collections::BTreeSet<String> {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (messages, recipients) = support::kafka::audit_messages(prefix, 1, n, 1);
+    std::fs::write(input.join("backlog.json"), &messages[0].1).unwrap();
+    recipients
+}
+
 /// Waits (up to a minute) until `/readyz` answers with a body for which `want` holds.
 fn wait_for_readyz(herald: &Instance, what: &str, want: impl Fn(u16, &str) -> bool) -> String {
     let started = std::time::Instant::now();
@@ -258,10 +268,7 @@ fn a_relay_refusing_the_credentials_or_the_connection_pauses_the_channel_and_los
             },
         );
         smtp.refuse(Some(how));
-        let input = dir.path().join("in");
-        std::fs::create_dir_all(&input).unwrap();
-        let (messages, recipients) = support::kafka::audit_messages(how, 1, 20, 1);
-        std::fs::write(input.join("backlog.json"), &messages[0].1).unwrap();
+        let recipients = write_backlog(dir.path(), how, 20);
         let herald = Instance::start(
             dir.path(),
             &format!(
@@ -733,10 +740,8 @@ fn a_mail_backlog_does_not_delay_another_channels_notice() {
         },
     );
     let receiver = support::http_receiver::HttpReceiver::start(dir.path());
+    let recipients = write_backlog(dir.path(), "lane", 150);
     let input = dir.path().join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    let (backlog, recipients) = support::kafka::audit_messages("lane", 1, 150, 1);
-    std::fs::write(input.join("backlog.json"), &backlog[0].1).unwrap();
     let herald = Instance::start(
         dir.path(),
         &format!(
