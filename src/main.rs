@@ -65,6 +65,10 @@ enum Command {
         /// Do not migrate the store at start; fail unless `herald migrate` has been run.
         #[arg(long)]
         no_migrate: bool,
+        /// This instance's name in a shared store, stable across restarts (default: the host
+        /// name and a digest of the configuration's path).
+        #[arg(long, env = "HERALD_INSTANCE", value_name = "NAME")]
+        instance: Option<String>,
     },
     /// Create or upgrade the store's schema, then exit (for deployments that forbid
     /// migrating at start: run this once per upgrade, and `herald run --no-migrate`).
@@ -182,13 +186,14 @@ fn main() -> ExitCode {
             once,
             log_format,
             no_migrate,
+            instance,
         } => {
             init_logging(log_format);
             let schema = match no_migrate {
                 true => herald::store::Schema::Check,
                 false => herald::store::Schema::Migrate,
             };
-            block_on(service::run(&config, once, schema))
+            block_on(service::run(&config, once, schema, instance))
         }
         Command::Migrate { config } => block_on(service::migrate(&config)),
         Command::Outbox { command } => block_on(service::outbox(command)),

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use herald::config::Config;
 use herald::pipeline::{self, Ingest, Pipeline};
-use herald::store::{Schema, State, Store, now_millis};
+use herald::store::{Schema, State, Store};
 
 use super::{DeadLetterCommand, Format, OutboxCommand, StateArg};
 
@@ -20,7 +20,12 @@ fn load(path: &Path) -> Result<Config> {
 /// `herald run`. With `--once`, exit status 1 when any notification of this run ended
 /// `failed`, or is left pending because its channel is paused or not in this configuration,
 /// so that a script or CI job notices.
-pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
+pub async fn run(
+    path: &Path,
+    once: bool,
+    schema: Schema,
+    instance: Option<String>,
+) -> Result<ExitCode> {
     let config = load(path)?;
     config
         .require(herald::config::Needs::Everything)
@@ -28,7 +33,7 @@ pub async fn run(path: &Path, once: bool, schema: Schema) -> Result<ExitCode> {
     let stop = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let started = std::time::Instant::now();
-    let delivered = pipeline::run(config, once, schema, stop).await;
+    let delivered = pipeline::run(config, once, schema, instance, stop).await;
     signals.abort();
     let delivered = delivered?;
     tracing::info!(
@@ -162,7 +167,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
         } => {
             let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             let n = store
-                .retry(if failed { None } else { key.as_deref() }, now_millis())
+                .retry(if failed { None } else { key.as_deref() })
                 .await?;
             if n == 0 && !failed {
                 bail!(

@@ -815,3 +815,69 @@ channels = ["soc"]
     smtp.wait_for(150, &|| herald.logs());
     assert_eq!(smtp.duplicates_among(&recipients), 0);
 }
+
+#[test]
+fn on_sigterm_a_send_not_yet_begun_is_not_begun_and_nothing_is_lost() {
+    let dir = Scratch::new("sigterm-unbegun");
+    // One connection to a slow relay, six sends claimed at a time: five of them wait for it.
+    let smtp = SmtpServer::start(
+        dir.path(),
+        SmtpOptions {
+            delay_ms: 400,
+            ..SmtpOptions::default()
+        },
+    );
+    let recipients = write_backlog(dir.path(), "term", 20);
+    let config = format!(
+        r#"
+[store]
+url = "sqlite://herald.db"
+
+[[source]]
+kind = "file"
+name = "in"
+path = "in"
+follow = true
+poll_interval = "100ms"
+
+[channel.email]
+kind = "smtp"
+from = "security@contoso.com"
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+concurrency = 6
+pool_size = 1
+
+[[rule]]
+name = "password-reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+"#,
+        smtp = smtp.port
+    );
+    let mut instance = Instance::start(dir.path(), &config);
+    smtp.wait_for(1, &|| instance.logs());
+    let at_signal = smtp.messages().len();
+    assert_eq!(instance.terminate(), 0, "{}", instance.logs());
+    let after = smtp.messages().len();
+    eprintln!("sigterm: {at_signal} mails before the signal, {after} once the process ended");
+    // Only the message on the connection at the signal may still go out; the others that were
+    // claimed and waiting for the connection are given back unsent.
+    assert!(
+        after <= at_signal + 1,
+        "{} sends began after SIGTERM:\n{}",
+        after - at_signal,
+        instance.logs()
+    );
+    assert!(
+        instance.logs().contains("Herald is stopping"),
+        "{}",
+        instance.logs()
+    );
+    // Nothing was lost and nothing counted as an attempt: the next run sends the rest, once.
+    let config = instance.config.to_str().unwrap();
+    let out = herald(&["run", "--once", "--config", config], LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(smtp.duplicates_among(&recipients), 0);
+}

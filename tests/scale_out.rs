@@ -151,11 +151,11 @@ fn a_frozen_instance_does_not_send_what_another_took_over() {
     let dir = Scratch::new("scale-frozen");
     let postgres = Postgres::shared();
     let db = postgres.database("frozen");
-    // New connections wait 1.5 s for the relay's greeting: claims are held, unsent, that long.
+    // New connections wait 1 s for the relay's greeting: claims are held, unsent, that long.
     let smtp = SmtpServer::start(
         dir.path(),
         SmtpOptions {
-            greeting_delay_ms: 1_500,
+            greeting_delay_ms: 1_000,
             ..SmtpOptions::default()
         },
     );
@@ -165,19 +165,21 @@ fn a_frozen_instance_does_not_send_what_another_took_over() {
         "\n[[source]]\nkind = \"file\"\nname = \"entra\"\npath = \"{}\"\n",
         audit.display()
     );
-    // A send may begin within 3 s of its claim (half the lease): time enough for the greeting.
+    // A send may begin within 6 s of its claim (half the lease): time enough for the greeting.
+    // The lease is three times the channel's timeout, as the configuration requires.
     let text = config(
         &db.url,
         &source,
         &smtp,
-        "lease = \"6s\"",
-        "concurrency = 4\ntimeout = \"60s\"",
+        "lease = \"12s\"",
+        "concurrency = 4\ntimeout = \"4s\"",
     );
     let a = Instance::start(&dir.path().join("a"), &text);
     a.wait_ready(200, "a migrated the store and started");
-    let claimed_by_a = format!("claimed_by LIKE '%-{}' AND state = 'pending'", a.pid());
+    // Only a runs yet: every claim is a's.
+    let claimed_by_a = "claimed_by IS NOT NULL AND state = 'pending'";
     eventually(Duration::from_secs(30), "a claims notifications", || {
-        postgres_count(postgres, &db.name, &claimed_by_a) > 0
+        postgres_count(postgres, &db.name, claimed_by_a) > 0
     });
     a.signal("STOP");
     let held = postgres.psql_in(
@@ -190,7 +192,13 @@ fn a_frozen_instance_does_not_send_what_another_took_over() {
 
     // b sends the rest, then a's rows once a's lease has run out.
     let b = Instance::start(&dir.path().join("b"), &text);
+    let b_started = Instant::now();
     smtp.wait_for(expected.len(), &|| all_logs(&[&a, &b]));
+    eprintln!(
+        "frozen instance: its {} claims were sent by the other {:.1} s after that one started (lease 12 s)",
+        held.len(),
+        b_started.elapsed().as_secs_f64()
+    );
     eventually(Duration::from_secs(30), "every row sent", || {
         postgres_count(postgres, &db.name, "state = 'sent'") == expected.len()
     });
@@ -272,4 +280,215 @@ fn a_database_restart_pauses_intake_and_loses_nothing() {
         metrics.contains("herald_store_errors_total{operation=\"commit\"}"),
         "{metrics}"
     );
+}
+
+/// The keys of the pending rows instance `name` holds.
+fn held_keys(postgres: &Postgres, db: &str, name: &str) -> Vec<String> {
+    let out = postgres.psql_in(
+        db,
+        &format!("SELECT key FROM outbox WHERE claimed_by = '{name}' AND state = 'pending'"),
+    );
+    out.lines().map(str::to_owned).collect()
+}
+
+/// Whether every row of `keys` is sent.
+fn all_sent(postgres: &Postgres, db: &str, keys: &[String]) -> bool {
+    let list: Vec<String> = keys.iter().map(|k| format!("'{k}'")).collect();
+    keys.is_empty()
+        || postgres_count(
+            postgres,
+            db,
+            &format!("state = 'sent' AND key IN ({})", list.join(", ")),
+        ) == keys.len()
+}
+
+/// An SMTP server whose every message takes `delay_ms` to be accepted.
+fn slow_smtp(dir: &Path, delay_ms: u64) -> SmtpServer {
+    SmtpServer::start(
+        dir,
+        SmtpOptions {
+            delay_ms,
+            ..SmtpOptions::default()
+        },
+    )
+}
+
+/// A file source over `count` password resets written into `dir`; the expected recipients.
+fn reset_source(dir: &Path, prefix: &str, count: usize) -> (String, BTreeSet<String>) {
+    let audit = dir.join(format!("{prefix}.json"));
+    let expected = resets(&audit, prefix, count);
+    let source = format!(
+        "\n[[source]]\nkind = \"file\"\nname = \"entra\"\npath = \"{}\"\n",
+        audit.display()
+    );
+    (source, expected)
+}
+
+#[test]
+fn an_instance_whose_clock_runs_two_minutes_ahead_takes_no_row_another_is_sending() {
+    let dir = Scratch::new("scale-skew");
+    let postgres = Postgres::shared();
+    let db = postgres.database("skew");
+    // A slow relay: each send holds its claim for a while, long enough for a thief.
+    let smtp = slow_smtp(dir.path(), 150);
+    let (source, expected) = reset_source(dir.path(), "k", 60);
+    let text = config(
+        &db.url,
+        &source,
+        &smtp,
+        "lease = \"6s\"",
+        "concurrency = 4\ntimeout = \"2s\"",
+    );
+    let a = Instance::start(&dir.path().join("a"), &text);
+    a.wait_ready(200, "a started");
+    // b lives two minutes in the future: by its own clock, every lease a holds ran out long
+    // ago, and every row it queues is not due for two minutes.
+    let b = Instance::start_under(
+        &dir.path().join("b"),
+        &text,
+        &[],
+        &["faketime", "-f", "+2m"],
+    );
+    b.wait_ready(200, "b started");
+    smtp.wait_for(expected.len(), &|| all_logs(&[&a, &b]));
+    eventually(Duration::from_secs(30), "every row sent", || {
+        postgres_count(postgres, &db.name, "state = 'sent'") == expected.len()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let duplicates = smtp.duplicates_among(&expected);
+    // b's clock really was ahead: the time its log shows.
+    let first_line = b.logs().lines().next().unwrap_or_default().to_owned();
+    let b_time: jiff::Timestamp = first_line
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("b's log begins with a time: {first_line}"));
+    let ahead = b_time.as_second() - jiff::Timestamp::now().as_second();
+    assert!(ahead > 90, "b's clock is {ahead} s ahead: {first_line}");
+    let sent_by = |h: &Instance| h.logs().matches(" sent ").count();
+    eprintln!(
+        "clock skew +2m: {} notices, a sent {}, b sent {}, duplicates {duplicates}",
+        expected.len(),
+        sent_by(&a),
+        sent_by(&b)
+    );
+    assert_eq!(duplicates, 0, "{}", all_logs(&[&a, &b]));
+    assert!(
+        sent_by(&a) > 0 && sent_by(&b) > 0,
+        "{}",
+        all_logs(&[&a, &b])
+    );
+}
+
+#[test]
+fn a_killed_instance_frees_its_claims_when_it_restarts_or_within_one_lease() {
+    let dir = Scratch::new("scale-killed");
+    let postgres = Postgres::shared();
+
+    // 1. A long lease (5 minutes), so only a release at restart can free the claims in time.
+    let db = postgres.database("killed_restart");
+    let smtp = slow_smtp(&dir.path().join("smtp1"), 250);
+    let (source, expected) = reset_source(dir.path(), "r", 200);
+    let text = config(&db.url, &source, &smtp, "lease = \"5m\"", "concurrency = 4");
+    let mut a = Instance::start_with(&dir.path().join("a"), &text, &["--instance", "a"]);
+    a.wait_ready(200, "a started");
+    let b = Instance::start_with(&dir.path().join("b"), &text, &["--instance", "b"]);
+    b.wait_ready(200, "b started");
+    let held_by_a = "claimed_by = 'a' AND state = 'pending'";
+    eventually(Duration::from_secs(60), "a is sending", || {
+        smtp.messages().len() >= 20 && postgres_count(postgres, &db.name, held_by_a) > 0
+    });
+    a.kill();
+    let held = held_keys(postgres, &db.name, "a");
+    assert!(!held.is_empty(), "a held claims when it was killed");
+    a.restart();
+    let restarted = Instant::now();
+    eventually(Duration::from_secs(60), "a's old claims released", || {
+        a.logs().contains("released the claims of a previous run")
+    });
+    let released = restarted.elapsed();
+    eventually(Duration::from_secs(60), "a's old claims sent", || {
+        all_sent(postgres, &db.name, &held)
+    });
+    let held_sent = restarted.elapsed();
+    eventually(Duration::from_secs(60), "every notice sent", || {
+        postgres_count(postgres, &db.name, "state = 'sent'") == expected.len()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let duplicates = smtp.duplicates_among(&expected);
+    eprintln!(
+        "kill -9 and restart: the {} notices a held at the kill were free to send {:.1} s after its restart and sent {:.1} s after it, behind the backlog (lease 5 min); duplicates {duplicates}",
+        held.len(),
+        released.as_secs_f64(),
+        held_sent.as_secs_f64()
+    );
+    assert!(
+        a.logs().contains("released the claims of a previous run"),
+        "{}",
+        a.logs()
+    );
+    // At most what a had handed to the relay and not recorded: its concurrency.
+    assert!(duplicates <= 4, "{duplicates} duplicates");
+    // A second process under a's name is refused: it would take a's claims for its own.
+    let mut twin = Instance::start_with(&dir.path().join("twin"), &text, &["--instance", "a"]);
+    assert_eq!(
+        twin.exited_within(Duration::from_secs(45)),
+        Some(1),
+        "a second instance named a must not start:\n{}",
+        twin.logs()
+    );
+    assert!(
+        twin.logs()
+            .contains("another running instance has this name"),
+        "{}",
+        twin.logs()
+    );
+    drop((a, b));
+
+    // 2. An instance that never comes back: its claims run out after one lease (6 s here).
+    let db = postgres.database("killed_gone");
+    let smtp = slow_smtp(&dir.path().join("smtp2"), 250);
+    let (source, expected) = reset_source(dir.path(), "g", 200);
+    let text = config(
+        &db.url,
+        &source,
+        &smtp,
+        "lease = \"6s\"",
+        "concurrency = 4\ntimeout = \"2s\"",
+    );
+    let mut c = Instance::start_with(&dir.path().join("c"), &text, &["--instance", "c"]);
+    c.wait_ready(200, "c started");
+    let d = Instance::start_with(&dir.path().join("d"), &text, &["--instance", "d"]);
+    d.wait_ready(200, "d started");
+    let held_by_c = "claimed_by = 'c' AND state = 'pending'";
+    eventually(Duration::from_secs(60), "c is sending", || {
+        smtp.messages().len() >= 20 && postgres_count(postgres, &db.name, held_by_c) > 0
+    });
+    c.kill();
+    let killed = Instant::now();
+    let held = held_keys(postgres, &db.name, "c");
+    assert!(!held.is_empty(), "c held claims when it was killed");
+    eventually(Duration::from_secs(60), "c's claims run out", || {
+        !held_keys(postgres, &db.name, "c")
+            .iter()
+            .any(|k| held.contains(k))
+    });
+    let taken_over = killed.elapsed();
+    eventually(Duration::from_secs(60), "c's claims sent by d", || {
+        all_sent(postgres, &db.name, &held)
+    });
+    let held_sent = killed.elapsed();
+    eventually(Duration::from_secs(60), "every notice sent", || {
+        postgres_count(postgres, &db.name, "state = 'sent'") == expected.len()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let duplicates = smtp.duplicates_among(&expected);
+    eprintln!(
+        "kill -9, no restart: the {} notices c held were taken over by d {:.1} s after the kill and sent {:.1} s after it (lease 6 s); duplicates {duplicates}",
+        held.len(),
+        taken_over.as_secs_f64(),
+        held_sent.as_secs_f64()
+    );
+    assert!(duplicates <= 4, "{duplicates} duplicates");
+    drop(d);
 }

@@ -70,7 +70,7 @@ on_both_engines!(
     a_released_claim_is_claimable_at_once_and_costs_no_attempt,
     only_the_channels_named_are_claimed_and_a_deferred_row_costs_no_attempt,
     a_dead_letter_is_replaced_by_its_replay_in_one_transaction,
-    releasing_every_claim_frees_the_rows,
+    an_instance_releases_and_renews_only_its_own_claims,
     the_schema_check_refuses_an_unmigrated_store,
     a_reread_adds_no_dead_letter_or_history_row,
     nul_in_any_text_never_fails_a_commit_or_an_outcome,
@@ -202,15 +202,20 @@ async fn concurrent_commits_of_one_event_queue_it_once(store: SqlStore) {
 
 async fn claims_are_leased_and_taken_over_only_after_the_lease(store: SqlStore) {
     store.commit(&batch(&["k1", "k2", "k3"])).await.unwrap();
-    let a = store.claim("a", T0, LEASE, 2, &email()).await.unwrap();
+    let a = store.at(T0).claim("a", LEASE, 2, &email()).await.unwrap();
     assert_eq!(a.len(), 2);
     assert!(a.iter().all(|c| c.attempts == 0 && !c.token.is_empty()));
-    let b = store.claim("b", T0 + 1, LEASE, 10, &email()).await.unwrap();
+    let b = store
+        .at(T0 + 1)
+        .claim("b", LEASE, 10, &email())
+        .await
+        .unwrap();
     assert_eq!(b.len(), 1, "b takes only what a does not hold");
     assert!(a.iter().all(|c| c.key != b[0].key));
     assert!(
         store
-            .claim("c", T0 + LEASE - 1, LEASE, 10, &email())
+            .at(T0 + LEASE - 1)
+            .claim("c", LEASE, 10, &email())
             .await
             .unwrap()
             .is_empty()
@@ -218,7 +223,8 @@ async fn claims_are_leased_and_taken_over_only_after_the_lease(store: SqlStore) 
 
     // a's lease has run out (b's, taken 1 ms later, has not): c takes a's rows.
     let c = store
-        .claim("c", T0 + LEASE + 1, LEASE, 10, &email())
+        .at(T0 + LEASE + 1)
+        .claim("c", LEASE, 10, &email())
         .await
         .unwrap();
     let taken: BTreeSet<&str> = c.iter().map(|r| r.key.as_str()).collect();
@@ -229,12 +235,14 @@ async fn claims_are_leased_and_taken_over_only_after_the_lease(store: SqlStore) 
 async fn only_the_current_claim_token_marks_a_row(store: SqlStore) {
     store.commit(&batch(&["k1"])).await.unwrap();
     let a = store
-        .claim("a", T0, LEASE, 1, &email())
+        .at(T0)
+        .claim("a", LEASE, 1, &email())
         .await
         .unwrap()
         .remove(0);
     let b = store
-        .claim("b", T0 + LEASE + 1, LEASE, 1, &email())
+        .at(T0 + LEASE + 1)
+        .claim("b", LEASE, 1, &email())
         .await
         .unwrap()
         .remove(0);
@@ -242,22 +250,26 @@ async fn only_the_current_claim_token_marks_a_row(store: SqlStore) {
 
     // a comes back after its lease was taken over: its outcome changes nothing.
     let changed = store
-        .finish(T0 + LEASE + 2, vec![done("k1", &a.token, Finish::Sent)])
+        .at(T0 + LEASE + 2)
+        .finish(vec![done("k1", &a.token, Finish::Sent)])
         .await
         .unwrap();
     assert_eq!(changed, 0);
     assert_eq!(state_of(&store, "k1").await, (State::Pending, 0));
     let changed = store
-        .finish(
-            T0 + LEASE + 2,
-            vec![done("k1", &a.token, Finish::Failed { error: "x".into() })],
-        )
+        .at(T0 + LEASE + 2)
+        .finish(vec![done(
+            "k1",
+            &a.token,
+            Finish::Failed { error: "x".into() },
+        )])
         .await
         .unwrap();
     assert_eq!(changed, 0);
 
     let changed = store
-        .finish(T0 + LEASE + 3, vec![done("k1", &b.token, Finish::Sent)])
+        .at(T0 + LEASE + 3)
+        .finish(vec![done("k1", &b.token, Finish::Sent)])
         .await
         .unwrap();
     assert_eq!(changed, 1);
@@ -268,7 +280,8 @@ async fn only_the_current_claim_token_marks_a_row(store: SqlStore) {
     );
     assert!(
         store
-            .claim("c", T0 + 10 * LEASE, LEASE, 10, &email())
+            .at(T0 + 10 * LEASE)
+            .claim("c", LEASE, 10, &email())
             .await
             .unwrap()
             .is_empty(),
@@ -288,7 +301,8 @@ async fn concurrent_claimers_never_share_a_row(store: SqlStore) {
             let mut mine = Vec::new();
             loop {
                 let claimed = store
-                    .claim(&format!("w{worker}"), T0, LEASE, 7, &email())
+                    .at(T0)
+                    .claim(&format!("w{worker}"), LEASE, 7, &email())
                     .await
                     .unwrap();
                 if claimed.is_empty() {
@@ -318,42 +332,42 @@ async fn concurrent_claimers_never_share_a_row(store: SqlStore) {
 
 async fn a_retry_waits_and_a_failure_can_be_retried_by_hand(store: SqlStore) {
     store.commit(&batch(&["k1", "k2"])).await.unwrap();
-    let claimed = store.claim("a", T0, LEASE, 10, &email()).await.unwrap();
+    let claimed = store.at(T0).claim("a", LEASE, 10, &email()).await.unwrap();
     let token = &claimed[0].token;
     let retry_at = T0 + 5_000;
     let changed = store
-        .finish(
-            T0,
-            vec![
-                done(
-                    "k1",
-                    token,
-                    Finish::Retry {
-                        at: retry_at,
-                        error: "421 try later".into(),
-                    },
-                ),
-                done(
-                    "k2",
-                    token,
-                    Finish::Failed {
-                        error: "550 no such user".into(),
-                    },
-                ),
-            ],
-        )
+        .at(T0)
+        .finish(vec![
+            done(
+                "k1",
+                token,
+                Finish::Retry {
+                    after: retry_at - T0,
+                    error: "421 try later".into(),
+                },
+            ),
+            done(
+                "k2",
+                token,
+                Finish::Failed {
+                    error: "550 no such user".into(),
+                },
+            ),
+        ])
         .await
         .unwrap();
     assert_eq!(changed, 2);
     assert!(
         store
-            .claim("a", retry_at - 1, LEASE, 10, &email())
+            .at(retry_at - 1)
+            .claim("a", LEASE, 10, &email())
             .await
             .unwrap()
             .is_empty()
     );
     let again = store
-        .claim("a", retry_at, LEASE, 10, &email())
+        .at(retry_at)
+        .claim("a", LEASE, 10, &email())
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -362,11 +376,12 @@ async fn a_retry_waits_and_a_failure_can_be_retried_by_hand(store: SqlStore) {
     let failed = store.outbox(Some(State::Failed), 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
-    assert_eq!(store.retry(Some("k2"), T0 + 9_000).await.unwrap(), 1);
-    assert_eq!(store.retry(None, T0 + 9_000).await.unwrap(), 0);
+    assert_eq!(store.at(T0 + 9_000).retry(Some("k2")).await.unwrap(), 1);
+    assert_eq!(store.at(T0 + 9_000).retry(None).await.unwrap(), 0);
     assert_eq!(state_of(&store, "k2").await, (State::Pending, 0));
     let k2 = store
-        .claim("b", T0 + 9_000, LEASE, 10, &email())
+        .at(T0 + 9_000)
+        .claim("b", LEASE, 10, &email())
         .await
         .unwrap();
     assert_eq!(k2.len(), 1);
@@ -376,27 +391,35 @@ async fn a_retry_waits_and_a_failure_can_be_retried_by_hand(store: SqlStore) {
 async fn a_released_claim_is_claimable_at_once_and_costs_no_attempt(store: SqlStore) {
     store.commit(&batch(&["k1"])).await.unwrap();
     let a = store
-        .claim("a", T0, LEASE, 1, &email())
+        .at(T0)
+        .claim("a", LEASE, 1, &email())
         .await
         .unwrap()
         .remove(0);
     let changed = store
-        .finish(T0, vec![done("k1", &a.token, Finish::Released)])
+        .at(T0)
+        .finish(vec![done("k1", &a.token, Finish::Released)])
         .await
         .unwrap();
     assert_eq!(changed, 1);
-    let b = store.claim("b", T0 + 1, LEASE, 1, &email()).await.unwrap();
+    let b = store
+        .at(T0 + 1)
+        .claim("b", LEASE, 1, &email())
+        .await
+        .unwrap();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].attempts, 0);
     // Releasing with a stale token does not free b's claim.
     let changed = store
-        .finish(T0 + 2, vec![done("k1", &a.token, Finish::Released)])
+        .at(T0 + 2)
+        .finish(vec![done("k1", &a.token, Finish::Released)])
         .await
         .unwrap();
     assert_eq!(changed, 0);
     assert!(
         store
-            .claim("c", T0 + 3, LEASE, 1, &email())
+            .at(T0 + 3)
+            .claim("c", LEASE, 1, &email())
             .await
             .unwrap()
             .is_empty()
@@ -413,40 +436,41 @@ async fn only_the_channels_named_are_claimed_and_a_deferred_row_costs_no_attempt
         [("email".to_owned(), 1), ("teams".to_owned(), 1)]
     );
     // An instance without the teams channel (or with email paused) claims only what it names.
-    let claimed = store.claim("a", T0, LEASE, 10, &email()).await.unwrap();
+    let claimed = store.at(T0).claim("a", LEASE, 10, &email()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].channel, "email");
     let later = T0 + LEASE + 1;
     assert!(
         store
-            .claim("a", later, LEASE, 10, &[])
+            .at(later)
+            .claim("a", LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty()
     );
     let teams = store
-        .claim("b", later, LEASE, 10, &["teams".to_owned()])
+        .at(later)
+        .claim("b", LEASE, 10, &["teams".to_owned()])
         .await
         .unwrap();
     assert_eq!((teams.len(), teams[0].key.as_str()), (1, "k2"));
 
     let email_row = store
-        .claim("a", later, LEASE, 10, &email())
+        .at(later)
+        .claim("a", LEASE, 10, &email())
         .await
         .unwrap()
         .remove(0);
     let error = "not attempted: the channel is paused: 535 authentication failed".to_owned();
     let changed = store
-        .finish(
-            later,
-            vec![done(
-                "k1",
-                &email_row.token,
-                Finish::Deferred {
-                    error: error.clone(),
-                },
-            )],
-        )
+        .at(later)
+        .finish(vec![done(
+            "k1",
+            &email_row.token,
+            Finish::Deferred {
+                error: error.clone(),
+            },
+        )])
         .await
         .unwrap();
     assert_eq!(changed, 1);
@@ -455,7 +479,8 @@ async fn only_the_channels_named_are_claimed_and_a_deferred_row_costs_no_attempt
     let k1 = rows.iter().find(|r| r.key == "k1").unwrap();
     assert_eq!(k1.last_error.as_deref(), Some(error.as_str()));
     let again = store
-        .claim("c", later + 1, LEASE, 10, &email())
+        .at(later + 1)
+        .claim("c", LEASE, 10, &email())
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "claimable at once, by anyone");
@@ -492,18 +517,16 @@ async fn nul_in_any_text_never_fails_a_commit_or_an_outcome(store: SqlStore) {
         ("k1@contoso.com", "subject k1")
     );
 
-    let claimed = store.claim("a", T0, LEASE, 10, &email()).await.unwrap();
+    let claimed = store.at(T0).claim("a", LEASE, 10, &email()).await.unwrap();
     let changed = store
-        .finish(
-            T0,
-            vec![done(
-                "k1",
-                &claimed[0].token,
-                Finish::Failed {
-                    error: "HTTP 400: refused\u{0}here".to_owned(),
-                },
-            )],
-        )
+        .at(T0)
+        .finish(vec![done(
+            "k1",
+            &claimed[0].token,
+            Finish::Failed {
+                error: "HTTP 400: refused\u{0}here".to_owned(),
+            },
+        )])
         .await
         .unwrap();
     assert_eq!(changed, 1);
@@ -587,25 +610,37 @@ async fn a_reread_adds_no_dead_letter_or_history_row(store: SqlStore) {
     );
 }
 
-async fn releasing_every_claim_frees_the_rows(store: SqlStore) {
-    store.commit(&batch(&["k1", "k2"])).await.unwrap();
-    assert_eq!(
-        store
-            .claim("a", T0, LEASE, 10, &email())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(store.release_claims().await.unwrap(), 2);
-    assert_eq!(
-        store
-            .claim("b", T0 + 1, LEASE, 10, &email())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {
+    store.commit(&batch(&["k1", "k2", "k3"])).await.unwrap();
+    let claimed = |worker: &'static str, at: i64| {
+        let store = store.at(at);
+        async move {
+            store
+                .claim(worker, LEASE, 10, &email())
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let a = store.at(T0).claim("a", LEASE, 2, &email()).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(claimed("b", T0).await, 1);
+    // a starts again: it releases its own two claims, not b's live one.
+    assert_eq!(store.release_claims(Some("a")).await.unwrap(), 2);
+    assert_eq!(claimed("c", T0 + 1).await, 2);
+    // b renews its claim before its lease ends; c's, taken at T0 + 1, still holds: nothing is
+    // free at T0 + LEASE + 1, where b's first lease would have run out.
+    assert_eq!(store.at(T0 + LEASE - 1).renew("b", LEASE).await.unwrap(), 1);
+    assert_eq!(claimed("d", T0 + LEASE + 1).await, 0);
+    // c never renews: its claims run out after one lease; b's renewed one holds a lease more.
+    assert_eq!(claimed("d", T0 + LEASE + 2).await, 2);
+    assert_eq!(claimed("e", T0 + 2 * LEASE - 2).await, 0);
+    assert_eq!(claimed("e", T0 + 2 * LEASE).await, 1);
+    // A renewal changes nothing once the row has been taken over or recorded.
+    assert_eq!(store.at(T0 + 2 * LEASE).renew("b", LEASE).await.unwrap(), 0);
+    // Releasing every claim (a single-instance store at start) frees them all.
+    assert_eq!(store.release_claims(None).await.unwrap(), 3);
+    assert_eq!(claimed("f", T0 + 2 * LEASE + 1).await, 3);
 }
 
 async fn the_schema_check_refuses_an_unmigrated_store(store: SqlStore) {

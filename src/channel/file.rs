@@ -49,6 +49,9 @@ fn write_atomically(dir: &Path, key: &str, message: &[u8]) -> std::io::Result<()
 
 impl Channel for FileDrop {
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {
+        if let Some(not_begun) = message.must_not_begin("writing the message") {
+            return Box::pin(std::future::ready(Err(not_begun)));
+        }
         let dir = self.dir.clone();
         let key = message.key.to_owned();
         let bytes = message.message.to_vec();

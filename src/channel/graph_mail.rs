@@ -167,10 +167,8 @@ impl Channel for GraphMail {
 
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
-            if std::time::Instant::now() >= message.begin_by {
-                return Err(SendError::NotBegun(
-                    "the claim ran short before the request could begin".to_owned(),
-                ));
+            if let Some(not_begun) = message.must_not_begin("the request") {
+                return Err(not_begun);
             }
             let message_json = std::str::from_utf8(message.message)
                 .map_err(|_| SendError::Permanent("the queued message is not JSON".to_owned()))?;

@@ -117,6 +117,17 @@ impl ChannelConfig {
         }
         .max(1)
     }
+
+    /// What bounds one send on this channel, for channels that talk to a server.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        match self {
+            ChannelConfig::Smtp(c) => Some(c.timeout),
+            ChannelConfig::File(_) => None,
+            ChannelConfig::Webhook(c) => Some(c.timeout),
+            ChannelConfig::GraphMail(c) => Some(c.timeout),
+            ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => Some(c.timeout),
+        }
+    }
 }
 
 /// One message for one recipient, as queued.
@@ -131,6 +142,28 @@ pub struct Outgoing<'a> {
     /// instead. Checked as late as possible (after connecting), so a process frozen meanwhile
     /// does not send what another instance has already sent.
     pub begin_by: std::time::Instant,
+    /// Cancelled when Herald is stopping: a send that has not begun by then is not begun (its
+    /// row stays pending for the next run); one in flight finishes within its timeout.
+    pub stop: &'a tokio_util::sync::CancellationToken,
+}
+
+impl Outgoing<'_> {
+    /// Why the message must not begin to be handed over now, if it must not: the claim's time
+    /// to begin ran out, or Herald is stopping. `what` names what would begin ("the request").
+    /// Channels ask as late as they can, right before the first byte of the message goes out.
+    pub fn must_not_begin(&self, what: &str) -> Option<SendError> {
+        if self.stop.is_cancelled() {
+            Some(SendError::NotBegun(format!(
+                "Herald is stopping; {what} was not begun"
+            )))
+        } else if std::time::Instant::now() >= self.begin_by {
+            Some(SendError::NotBegun(format!(
+                "the claim ran short before {what} could begin"
+            )))
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -141,7 +174,8 @@ pub enum SendError {
     /// Retrying will not help: SMTP 5xx, a refused recipient, HTTP 4xx.
     #[error("{0}")]
     Permanent(String),
-    /// Nothing was handed over: the claim's time to begin ran out (see [`Outgoing::begin_by`]).
+    /// Nothing was handed over: the claim's time to begin ran out, or Herald is stopping (see
+    /// [`Outgoing::must_not_begin`]).
     #[error("{0}")]
     NotBegun(String),
     /// Nothing was handed over, and nothing could be: the channel's server refused the

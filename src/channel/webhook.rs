@@ -158,10 +158,8 @@ pub(super) fn classify(
 impl Channel for Webhook {
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
-            if std::time::Instant::now() >= message.begin_by {
-                return Err(SendError::NotBegun(
-                    "the claim ran short before the request could begin".to_owned(),
-                ));
+            if let Some(not_begun) = message.must_not_begin("the request") {
+                return Err(not_begun);
             }
             let mut request = self
                 .client

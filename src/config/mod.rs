@@ -299,6 +299,28 @@ impl Config {
                 "must be at least 1s (sends begin only in its first half)".to_owned(),
             ));
         }
+        // A send must end well inside its claim even if renewals cannot reach the store: it
+        // begins in the lease's first half and is bounded by its channel's timeout.
+        let lease = file.delivery.lease;
+        for (name, channel) in &channels {
+            if let Some(timeout) = channel.timeout()
+                && lease < timeout.saturating_mul(3)
+            {
+                let table = format!("channel.{name}");
+                return Err(located(
+                    key_line(text, &table, "timeout")
+                        .or_else(|| key_line(text, "delivery", "lease"))
+                        .or(channel_lines.get(name).copied()),
+                    Some(format!("{table}.timeout")),
+                    format!(
+                        "delivery.lease ({}) must be at least 3 times this channel's timeout ({}), so that a send ends well inside its claim: raise the lease to {} or lower the timeout",
+                        shown(lease),
+                        shown(timeout),
+                        shown(timeout.saturating_mul(3))
+                    ),
+                ));
+            }
+        }
         if file.store.pool_size == Some(0) {
             return Err(located(
                 key_line(text, "store", "pool_size"),
@@ -611,6 +633,14 @@ fn check_branding(b: &Branding) -> Result<(), (&'static str, String)> {
 }
 
 /// The line on which `key` is set in `[table]`, for errors found after parsing.
+/// A duration as a configuration would write it (`90s`, `1500ms`).
+fn shown(d: std::time::Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{}s", d.as_secs()),
+        _ => format!("{}ms", d.as_millis()),
+    }
+}
+
 fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     let mut current = "";
     for (i, line) in text.lines().enumerate() {
@@ -732,6 +762,22 @@ soc = ["soc@contoso.com"]
         let text = err.to_string();
         assert!(text.starts_with("herald.toml:12"), "{text}");
         assert!(text.contains("unknown field `recipient`"), "{text}");
+    }
+
+    #[test]
+    fn a_lease_shorter_than_three_timeouts_names_the_channel() {
+        let rule = "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n";
+        let relay = "[channel.relay]\nkind = \"webhook\"\nurl = \"https://hooks.contoso.com/h\"\ntimeout = \"40s\"\n";
+        let err = parse(&format!("{rule}{relay}")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("herald.toml:15: channel.relay.timeout: delivery.lease (90s) must be at least 3 times this channel's timeout (40s)"),
+            "{err}"
+        );
+        assert!(err.contains("raise the lease to 120s"), "{err}");
+        // The default timeouts fit the default lease; a longer lease fits a longer timeout.
+        parse(&format!("{rule}{relay}[delivery]\nlease = \"2m\"\n")).unwrap();
+        let relay = relay.replace("timeout = \"40s\"\n", "");
+        parse(&format!("{rule}{relay}")).unwrap();
     }
 
     #[test]

@@ -22,15 +22,19 @@ pub struct DeliveryConfig {
     /// After this long since it was queued, a notification that still fails is `failed`.
     #[serde(default = "default_max_age", deserialize_with = "duration")]
     pub max_age: Duration,
-    /// How long a claim holds a notification. A send begins only in the first half of it; a
-    /// crashed or frozen instance's claims are taken over once it has passed. Keep it well
-    /// above the channels' `timeout` (which bounds connecting, and each message exchange).
+    /// How long a claim holds a notification, by the store's clock. A send begins only in the
+    /// first half of it, and the instance renews its claims every third of it while their
+    /// sends are in flight or their outcomes wait to be recorded; a crashed or frozen
+    /// instance's claims are taken over once it has passed. At least three times every
+    /// channel's `timeout` (checked at load), so that even a send whose renewals cannot reach
+    /// the store ends before another instance may take its row.
     #[serde(default = "default_lease", deserialize_with = "duration")]
     pub lease: Duration,
 }
 
+/// Three times the longest default channel `timeout` (30 s): see [`DeliveryConfig::lease`].
 fn default_lease() -> Duration {
-    Duration::from_secs(5 * 60)
+    Duration::from_secs(90)
 }
 
 fn default_initial() -> Duration {
@@ -67,14 +71,15 @@ impl DeliveryConfig {
         Duration::from_millis((capped * (0.5 + 0.5 * unit.clamp(0.0, 1.0))) as u64)
     }
 
-    /// When to try again after attempt `attempt` failed at `now`: the backoff, but never
-    /// sooner than a server's `not_before` (its `Retry-After`). A `Retry-After` is capped at
-    /// [`MAX_RETRY_AFTER`] and at `max_age` (past that the notification is given up anyway),
-    /// and the sum saturates, so a huge value can never wrap into a time in the past.
-    pub fn retry_at(&self, now: Millis, attempt: u32, unit: f64, not_before: Duration) -> Millis {
+    /// How long to wait after attempt `attempt` failed, in milliseconds (the store adds it to
+    /// its own clock): the backoff, but never sooner than a server's `not_before` (its
+    /// `Retry-After`). A `Retry-After` is capped at [`MAX_RETRY_AFTER`] and at `max_age` (past
+    /// that the notification is given up anyway); the store's sum saturates, so a huge value
+    /// can never wrap into a time in the past.
+    pub fn retry_after(&self, attempt: u32, unit: f64, not_before: Duration) -> Millis {
         let not_before = not_before.min(MAX_RETRY_AFTER).min(self.max_age);
         let wait = self.backoff(attempt, unit).max(not_before);
-        now.saturating_add(Millis::try_from(wait.as_millis()).unwrap_or(Millis::MAX))
+        Millis::try_from(wait.as_millis()).unwrap_or(Millis::MAX)
     }
 
     /// Whether a notification queued at `created_at` is past saving at `now`.
@@ -100,23 +105,15 @@ mod tests {
     #[test]
     fn a_huge_retry_after_is_capped_never_wrapped() {
         let d = DeliveryConfig::default();
-        let now: Millis = 1_700_000_000_000;
-        let at = d.retry_at(now, 1, 1.0, Duration::from_secs(u64::MAX));
-        assert_eq!(at, now + 3_600_000);
+        let after = d.retry_after(1, 1.0, Duration::from_secs(u64::MAX));
+        assert_eq!(after, 3_600_000);
         let short = DeliveryConfig {
             max_age: Duration::from_secs(60),
             ..DeliveryConfig::default()
         };
-        assert_eq!(short.retry_at(now, 1, 1.0, Duration::MAX), now + 60_000);
-        assert_eq!(
-            d.retry_at(now, 1, 1.0, Duration::from_secs(30)),
-            now + 30_000
-        );
-        assert_eq!(d.retry_at(now, 1, 1.0, Duration::ZERO), now + 5_000);
-        assert_eq!(
-            d.retry_at(Millis::MAX - 1, 1, 1.0, Duration::ZERO),
-            Millis::MAX
-        );
+        assert_eq!(short.retry_after(1, 1.0, Duration::MAX), 60_000);
+        assert_eq!(d.retry_after(1, 1.0, Duration::from_secs(30)), 30_000);
+        assert_eq!(d.retry_after(1, 1.0, Duration::ZERO), 5_000);
     }
 
     #[test]

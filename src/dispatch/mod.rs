@@ -8,10 +8,12 @@
 //! can repeat at most that many messages (the sum of the channels' concurrency). The
 //! dispatcher never decodes events or renders messages.
 //!
-//! Several instances may share one outbox (PostgreSQL). A claim is a lease with a token: a send
-//! begins only in the first half of the lease (checked as late as the channel can), so a
-//! process frozen or slowed past it never sends a row another instance has taken over; and an
-//! outcome is recorded only under the token it was claimed with. While the store cannot be
+//! Several instances may share one outbox (PostgreSQL). A claim is a lease with a token, timed
+//! by the store's clock: a send begins only in the first half of the lease (checked as late as
+//! the channel can), so a process frozen or slowed past it never sends a row another instance
+//! has taken over; the instance renews its claims while their sends and outcomes are in hand,
+//! so a crashed instance's rows are free again within one lease; and an outcome is recorded
+//! only under the token it was claimed with. While the store cannot be
 //! reached, claiming pauses and outcomes wait in memory to be recorded.
 //!
 //! A channel whose server refuses the connection itself is paused ([`pause`]): its rows are
@@ -31,7 +33,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Outgoing, SendError};
-use crate::store::{Claimed, Done, Finish, Store, StoreError, now_millis};
+use crate::store::{Claimed, Done, Finish, Millis, Store, StoreError};
 use crate::web::Readiness;
 use pause::Pauses;
 
@@ -104,6 +106,13 @@ impl<S: Store> Dispatcher<S> {
             returned.clone(),
         ));
         let lease = self.delivery.lease;
+        let renewals = CancellationToken::new();
+        let renewer = tokio::spawn(renew(
+            self.store.clone(),
+            self.worker.clone(),
+            lease,
+            renewals.clone(),
+        ));
         let mut store_wait = IDLE_POLL;
         let mut sends = JoinSet::new();
         let mut probes: JoinSet<(String, Result<(), SendError>)> = JoinSet::new();
@@ -133,13 +142,12 @@ impl<S: Store> Dispatcher<S> {
                     if free == 0 {
                         continue;
                     }
-                    let now = now_millis();
-                    let begin_by = std::time::Instant::now() + lease / 2;
+                    let claimed_at = std::time::Instant::now();
+                    let begin_by = claimed_at + lease / 2;
                     let claimed = match self
                         .store
                         .claim(
                             &self.worker,
-                            now,
                             lease.as_millis() as i64,
                             free as i64,
                             std::slice::from_ref(&channel),
@@ -166,8 +174,14 @@ impl<S: Store> Dispatcher<S> {
                         let channel = lane.channel.clone();
                         let delivery = self.delivery.clone();
                         let done_tx = done_tx.clone();
+                        let stop = stop.clone();
                         sends.spawn(async move {
-                            let (finish, kind) = attempt(channel, &row, &delivery, begin_by).await;
+                            let began = Began {
+                                claimed_at,
+                                begin_by,
+                                stop: &stop,
+                            };
+                            let (finish, kind) = attempt(channel, &row, &delivery, began).await;
                             let done = Done {
                                 key: row.key,
                                 token: row.token,
@@ -195,7 +209,7 @@ impl<S: Store> Dispatcher<S> {
                     && sends.is_empty()
                     && done_tx.capacity() == done_tx.max_capacity()
                     && pauses.all_longer_than(ONCE_PAUSE_LIMIT)
-                    && self.nothing_to_claim(&pauses).await?
+                    && self.nothing_to_claim(&pauses).await
                 {
                     return Ok(());
                 }
@@ -221,19 +235,25 @@ impl<S: Store> Dispatcher<S> {
         let recorded = recorder
             .await
             .unwrap_or_else(|e| Err(StoreError::new("recorder", e)));
+        renewals.cancel();
+        let _ = renewer.await;
         result.and(recorded).map(|()| delivered)
     }
 
     /// Whether no pending notification is one this instance could send: every one is on a
-    /// paused channel or on a channel it does not have (or none is pending).
-    async fn nothing_to_claim(&self, pauses: &Pauses) -> Result<bool, StoreError> {
+    /// paused channel or on a channel it does not have (or none is pending). While the store
+    /// cannot say, there may be: `--once` waits for it.
+    async fn nothing_to_claim(&self, pauses: &Pauses) -> bool {
         let claimable = pauses.unpaused(self.lanes.keys());
-        Ok(self
-            .store
-            .pending_by_channel()
-            .await?
-            .iter()
-            .all(|(channel, n)| *n == 0 || !claimable.contains(channel)))
+        match self.store.pending_by_channel().await {
+            Ok(pending) => pending
+                .iter()
+                .all(|(channel, n)| *n == 0 || !claimable.contains(channel)),
+            Err(e) => {
+                store_failed("count pending notifications", &e, IDLE_POLL);
+                false
+            }
+        }
     }
 }
 
@@ -276,24 +296,42 @@ fn store_failed(operation: &'static str, error: &StoreError, wait: Duration) {
 }
 
 /// One attempt at one row: what to record about it, and how the claim loop counts it.
+/// When a claim was taken and how long its send may take to begin.
+struct Began<'a> {
+    claimed_at: std::time::Instant,
+    /// The first half of the lease.
+    begin_by: std::time::Instant,
+    /// Herald is stopping: what has not begun is not begun.
+    stop: &'a CancellationToken,
+}
+
 async fn attempt(
     channel: Arc<dyn Channel>,
     row: &Claimed,
     delivery: &DeliveryConfig,
-    begin_by: std::time::Instant,
+    began: Began<'_>,
 ) -> (Finish, Kind) {
+    let Began {
+        claimed_at,
+        begin_by,
+        stop,
+    } = began;
     let outgoing = Outgoing {
         key: &row.key,
         recipient: &row.recipient,
         message: &row.message,
         begin_by,
+        stop,
     };
-    if std::time::Instant::now() >= begin_by {
-        return released(row, "its send began past the first half of its lease");
+    if let Some(SendError::NotBegun(why)) = outgoing.must_not_begin("its send") {
+        return released(row, &why);
     }
     let started = std::time::Instant::now();
     let result = channel.send(outgoing).await;
-    let now = now_millis();
+    // The store's time now, as this machine's steady clock has counted since the claim.
+    let now = row
+        .claimed_at
+        .saturating_add(claimed_at.elapsed().as_millis() as Millis);
     let labels = [("rule", row.rule.clone()), ("channel", row.channel.clone())];
     match &result {
         Ok(()) => {
@@ -339,7 +377,7 @@ async fn attempt(
 fn retry(
     row: &Claimed,
     delivery: &DeliveryConfig,
-    now: crate::store::Millis,
+    now: Millis,
     error: String,
     not_before: Duration,
 ) -> (Finish, Kind) {
@@ -350,17 +388,18 @@ fn retry(
             format!("gave up after {attempts} attempts (max_age reached); last error: {error}");
         (Finish::Failed { error }, Kind::Failed)
     } else {
-        let at = delivery.retry_at(now, attempts as u32, fastrand::f64(), not_before);
-        tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = at.saturating_sub(now), %error, "will retry");
-        (Finish::Retry { at, error }, Kind::Retry)
+        let after = delivery.retry_after(attempts as u32, fastrand::f64(), not_before);
+        tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = after, %error, "will retry");
+        (Finish::Retry { after, error }, Kind::Retry)
     }
 }
 
-/// A claim given back unsent, so that any instance may take the row at once.
+/// A claim given back unsent (its time to begin ran out, or Herald is stopping), so that any
+/// instance may take the row at once.
 fn released(row: &Claimed, why: &str) -> (Finish, Kind) {
     metrics::counter!("herald_notifications_released_total", "channel" => row.channel.clone())
         .increment(1);
-    tracing::warn!(key = %row.key, channel = %row.channel, why, "not sent: the claim ran short; released to be claimed again");
+    tracing::warn!(key = %row.key, channel = %row.channel, why, "not sent; released to be claimed again");
     (Finish::Released, Kind::Released)
 }
 
@@ -384,7 +423,7 @@ async fn record<S: Store>(
         let mut stopped_at = None;
         let (outcomes, permits): (Vec<Done>, Vec<_>) = batch.drain(..).unzip();
         loop {
-            match store.finish(now_millis(), outcomes.clone()).await {
+            match store.finish(outcomes.clone()).await {
                 Ok(_) => break,
                 Err(e) => {
                     let since_stop = stop
@@ -404,4 +443,20 @@ async fn record<S: Store>(
         returned.notify_one();
     }
     Ok(())
+}
+
+/// Renews this instance's claims every third of the lease until `stop`: a send that takes
+/// long, or an outcome waiting for the store, keeps its row, while a crashed instance's claims
+/// run out within one lease. A renewal the store misses is tried again at the next tick.
+async fn renew<S: Store>(store: S, worker: String, lease: Duration, stop: CancellationToken) {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = store.renew(&worker, lease.as_millis() as Millis).await {
+            store_failed("renew claims", &e, every);
+        }
+    }
 }

@@ -202,6 +202,34 @@ impl<S: Store> Ingest<S> {
 }
 
 impl<S: Store> Ingest<S> {
+    /// Source `source`'s checkpoint `key`, read as patiently as a batch is committed: while the
+    /// store fails, the source waits (with backoff) instead of ending. An error only once
+    /// `stop` is cancelled.
+    pub async fn checkpoint_patiently(
+        &self,
+        source: &str,
+        key: &str,
+        stop: &CancellationToken,
+    ) -> Result<Option<String>, StoreError> {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.store.checkpoint(source, key).await {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    metrics::counter!("herald_store_errors_total", "operation" => "checkpoint")
+                        .increment(1);
+                    tracing::warn!(source, error = %e, retry_in_ms = wait.as_millis() as u64,
+                        "the store did not answer for a checkpoint; intake paused");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.cancelled() => return Err(e),
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// Commits `batch`, retrying with backoff (250 ms doubling to 5 s) while the store fails.
     async fn store_patiently(
         &self,

@@ -5,9 +5,11 @@
 //! [`Ingest`] binds it to the store for sources, and [`run`] is the service itself.
 
 mod ingest;
+mod instance;
 mod run;
 
 pub use ingest::{Ingest, Intake, Piece};
+pub use instance::name as instance_name;
 pub use run::{for_other_channels, open_store, run};
 
 use std::collections::{BTreeMap, HashSet};

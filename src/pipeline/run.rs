@@ -16,7 +16,7 @@ use crate::dispatch::{Delivered, Dispatcher, Lane};
 use crate::source::graph::GraphSource;
 use crate::source::kafka::KafkaSource;
 use crate::source::{SourceConfig, file, http};
-use crate::store::{Engine, RunLock, Schema, SqlStore, Store};
+use crate::store::{Engine, InstanceLock, RunLock, Schema, SqlStore, Store};
 use crate::web::{self, Readiness};
 
 /// The store URL a configuration names, resolved (it may come from the environment or a file).
@@ -40,32 +40,44 @@ pub async fn open_store(config: &Config, schema: Schema) -> anyhow::Result<SqlSt
 
 /// Runs Herald until `stop` is cancelled or, with `once`, until every source has been read to
 /// its end and nothing is pending in the outbox.
+/// `instance` names this instance in a shared store (default: [`super::instance_name`]).
 pub async fn run(
     config: Config,
     once: bool,
     schema: Schema,
+    instance: Option<String>,
     stop: CancellationToken,
 ) -> anyhow::Result<Delivered> {
+    let worker =
+        super::instance_name(instance.as_deref(), &config.path).map_err(|e| anyhow::anyhow!(e))?;
     let (url, engine) = store_url(&config)?;
     let _lock = match &engine {
         Engine::Sqlite(path) => Some(RunLock::acquire(path)?),
         Engine::Postgres => None,
     };
     let store = SqlStore::open(&url, config.dir(), schema, config.store.pool_size).await?;
+    // On PostgreSQL, no two live processes share a name: each would take the other's claims
+    // for its own.
+    let _instance = match &engine {
+        Engine::Sqlite(_) => None,
+        Engine::Postgres => Some(InstanceLock::acquire(&url, &worker).await?),
+    };
     drop(url);
-    if _lock.is_some() {
-        // We hold the SQLite store alone: claims still recorded belong to a process that died
-        // mid-send. Released now, they are sent again at once; this is the documented
-        // duplicate window. (On PostgreSQL, other instances' claims are live: a dead
-        // instance's claims are taken over when their lease runs out.)
-        let released = store.release_claims().await?;
-        if released > 0 {
-            tracing::warn!(
-                released,
-                "released the claims of a previous run that stopped mid-send"
-            );
-        }
+    // Claims still recorded under this instance's name (on SQLite, any claim: it holds the
+    // store alone) belong to a process that died mid-send. Released now, they are sent again at
+    // once; this is the documented duplicate window. Other live instances' claims are left to
+    // them; a dead instance that never returns has its claims taken over within one lease.
+    let released = store
+        .release_claims(_lock.is_none().then_some(worker.as_str()))
+        .await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            instance = %worker,
+            "released the claims of a previous run that stopped mid-send"
+        );
     }
+    tracing::info!(instance = %worker, store = engine.name(), "starting");
     let unknown = for_other_channels(&store, &config).await?;
     for (channel, pending) in &unknown {
         tracing::warn!(
@@ -136,7 +148,7 @@ pub async fn run(
         store,
         lanes,
         delivery,
-        worker: format!("{}-{}", hostname(), std::process::id()),
+        worker,
         readiness: readiness.clone(),
     };
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
@@ -260,10 +272,4 @@ async fn print_progress<S: Store>(ingest: &Ingest<S>) {
             c.failed
         );
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "herald".to_owned())
 }

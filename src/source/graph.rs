@@ -170,8 +170,7 @@ impl GraphSource {
     ) -> Result<(), PollError> {
         let name = &self.config.name;
         let stored = ingest
-            .store()
-            .checkpoint(name, NEWEST)
+            .checkpoint_patiently(name, NEWEST, stop)
             .await
             .map_err(PollError::Store)?
             .and_then(|t| t.parse::<Timestamp>().ok());

@@ -204,6 +204,63 @@ impl RunLock {
     }
 }
 
+/// How long a starting instance waits for the previous process of its name to let go of it:
+/// at once after a kill (its connection closes with it), within the keepalive below after its
+/// machine died.
+const INSTANCE_WAIT: Duration = Duration::from_secs(30);
+
+/// Proof that no other live process runs as this instance on a PostgreSQL store: a session
+/// advisory lock on the instance's name, held by a connection of its own until dropped (or the
+/// process dies, when the server lets it go). Two processes of one name would each release and
+/// renew the other's claims as their own.
+pub struct InstanceLock {
+    _conn: AnyConnection,
+}
+
+impl InstanceLock {
+    pub async fn acquire(url: &str, name: &str) -> Result<InstanceLock, StoreError> {
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect(url)
+            .await
+            .map_err(|e| StoreError::new("connecting to PostgreSQL", e))?;
+        // If this machine dies, the server notices within about 25 s and lets the name go
+        // (its own keepalive default is two hours).
+        conn.execute(
+            "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3",
+        )
+        .await
+        .map_err(|e| StoreError::new("configuring the instance connection", e))?;
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            // The two-key form, in a key space of Herald's own (0x48524c44, "HRLD").
+            let held: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(1213353028, hashtext($1))")
+                    .bind(format!("herald-instance:{name}"))
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(|e| StoreError::new("locking the instance name", e))?;
+            if held {
+                return Ok(InstanceLock { _conn: conn });
+            }
+            if started.elapsed() >= INSTANCE_WAIT {
+                return Err(StoreError::new(
+                    &format!("instance {name:?}"),
+                    "another running instance has this name; give each instance its own (`herald run --instance NAME` or HERALD_INSTANCE)",
+                ));
+            }
+            if !said {
+                tracing::warn!(
+                    instance = name,
+                    "another process holds this instance name; waiting up to 30 s for it to let go"
+                );
+                said = true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

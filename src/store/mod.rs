@@ -13,7 +13,7 @@
 mod engine;
 mod sql;
 
-pub use engine::{Engine, RunLock, Schema};
+pub use engine::{Engine, InstanceLock, RunLock, Schema};
 pub use sql::SqlStore;
 
 use std::future::Future;
@@ -127,6 +127,8 @@ pub struct Claimed {
     /// Attempts before this one.
     pub attempts: i64,
     pub created_at: Millis,
+    /// The store's time when the row was claimed (its clock, not this machine's).
+    pub claimed_at: Millis,
     pub token: String,
 }
 
@@ -134,8 +136,9 @@ pub struct Claimed {
 #[derive(Debug, Clone)]
 pub enum Finish {
     Sent,
+    /// Try again `after` this many milliseconds (counted by the store's clock).
     Retry {
-        at: Millis,
+        after: Millis,
         error: String,
     },
     Failed {
@@ -229,13 +232,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Claims up to `limit` pending rows due at `now` whose lease (if any) has run out, on the
+    /// Claims up to `limit` pending rows due now whose lease (if any) has run out, on the
     /// `channels` named: those this instance has configured and not paused. A row of a channel
-    /// another instance has (a rolling deploy that adds one) is left to that instance.
+    /// another instance has (a rolling deploy that adds one) is left to that instance. "Now"
+    /// and the lease are the store's clock, one for every instance.
     fn claim(
         &self,
         worker: &str,
-        now: Millis,
         lease: Millis,
         limit: i64,
         channels: &[String],
@@ -244,15 +247,23 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Records how attempts ended, in one transaction (one disk sync for many sends). An entry
     /// whose token no longer holds its row (the lease was taken over) changes nothing; the
     /// result counts the rows that were changed.
-    fn finish(
+    fn finish(&self, done: Vec<Done>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Releases claims left by a process that died: those of instance `of` (its own, when it
+    /// starts again), or every claim (`None`: only for a single-instance SQLite store). Returns
+    /// how many.
+    fn release_claims(
         &self,
-        now: Millis,
-        done: Vec<Done>,
+        of: Option<&str>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Releases every claim: only for a single-instance (SQLite) store, at start, when the
-    /// claims still held can only be those of a process that died. Returns how many.
-    fn release_claims(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Extends every claim `worker` holds to `lease` from now, while its sends are in flight
+    /// or their outcomes wait to be recorded. Returns how many.
+    fn renew(
+        &self,
+        worker: &str,
+        lease: Millis,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     fn outbox(
         &self,
@@ -269,11 +280,7 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Makes failed rows pending again, due now: one key, or every failed row when `key` is
     /// `None`. Returns how many.
-    fn retry(
-        &self,
-        key: Option<&str>,
-        now: Millis,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn retry(&self, key: Option<&str>) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     fn dead_letters(
         &self,

@@ -20,6 +20,8 @@ use super::{
 pub struct SqlStore {
     pool: AnyPool,
     engine: Engine,
+    /// A time to use instead of the database's clock ([`SqlStore::at`]).
+    clock: Option<Millis>,
 }
 
 impl SqlStore {
@@ -34,11 +36,46 @@ impl SqlStore {
         let engine = Engine::of(url, base).map_err(|e| StoreError::new("store.url", e))?;
         let pool = engine.connect(url, pool_size).await?;
         engine.schema(&pool, schema).await?;
-        Ok(SqlStore { pool, engine })
+        Ok(SqlStore {
+            pool,
+            engine,
+            clock: None,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The same store, reading the time as `now` instead of from its clock: for tests of the
+    /// store's contract, which step time by hand.
+    pub fn at(&self, now: Millis) -> SqlStore {
+        SqlStore {
+            clock: Some(now),
+            ..self.clone()
+        }
+    }
+
+    /// The store's time: every instance's claims, leases, retries and records are timed by
+    /// one clock, the database's (ARCHITECTURE.md §7), so a skewed or stepped clock on one
+    /// machine cannot let it take a row another is sending. SQLite lives in this process and
+    /// reads this machine's clock; PostgreSQL is asked.
+    async fn now<'c, E>(&self, conn: E) -> Result<Millis, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = Any>,
+    {
+        if let Some(now) = self.clock {
+            return Ok(now);
+        }
+        match self.engine {
+            Engine::Sqlite(_) => Ok(now_millis()),
+            Engine::Postgres => sqlx::query_scalar(
+                "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
+            )
+            .fetch_one(conn)
+            .await
+            .map_err(err("reading the database's clock")),
+        }
     }
 }
 
@@ -247,7 +284,8 @@ fn dead_letter_entry(row: &AnyRow) -> DeadLetterEntry {
 impl Store for SqlStore {
     async fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(err("beginning a batch"))?;
-        let committed = insert_batch(&mut tx, batch, now_millis()).await?;
+        let now = self.now(&mut *tx).await?;
+        let committed = insert_batch(&mut tx, batch, now).await?;
         tx.commit().await.map_err(err("committing a batch"))?;
         Ok(committed)
     }
@@ -265,7 +303,6 @@ impl Store for SqlStore {
     async fn claim(
         &self,
         worker: &str,
-        now: Millis,
         lease: Millis,
         limit: i64,
         channels: &[String],
@@ -273,6 +310,7 @@ impl Store for SqlStore {
         if channels.is_empty() {
             return Ok(Vec::new());
         }
+        let now = self.now(&self.pool).await?;
         let token = format!("{worker}-{now}-{:016x}", fastrand::u64(..));
         // Only placeholders are spliced in; every value is bound.
         let claim = sqlx::AssertSqlSafe(claim_query(&self.engine, channels.len()));
@@ -299,13 +337,15 @@ impl Store for SqlStore {
                 message: row.get("message"),
                 attempts: row.get("attempts"),
                 created_at: row.get("created_at"),
+                claimed_at: now,
                 token: token.clone(),
             })
             .collect())
     }
 
-    async fn finish(&self, now: Millis, done: Vec<Done>) -> Result<u64, StoreError> {
+    async fn finish(&self, done: Vec<Done>) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(err("beginning to mark"))?;
+        let now = self.now(&mut *tx).await?;
         let mut changed = 0;
         for d in &done {
             let query = match &d.finish {
@@ -315,12 +355,12 @@ impl Store for SqlStore {
                      WHERE key = $2 AND claim_token = $3",
                 )
                 .bind(now),
-                Finish::Retry { at, error } => sqlx::query(
+                Finish::Retry { after, error } => sqlx::query(
                     "UPDATE outbox SET next_attempt_at = $1, last_error = $2, attempts = attempts + 1,
                             claimed_by = NULL, claim_token = NULL, claimed_until = NULL
                      WHERE key = $3 AND claim_token = $4",
                 )
-                .bind(*at)
+                .bind(now.saturating_add(*after))
                 .bind(text(error)),
                 Finish::Failed { error } => sqlx::query(
                     "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1,
@@ -359,12 +399,37 @@ impl Store for SqlStore {
             .map_err(err("reaching the store"))
     }
 
-    async fn release_claims(&self) -> Result<u64, StoreError> {
-        sqlx::query("UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL WHERE claim_token IS NOT NULL")
+    async fn release_claims(&self, of: Option<&str>) -> Result<u64, StoreError> {
+        let query = match of {
+            None => sqlx::query(
+                "UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                 WHERE claim_token IS NOT NULL",
+            ),
+            Some(worker) => sqlx::query(
+                "UPDATE outbox SET claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+                 WHERE claim_token IS NOT NULL AND claimed_by = $1",
+            )
+            .bind(worker),
+        };
+        query
             .execute(&self.pool)
             .await
             .map(|r| r.rows_affected())
             .map_err(err("releasing claims"))
+    }
+
+    async fn renew(&self, worker: &str, lease: Millis) -> Result<u64, StoreError> {
+        let now = self.now(&self.pool).await?;
+        sqlx::query(
+            "UPDATE outbox SET claimed_until = $1
+             WHERE claimed_by = $2 AND claim_token IS NOT NULL AND state = 'pending'",
+        )
+        .bind(now.saturating_add(lease))
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(err("renewing claims"))
     }
 
     async fn outbox(
@@ -423,7 +488,8 @@ impl Store for SqlStore {
             .collect())
     }
 
-    async fn retry(&self, key: Option<&str>, now: Millis) -> Result<u64, StoreError> {
+    async fn retry(&self, key: Option<&str>) -> Result<u64, StoreError> {
+        let now = self.now(&self.pool).await?;
         let query = match key {
             Some(key) => sqlx::query(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = $1, attempts = 0, created_at = $2 WHERE key = $3 AND state = 'failed'",
@@ -481,12 +547,13 @@ impl Store for SqlStore {
 
     async fn replace_dead_letter(&self, id: i64, batch: &Batch) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(err("beginning a replay"))?;
+        let now = self.now(&mut *tx).await?;
         sqlx::query("DELETE FROM dead_letters WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(err("removing a dead letter"))?;
-        let committed = insert_batch(&mut tx, batch, now_millis()).await?;
+        let committed = insert_batch(&mut tx, batch, now).await?;
         tx.commit().await.map_err(err("committing a replay"))?;
         Ok(committed)
     }

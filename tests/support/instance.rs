@@ -14,6 +14,8 @@ pub struct Instance {
     pub config: PathBuf,
     pub log: PathBuf,
     extra_args: Vec<String>,
+    /// A program `herald` runs under (`faketime -f +2m`), if any.
+    wrapper: Vec<String>,
 }
 
 impl Instance {
@@ -25,6 +27,11 @@ impl Instance {
 
     /// As [`Instance::start`], with more arguments to `herald run`.
     pub fn start_with(dir: &Path, config: &str, args: &[&str]) -> Instance {
+        Instance::start_under(dir, config, args, &[])
+    }
+
+    /// As [`Instance::start_with`], with `herald` run by `wrapper` (`["faketime", "-f", "+2m"]`).
+    pub fn start_under(dir: &Path, config: &str, args: &[&str], wrapper: &[&str]) -> Instance {
         std::fs::create_dir_all(dir).unwrap();
         let admin = free_port();
         let path = dir.join("herald.toml");
@@ -35,12 +42,14 @@ impl Instance {
         .unwrap();
         let log = dir.join("herald.log");
         let extra_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let wrapper: Vec<String> = wrapper.iter().map(|a| a.to_string()).collect();
         Instance {
-            child: spawn(&path, &log, &extra_args),
+            child: spawn(&wrapper, &path, &log, &extra_args),
             admin,
             config: path,
             log,
             extra_args,
+            wrapper,
         }
     }
 
@@ -49,7 +58,7 @@ impl Instance {
     }
 
     pub fn restart(&mut self) {
-        self.child = spawn(&self.config, &self.log, &self.extra_args);
+        self.child = spawn(&self.wrapper, &self.config, &self.log, &self.extra_args);
     }
 
     /// kill -9, and reap it.
@@ -71,6 +80,18 @@ impl Instance {
     pub fn terminate(&mut self) -> i32 {
         self.signal("TERM");
         self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+
+    /// Waits (up to `limit`) for the process to exit by itself; its exit status, if it did.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// Whether the process is still running.
@@ -119,13 +140,21 @@ impl Drop for Instance {
     }
 }
 
-fn spawn(config: &Path, log: &Path, args: &[String]) -> Child {
+fn spawn(wrapper: &[String], config: &Path, log: &Path, args: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(HERALD)
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(HERALD);
+            command
+        }
+        None => Command::new(HERALD),
+    };
+    command
         .args(["run", "--config", config.to_str().unwrap()])
         .args(args)
         .env("HERALD_LOG", "info")

@@ -183,9 +183,7 @@ impl Channel for Smtp {
             })?;
             let envelope = Envelope::new(Some(self.sender.clone()), vec![to])
                 .map_err(|e| SendError::Permanent(format!("envelope: {e}")))?;
-            self.pool
-                .send(&envelope, message.message, message.begin_by)
-                .await
+            self.pool.send(&envelope, &message).await
         })
     }
 

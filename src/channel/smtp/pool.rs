@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
 use super::classify;
-use crate::channel::SendError;
+use crate::channel::{Outgoing, SendError};
 
 /// An idle connection older than this is asked `NOOP` before it carries a message.
 const PROBE_AFTER: Duration = Duration::from_secs(10);
@@ -84,25 +84,36 @@ impl Pool {
         }
     }
 
-    /// Sends one message on a pooled connection, opening one when none is idle.
-    pub async fn send(
-        &self,
-        envelope: &Envelope,
-        message: &[u8],
-        begin_by: Instant,
-    ) -> Result<(), SendError> {
-        let _slot =
-            self.slots.acquire().await.map_err(|_| {
+    /// Sends one message on a pooled connection, opening one when none is idle. While it
+    /// waits for a connection, the claim's time to begin may run out or Herald may stop: then
+    /// nothing is begun.
+    pub async fn send(&self, envelope: &Envelope, message: &Outgoing<'_>) -> Result<(), SendError> {
+        let what = "the SMTP transaction";
+        let _slot = tokio::select! {
+            slot = self.slots.acquire() => slot.map_err(|_| {
                 SendError::Transient("the SMTP channel is shutting down".to_owned())
-            })?;
-        let mut conn = self.checkout().await?;
-        if Instant::now() >= begin_by {
+            })?,
+            _ = message.stop.cancelled() => return Err(message.must_not_begin(what).unwrap_or_else(|| {
+                SendError::NotBegun("Herald is stopping".to_owned())
+            })),
+            _ = tokio::time::sleep_until(message.begin_by.into()) => {
+                return Err(message.must_not_begin(what).unwrap_or_else(|| {
+                    SendError::NotBegun(format!("the claim ran short before {what} could begin"))
+                }));
+            }
+        };
+        // A connection that took past the claim's time to begin (this process was frozen or
+        // starved meanwhile) begins nothing, whatever became of it: that is no reason to pause
+        // the channel.
+        let mut conn = match self.checkout().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(message.must_not_begin(what).unwrap_or(e)),
+        };
+        if let Some(not_begun) = message.must_not_begin(what) {
             self.checkin(conn);
-            return Err(SendError::NotBegun(
-                "the claim ran short before the SMTP transaction could begin".to_owned(),
-            ));
+            return Err(not_begun);
         }
-        match tokio::time::timeout(self.timeout, conn.send(envelope, message)).await {
+        match tokio::time::timeout(self.timeout, conn.send(envelope, message.message)).await {
             Ok(Ok(_)) => {
                 self.checkin(conn);
                 Ok(())

@@ -217,8 +217,7 @@ impl<S: Store> Reader<'_, S> {
     async fn saved_mark(&self, name: &str) -> Result<Option<Mark>, StoreError> {
         Ok(self
             .ingest
-            .store()
-            .checkpoint(&self.config.name, name)
+            .checkpoint_patiently(&self.config.name, name, self.stop)
             .await?
             .as_deref()
             .and_then(Mark::parse))
