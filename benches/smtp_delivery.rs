@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use support::sink::SmtpSink;
-use support::{Scratch, SmtpOptions, SmtpServer, cpu_seconds, fixture, herald};
+use support::{Scratch, SmtpOptions, SmtpServer, cpu_seconds, herald};
 
 const MESSAGES: usize = 2_000;
 
@@ -46,12 +46,7 @@ fn run(label: &str, server: &Server, concurrency: usize, pool: usize) -> f64 {
             (port, pid, Box::new(move || sink.received()))
         }
     };
-    let activities = std::fs::read_to_string(fixture("activities.ndjson")).unwrap();
-    let reset: serde_json::Value = activities
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["properties"]["activityDisplayName"] == "Reset user password")
-        .unwrap();
+    let reset = support::reset_record();
     let mut stream = String::new();
     for i in 0..MESSAGES {
         let mut r = reset.clone();

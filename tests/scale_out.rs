@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::instance::Instance;
 use support::kafka::{self, Broker, TOPIC, audit_messages};
 use support::postgres::Postgres;
-use support::{Scratch, SmtpOptions, SmtpServer, email_to, fixture, request};
+use support::{Scratch, SmtpOptions, SmtpServer, email_to, request};
 
 /// A configuration on the PostgreSQL store `db`, reading `source`, sending through `smtp`.
 fn config(db: &str, source: &str, smtp: &SmtpServer, delivery: &str, channel: &str) -> String {
@@ -125,12 +125,7 @@ fn postgres_count(postgres: &Postgres, name: &str, filter: &str) -> usize {
 
 /// Password resets for `count` users in one newline-delimited file.
 fn resets(path: &Path, prefix: &str, count: usize) -> BTreeSet<String> {
-    let activities = std::fs::read_to_string(fixture("activities.ndjson")).unwrap();
-    let reset: serde_json::Value = activities
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["properties"]["activityDisplayName"] == "Reset user password")
-        .unwrap();
+    let reset = support::reset_record();
     let mut text = String::new();
     let mut users = BTreeSet::new();
     for i in 0..count {
@@ -282,7 +277,11 @@ fn a_database_restart_pauses_intake_and_loses_nothing() {
         h.logs().contains("intake paused")
     });
     while stopped.elapsed() < Duration::from_secs(20) {
-        assert!(h.running(), "Herald exited without its store:\n{}", h.logs());
+        assert!(
+            h.running(),
+            "Herald exited without its store:\n{}",
+            h.logs()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 

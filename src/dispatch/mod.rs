@@ -74,6 +74,9 @@ pub struct Dispatcher<S: Store> {
     pub worker: String,
     /// Where paused channels are shown (`/readyz`).
     pub readiness: Arc<Readiness>,
+    /// Signalled when this process queues notifications, so they are claimed at once; the
+    /// idle poll remains for rows queued by other instances and for retries coming due.
+    pub wake: Arc<Notify>,
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -218,6 +221,7 @@ impl<S: Store> Dispatcher<S> {
                 tokio::select! {
                     Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
                     _ = returned.notified() => {}
+                    _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = stop.cancelled() => return Ok(()),
                 }

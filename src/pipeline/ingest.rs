@@ -31,6 +31,9 @@ pub struct Ingest<S: Store> {
     records: Arc<AtomicU64>,
     /// The tenant of records that do not name their own (see [`Pipeline::process_in`]).
     tenant: Option<Arc<str>>,
+    /// Signalled after a commit that queued notifications: the dispatcher claims at once
+    /// instead of at its next poll.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 impl<S: Store> Clone for Ingest<S> {
@@ -40,6 +43,7 @@ impl<S: Store> Clone for Ingest<S> {
             store: self.store.clone(),
             records: self.records.clone(),
             tenant: self.tenant.clone(),
+            queued: self.queued.clone(),
         }
     }
 }
@@ -63,7 +67,13 @@ impl<S: Store> Ingest<S> {
             store,
             records: Arc::default(),
             tenant: None,
+            queued: Arc::default(),
         }
+    }
+
+    /// What a commit that queued notifications signals (for the dispatcher).
+    pub fn queued(&self) -> Arc<tokio::sync::Notify> {
+        self.queued.clone()
     }
 
     /// This intake for a source whose records may not name their tenant: they are taken as
@@ -167,6 +177,9 @@ impl<S: Store> Ingest<S> {
             None => self.store.commit(&batch).await?,
             Some(stop) => self.store_patiently(&batch, stop).await?,
         };
+        if intake.committed.queued > 0 {
+            self.queued.notify_one();
+        }
         count(last.source, &intake);
         if let Some(newest) = out.newest {
             lag(last.source, newest);

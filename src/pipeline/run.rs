@@ -150,6 +150,7 @@ pub async fn run(
         delivery,
         worker,
         readiness: readiness.clone(),
+        wake: ingest.queued(),
     };
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
 

@@ -172,12 +172,7 @@ pub fn audit_messages(
     per_message: usize,
     partitions: i32,
 ) -> (Vec<(i32, Vec<u8>)>, BTreeSet<String>) {
-    let activities = std::fs::read_to_string(super::fixture("activities.ndjson")).unwrap();
-    let reset: serde_json::Value = activities
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["properties"]["activityDisplayName"] == "Reset user password")
-        .unwrap();
+    let reset = super::reset_record();
     let mut out = Vec::new();
     let mut recipients = BTreeSet::new();
     for m in 0..count {

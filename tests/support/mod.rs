@@ -468,6 +468,16 @@ pub fn request(
 }
 
 /// CPU seconds (user + system) a process has used so far.
+/// The password reset of `tests/fixtures/activities.ndjson`: a record to stamp copies from.
+pub fn reset_record() -> serde_json::Value {
+    std::fs::read_to_string(fixture("activities.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["properties"]["activityDisplayName"] == "Reset user password")
+        .expect("a password reset in the fixture")
+}
+
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
