@@ -216,54 +216,56 @@ impl<S: Store> Ingest<S> {
 
 impl<S: Store> Ingest<S> {
     /// Source `source`'s checkpoint `key`, read as patiently as a batch is committed: while the
-    /// store fails, the source waits (with backoff) instead of ending. An error only once
-    /// `stop` is cancelled.
+    /// store fails, the source waits instead of ending. An error only once `stop` is cancelled.
     pub async fn checkpoint_patiently(
         &self,
         source: &str,
         key: &str,
         stop: &CancellationToken,
     ) -> Result<Option<String>, StoreError> {
-        let mut wait = Duration::from_millis(250);
-        loop {
-            match self.store.checkpoint(source, key).await {
-                Ok(value) => return Ok(value),
-                Err(e) => {
-                    metrics::counter!("herald_store_errors_total", "operation" => "checkpoint")
-                        .increment(1);
-                    tracing::warn!(source, error = %e, retry_in_ms = wait.as_millis() as u64,
-                        "the store did not answer for a checkpoint; intake paused");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.cancelled() => return Err(e),
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        patiently(source, "checkpoint", stop, || {
+            self.store.checkpoint(source, key)
+        })
+        .await
     }
 
-    /// Commits `batch`, retrying with backoff (250 ms doubling to 5 s) while the store fails.
+    /// Commits `batch`, waiting for a store that fails; nothing is acknowledged meanwhile.
     async fn store_patiently(
         &self,
         batch: &Batch,
         stop: &CancellationToken,
     ) -> Result<Committed, StoreError> {
-        let mut wait = Duration::from_millis(250);
-        loop {
-            match self.store.commit(batch).await {
-                Ok(committed) => return Ok(committed),
-                Err(e) => {
-                    metrics::counter!("herald_store_errors_total", "operation" => "commit")
-                        .increment(1);
-                    tracing::warn!(source = %batch.source, error = %e, retry_in_ms = wait.as_millis() as u64,
-                        "the store did not take a batch; intake paused, nothing acknowledged");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.cancelled() => return Err(e),
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(5));
+        patiently(&batch.source, "commit", stop, || self.store.commit(batch)).await
+    }
+}
+
+/// Runs a store `operation` for `source` until it succeeds, retrying with backoff (250 ms
+/// doubling to 5 s) while the store fails: intake pauses. An error only once `stop` is
+/// cancelled.
+async fn patiently<T, F, Fut>(
+    source: &str,
+    operation: &'static str,
+    stop: &CancellationToken,
+    mut run: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match run().await {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                metrics::counter!("herald_store_errors_total", "operation" => operation)
+                    .increment(1);
+                tracing::warn!(source, operation, error = %e, retry_in_ms = wait.as_millis() as u64,
+                    "the store failed; intake paused, nothing acknowledged");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return Err(e),
                 }
+                wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -89,18 +89,18 @@ impl Pool {
     /// nothing is begun.
     pub async fn send(&self, envelope: &Envelope, message: &Outgoing<'_>) -> Result<(), SendError> {
         let what = "the SMTP transaction";
+        // Stopping or past the deadline, `must_not_begin` always has its reason.
+        let not_begun = || {
+            message
+                .must_not_begin(what)
+                .unwrap_or_else(|| SendError::NotBegun(format!("{what} was not begun")))
+        };
         let _slot = tokio::select! {
             slot = self.slots.acquire() => slot.map_err(|_| {
                 SendError::Transient("the SMTP channel is shutting down".to_owned())
             })?,
-            _ = message.stop.cancelled() => return Err(message.must_not_begin(what).unwrap_or_else(|| {
-                SendError::NotBegun("Herald is stopping".to_owned())
-            })),
-            _ = tokio::time::sleep_until(message.begin_by.into()) => {
-                return Err(message.must_not_begin(what).unwrap_or_else(|| {
-                    SendError::NotBegun(format!("the claim ran short before {what} could begin"))
-                }));
-            }
+            _ = message.stop.cancelled() => return Err(not_begun()),
+            _ = tokio::time::sleep_until(message.begin_by.into()) => return Err(not_begun()),
         };
         // A connection that took past the claim's time to begin (this process was frozen or
         // starved meanwhile) begins nothing, whatever became of it: that is no reason to pause
