@@ -81,6 +81,14 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Remove rows older than `[store.retention]` says to keep (a running instance does this
+    /// in the background); with `--dry-run`, only say how many would go.
+    Prune {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect or replay input Herald could not use.
     #[command(name = "dead-letters")]
     DeadLetters {
@@ -91,14 +99,36 @@ enum Command {
 
 #[derive(Subcommand)]
 enum OutboxCommand {
-    /// List notifications, oldest first.
+    /// List notifications, newest first.
     List {
         #[arg(long, short, default_value = "herald.toml")]
         config: PathBuf,
         #[arg(long, value_enum)]
         state: Option<StateArg>,
-        #[arg(long, default_value_t = 1000)]
+        /// Queued within this long (`24h`, `7d`) or since this time (`2026-12-01T08:00:00Z`).
+        #[arg(long, value_name = "AGE|TIME")]
+        since: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        /// A recipient exactly as queued (`alice@contoso.com`).
+        #[arg(long)]
+        recipient: Option<String>,
+        /// The audit event's id.
+        #[arg(long, value_name = "ID")]
+        event: Option<String>,
+        #[arg(long, default_value_t = 100)]
         limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print one notification: its row, every delivery attempt and the message's headers.
+    Show {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        key: String,
+        /// Print the whole message, not only its headers.
+        #[arg(long)]
+        body: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -198,6 +228,7 @@ fn main() -> ExitCode {
         Command::Migrate { config } => block_on(service::migrate(&config)),
         Command::Outbox { command } => block_on(service::outbox(command)),
         Command::DeadLetters { command } => block_on(service::dead_letters(command)),
+        Command::Prune { config, dry_run } => block_on(service::prune(&config, dry_run)),
     };
     match result {
         Ok(code) => code,

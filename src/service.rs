@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use herald::config::Config;
 use herald::pipeline::{self, Ingest, Pipeline};
-use herald::store::{Schema, State, Store};
+use herald::store::{OutboxQuery, Schema, State, Store};
 
 use super::{DeadLetterCommand, Format, OutboxCommand, StateArg};
 
@@ -120,9 +120,10 @@ async fn stop_on_signal(stop: CancellationToken) {
     stop.cancel();
 }
 
+/// A store time as UTC with milliseconds, always the same width (lists line up).
 fn time(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
 }
 
@@ -131,16 +132,27 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
         OutboxCommand::List {
             config,
             state,
+            since,
+            rule,
+            recipient,
+            event,
             limit,
             format,
         } => {
             let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
-            let state = state.map(|s| match s {
-                StateArg::Pending => State::Pending,
-                StateArg::Sent => State::Sent,
-                StateArg::Failed => State::Failed,
-            });
-            for e in store.outbox(state, limit).await? {
+            let query = OutboxQuery {
+                state: state.map(|s| match s {
+                    StateArg::Pending => State::Pending,
+                    StateArg::Sent => State::Sent,
+                    StateArg::Failed => State::Failed,
+                }),
+                since: since.as_deref().map(parse_since).transpose()?,
+                rule,
+                recipient,
+                event,
+                limit,
+            };
+            for e in store.outbox(&query).await? {
                 match format {
                     Format::Json => println!("{}", serde_json::to_string(&e)?),
                     Format::Text => println!(
@@ -158,6 +170,67 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                     ),
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Show {
+            config,
+            key,
+            body,
+            format,
+        } => {
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
+            let Some((entry, message)) = store.notification(&key).await? else {
+                bail!("no notification with key {key:?}");
+            };
+            let attempts = store.attempts(&key).await?;
+            let shown = if body {
+                message.as_slice()
+            } else {
+                headers(&message)
+            };
+            let shown = String::from_utf8_lossy(shown);
+            if let Format::Json = format {
+                let mut value = serde_json::to_value(&entry)?;
+                value["attempts_recorded"] = serde_json::to_value(&attempts)?;
+                value[if body { "message" } else { "headers" }] = shown.as_ref().into();
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "key:        {}\nstate:      {}\nevent:      {}\nrule:       {}\nchannel:    {}\nrecipient:  {}\nsubject:    {}\nqueued:     {}\nattempts:   {}",
+                entry.key,
+                entry.state.as_str(),
+                entry.event_id,
+                entry.rule,
+                entry.channel,
+                entry.recipient,
+                entry.subject,
+                time(entry.created_at),
+                entry.attempts,
+            );
+            match (entry.state, entry.sent_at) {
+                (State::Sent, Some(at)) => println!("sent:       {}", time(at)),
+                (State::Pending, _) => println!("next try:   {}", time(entry.next_attempt_at)),
+                _ => {}
+            }
+            if let Some(error) = &entry.last_error {
+                println!("last error: {error}");
+            }
+            println!();
+            if attempts.is_empty() {
+                println!("no attempts recorded");
+            }
+            for a in &attempts {
+                println!(
+                    "{}  {:<8}  {:>6} ms  {}  {}",
+                    time(a.at),
+                    a.outcome,
+                    a.duration_ms,
+                    a.instance,
+                    a.reply
+                );
+            }
+            println!("\n{}", shown.trim_end());
             Ok(ExitCode::SUCCESS)
         }
         OutboxCommand::Retry {
@@ -256,5 +329,65 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+    }
+}
+
+/// `--since`: an age (`24h`, `7d`: that long ago) or a time (`2026-12-01T08:00:00Z`).
+fn parse_since(text: &str) -> Result<i64> {
+    if let Ok(age) = herald::values::parse_duration(text) {
+        return Ok(herald::store::now_millis().saturating_sub(age.as_millis() as i64));
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| anyhow::anyhow!("--since {text:?}: neither an age (\"24h\", \"7d\") nor a time (\"2026-12-01T08:00:00Z\")"))
+}
+
+/// A stored message's headers: for mail, everything before the first empty line; a JSON
+/// payload (webhook, Teams, Slack, Graph mail) has none, so it is shown whole.
+fn headers(message: &[u8]) -> &[u8] {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n"));
+    match end {
+        Some(end) if !message.starts_with(b"{") => &message[..end],
+        _ => message,
+    }
+}
+
+/// `herald prune`: what `[store.retention]` says may go, in batches until none is left.
+pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
+    let config = load(path)?;
+    let store = pipeline::open_store(&config, Schema::Check).await?;
+    let retention = &config.store.retention;
+    let pruned = if dry_run {
+        store.prune(retention, i64::MAX, true).await?
+    } else {
+        pipeline::prune_all(&store, retention).await?
+    };
+    let verb = if dry_run { "would remove" } else { "removed" };
+    eprintln!(
+        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events (older than {})",
+        pruned.sent,
+        days(retention.sent),
+        pruned.failed,
+        days(retention.failed),
+        pruned.attempts,
+        pruned.dead_letters,
+        days(retention.dead_letters),
+        pruned.history,
+        days(retention.history),
+        pruned.events_seen,
+        days(retention.events_seen),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn days(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs.is_multiple_of(86_400) {
+        format!("{}d", secs / 86_400)
+    } else {
+        format!("{}h", secs / 3_600)
     }
 }

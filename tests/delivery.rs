@@ -124,10 +124,62 @@ fn transient_replies_are_retried_and_the_message_arrives_once() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["state"], "sent");
     assert_eq!(rows[0]["attempts"], 3);
-    assert!(messages[0].contains(&format!(
-        "Message-ID: <{}@contoso.com>",
-        rows[0]["key"].as_str().unwrap()
-    )));
+    let key = rows[0]["key"].as_str().unwrap();
+    assert!(messages[0].contains(&format!("Message-ID: <{key}@contoso.com>")));
+
+    // `outbox show` answers "what happened to this notice": every attempt with the relay's
+    // reply, and the message's headers (its body only when asked).
+    let show = |extra: &[&str]| {
+        let mut args = vec!["outbox", "show", key, "--config", config.to_str().unwrap()];
+        args.extend(extra);
+        let out = herald(&args, LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let shown = show(&[]);
+    let attempts: Vec<&str> = shown.lines().filter(|l| l.contains(" ms  ")).collect();
+    assert_eq!(attempts.len(), 3, "{shown}");
+    assert!(
+        attempts[0].contains("retry") && attempts[0].contains("(451): 4.3.0 Temporary failure"),
+        "{shown}"
+    );
+    assert!(
+        attempts[1].contains("retry") && attempts[1].contains("451"),
+        "{shown}"
+    );
+    assert!(
+        attempts[2].contains("sent") && attempts[2].contains("250 2.0.0 OK queued"),
+        "{shown}"
+    );
+    assert!(shown.contains("state:      sent"), "{shown}");
+    assert!(
+        shown.contains(&format!("Message-ID: <{key}@contoso.com>")),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Content-Transfer-Encoding: quoted-printable"),
+        "no body without --body:\n{shown}"
+    );
+    assert!(show(&["--body"]).contains("Content-Transfer-Encoding: quoted-printable"));
+    let json: serde_json::Value = serde_json::from_str(&show(&["--format", "json"])).unwrap();
+    assert_eq!(
+        json["attempts_recorded"].as_array().unwrap().len(),
+        3,
+        "{json}"
+    );
+    assert_eq!(json["attempts_recorded"][2]["outcome"], "sent");
+    let missing = herald(
+        &[
+            "outbox",
+            "show",
+            "nope",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no notification with key \"nope\""));
 }
 
 #[test]
@@ -880,4 +932,44 @@ recipients = ["target"]
     let out = herald(&["run", "--once", "--config", config], LIMIT);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(smtp.duplicates_among(&recipients), 0);
+}
+
+/// `[store.retention]`: `herald prune --dry-run` says what is past its age and removes
+/// nothing; `herald prune` removes it. The store's clock on SQLite is this machine's, run here
+/// 91 days ahead under `faketime` (installed by scripts/test).
+#[test]
+fn prune_removes_what_is_past_its_retention_and_a_dry_run_only_says_so() {
+    let dir = Scratch::new("prune");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let config = setup(
+        dir.path(),
+        &smtp,
+        "tls = \"none\"",
+        "",
+        &["envelope-reset-password.json"],
+    );
+    run_once(&config);
+    assert_eq!(outbox(&config).len(), 1);
+    let prune = |ahead: &str, extra: &[&str]| {
+        let out = std::process::Command::new("faketime")
+            .args(["-f", ahead, support::HERALD, "prune", "--config"])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    // Today nothing is old enough; in 91 days the sent notice is (90 days by default).
+    assert!(prune("+0d", &["--dry-run"]).contains("would remove 0 sent notifications"));
+    let said = prune("+91d", &["--dry-run"]);
+    assert!(
+        said.contains("would remove 1 sent notifications (older than 90d)"),
+        "{said}"
+    );
+    assert!(said.contains("1 delivery attempts"), "{said}");
+    assert_eq!(outbox(&config).len(), 1, "a dry run removes nothing");
+    let said = prune("+91d", &[]);
+    assert!(said.contains("removed 1 sent notifications"), "{said}");
+    assert!(outbox(&config).is_empty());
 }

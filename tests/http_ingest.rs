@@ -186,7 +186,8 @@ fn http_ingest_answers_after_commit_and_refuses_what_it_must() {
         "herald_dead_letters_total{source=\"ingest\"} 2",
         "herald_notifications_queued_total{rule=\"password-reset\",channel=\"email\"} 1",
         "herald_notifications_duplicate_total{source=\"ingest\"} 1",
-        "herald_outbox_notifications{state=\"sent\"}",
+        "herald_outbox_notifications{state=\"pending\"}",
+        "herald_outbox_notifications{state=\"failed\"}",
         "herald_delivery_latency_seconds",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");

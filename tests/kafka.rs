@@ -14,11 +14,16 @@ use support::{Scratch, SmtpOptions, SmtpServer, email_to, request};
 
 /// `herald run` with its own SQLite store in `dir`, consuming the topic in group `herald`.
 fn start(dir: &Path, broker: &Broker, smtp: &SmtpServer) -> Instance {
+    start_with(dir, broker, smtp, "")
+}
+
+/// As [`start`], with more keys for the Kafka source.
+fn start_with(dir: &Path, broker: &Broker, smtp: &SmtpServer, source_keys: &str) -> Instance {
     let config = format!(
         r#"
 [store]
 url = "sqlite://herald.db"
-{source}
+{source}{source_keys}
 [delivery]
 initial_backoff = "100ms"
 max_backoff = "500ms"
@@ -97,10 +102,8 @@ fn killed_while_consuming_and_restarted_nothing_is_lost_or_sent_twice() {
         std::thread::sleep(Duration::from_millis(200 + fastrand::u64(..1000)));
         herald.kill();
         kills += 1;
-        // The killed member holds its partitions until its session (6 s) times out; tansu
-        // does not always rebalance a group whose dead members expire while a new one waits,
-        // so restart after that, as a supervisor with a restart delay would.
-        std::thread::sleep(Duration::from_secs(7));
+        // Restarted at once: the same static member takes its partitions back without waiting
+        // for the killed one's session to expire.
         herald.restart();
     }
     assert!(kills >= 3, "only {kills} kills landed before the end");
@@ -134,8 +137,15 @@ fn instances_joining_and_leaving_the_group_split_partitions_and_send_once() {
     broker.produce(TOPIC, &first);
     smtp.wait_for(expected.len(), &logs);
 
-    // A third joins (a rebalance) while messages flow, then leaves (another).
-    let mut c = start(&dir.path().join("c"), &broker, &smtp);
+    // A third joins (a rebalance) while messages flow, then leaves for good (another). A static
+    // member keeps its partitions through a stop, for its restart; one that is scaled away
+    // for good joins as a dynamic member, which leaves the group when it stops.
+    let mut c = start_with(
+        &dir.path().join("c"),
+        &broker,
+        &smtp,
+        "static_membership = false",
+    );
     let (second, more) = messages("g2", 30, 5, 3);
     broker.produce(TOPIC, &second);
     expected.extend(more);
@@ -278,4 +288,59 @@ fn run_once_reads_every_topic_to_its_end() {
     // nothing more.
     run();
     assert_eq!(smtp.messages().len(), expected.len());
+}
+
+/// A member restarted right after `kill -9`, or after a clean stop, takes its partitions back
+/// at once as the same static member (`group.instance.id`, from the instance's stable name),
+/// instead of waiting for its old session to expire: 30 s here, as Herald sets for Event Hubs.
+#[test]
+fn a_restarted_member_takes_its_partitions_back_without_waiting_for_its_session() {
+    let dir = Scratch::new("kafka-static");
+    let broker = Broker::start(dir.path());
+    broker.create_topic(TOPIC, 3);
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    let source = kafka::source(&broker, "herald").replace(
+        "\"session.timeout.ms\" = \"10000\"",
+        "\"session.timeout.ms\" = \"30000\"",
+    );
+    assert!(source.contains("30000"), "{source}");
+    let config = format!(
+        "\n[store]\nurl = \"sqlite://herald.db\"\n{source}\n[delivery]\ninitial_backoff = \"100ms\"\n{}",
+        email_to(&smtp, "")
+    );
+    let mut herald = Instance::start(&dir.path().join("a"), &config);
+    herald.wait_ready(200, "assigned");
+    let (first, mut expected) = messages("m1", 6, 2, 3);
+    broker.produce(TOPIC, &first);
+    smtp.wait_for(expected.len(), &|| herald.logs());
+
+    // Resumed when every message produced after the restart has its notice: well inside the
+    // old session's 30 s.
+    let resume = |herald: &mut Instance, prefix: &str, expected: &mut BTreeSet<String>| {
+        let restarted = std::time::Instant::now();
+        herald.restart();
+        let (more, more_expected) = messages(prefix, 6, 2, 3);
+        broker.produce(TOPIC, &more);
+        expected.extend(more_expected);
+        while smtp.messages().len() < expected.len() {
+            assert!(
+                restarted.elapsed() < Duration::from_secs(20),
+                "not resumed within 20 s of the restart:\n{}",
+                herald.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        restarted.elapsed()
+    };
+    herald.kill();
+    let after_kill = resume(&mut herald, "m2", &mut expected);
+    assert_eq!(herald.terminate(), 0, "{}", herald.logs());
+    let after_stop = resume(&mut herald, "m3", &mut expected);
+    eprintln!(
+        "restart to the last notice of new messages: after kill -9 {:.2} s, after SIGTERM {:.2} s (session 30 s)",
+        after_kill.as_secs_f64(),
+        after_stop.as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.duplicates_among(&expected), 0, "{}", herald.logs());
 }

@@ -516,3 +516,129 @@ fn a_killed_instance_frees_its_claims_when_it_restarts_or_within_one_lease() {
     assert!(duplicates <= 4, "{duplicates} duplicates");
     drop(d);
 }
+
+/// On PostgreSQL a commit that queues notices wakes every instance's dispatcher (`NOTIFY`), not
+/// only the one in the process that made it. Here the idle poll is a minute: a notice made
+/// pending again by another process (`herald outbox retry`) goes out at once only if that
+/// process's commit woke the running instance.
+#[test]
+fn a_notice_queued_by_one_process_wakes_another_instance_at_once() {
+    let dir = Scratch::new("scale-notify");
+    let postgres = Postgres::shared();
+    let db = postgres.database("notify");
+    let smtp = SmtpServer::start(dir.path(), SmtpOptions::default());
+    smtp.script(&["550"]);
+    let (source, expected) = reset_source(dir.path(), "n", 1);
+    let text = config(&db.url, &source, &smtp, "poll = \"60s\"", "");
+    let a = Instance::start(&dir.path().join("a"), &text);
+    a.wait_ready(200, "a started");
+    // a's own commit woke it: the notice was tried at once, and refused for good.
+    eventually(Duration::from_secs(20), "the notice failed", || {
+        postgres_count(postgres, &db.name, "state = 'failed'") == 1
+    });
+    let started = Instant::now();
+    let out = support::herald(
+        &[
+            "outbox",
+            "retry",
+            "--failed",
+            "--config",
+            a.config.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    // Well inside a's minute-long poll.
+    eventually(
+        Duration::from_secs(20),
+        "the retried notice arrived",
+        || smtp.messages().len() == 1,
+    );
+    eprintln!(
+        "a notice made pending by another process was sent {:.3} s later (poll 60 s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(smtp.duplicates_among(&expected), 0, "{}", a.logs());
+}
+
+/// The SQLite twin of the database restart: the store's files made immutable (`chattr +i`, as
+/// a read-only remount or a full disk would leave them) for 20 s in the middle of a Kafka and a
+/// followed-directory replay. The store still answers reads, so `/readyz` learns of it from the
+/// commits that fail.
+#[test]
+fn an_unwritable_sqlite_store_pauses_intake_and_loses_nothing() {
+    let dir = Scratch::new("scale-sqlite-unwritable");
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic(TOPIC, 3);
+    let smtp = slow_smtp(dir.path(), 5);
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut expected = resets(&files.join("first.json"), "u1", 100);
+    let file_source = format!(
+        "\n[[source]]\nkind = \"file\"\nname = \"files\"\npath = \"{}\"\nfollow = true\npoll_interval = \"100ms\"\n",
+        files.display()
+    );
+    let text = config(
+        &format!("sqlite://{}", store.join("herald.db").display()),
+        &format!("{}{file_source}", kafka::source(&broker, "herald")),
+        &smtp,
+        "",
+        "",
+    );
+    let mut h = Instance::start(&dir.path().join("a"), &text);
+    h.wait_ready(200, "assigned");
+    let (first, more) = audit_messages("w1", 100, 10, 3);
+    expected.extend(more);
+    broker.produce(TOPIC, &first);
+    eventually(Duration::from_secs(60), "the first messages", || {
+        smtp.messages().len() >= 150
+    });
+
+    let immutable = |on: bool| {
+        for name in ["herald.db", "herald.db-wal", "herald.db-shm"] {
+            let status = std::process::Command::new("chattr")
+                .arg(if on { "+i" } else { "-i" })
+                .arg(store.join(name))
+                .status()
+                .expect("chattr (e2fsprogs; scripts/test installs it)");
+            assert!(
+                status.success(),
+                "chattr on {name}: this test needs a filesystem with attributes (ext4)"
+            );
+        }
+    };
+    immutable(true);
+    let stopped = Instant::now();
+    let (second, more) = audit_messages("w2", 100, 10, 3);
+    broker.produce(TOPIC, &second);
+    expected.extend(more);
+    expected.extend(resets(&files.join("second.json"), "u2", 100));
+    eventually(Duration::from_secs(30), "intake pauses", || {
+        h.logs().contains("intake paused")
+    });
+    let (status, why) = request(h.admin, "GET", "/readyz", &[], b"");
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("store unreachable"), "{why}");
+    while stopped.elapsed() < Duration::from_secs(20) {
+        assert!(
+            h.running(),
+            "Herald exited without its store:\n{}",
+            h.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    immutable(false);
+    h.wait_ready(200, "the store takes writes again");
+    smtp.wait_for(expected.len(), &|| h.logs());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(h.running(), "{}", h.logs());
+    let duplicates = smtp.duplicates_among(&expected);
+    eprintln!(
+        "SQLite unwritable 20 s: {} notices expected, {} received, duplicates {duplicates}",
+        expected.len(),
+        smtp.messages().len()
+    );
+    assert_eq!(duplicates, 0, "{}", h.logs());
+}

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 
 use herald::store::{
-    Batch, Done, Finish, NewDeadLetter, NewNotification, Schema, SeenEvent, SqlStore, State, Store,
+    Attempt, Batch, Done, Finish, NewDeadLetter, NewNotification, OutboxQuery, Retention, Schema,
+    SeenEvent, SqlStore, State, Store,
 };
 use support::Scratch;
 use support::postgres::Postgres;
@@ -74,6 +75,9 @@ on_both_engines!(
     the_schema_check_refuses_an_unmigrated_store,
     a_reread_adds_no_dead_letter_or_history_row,
     nul_in_any_text_never_fails_a_commit_or_an_outcome,
+    every_attempt_is_recorded_and_the_outbox_lists_newest_first,
+    retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing,
+    a_record_the_store_refuses_is_a_dead_letter_and_its_batch_commits,
 );
 
 fn notification(key: &str, event: &str) -> NewNotification {
@@ -97,6 +101,9 @@ fn batch(keys: &[&str]) -> Batch {
             activity: "Reset password (by admin)".to_owned(),
             time: T0,
             rules: vec!["password-reset".to_owned()],
+            input: "audit.json".to_owned(),
+            position: "line 1".to_owned(),
+            raw: b"{\"id\":\"e1\"}".to_vec(),
         }],
         notifications: keys.iter().map(|k| notification(k, "e1")).collect(),
         dead_letters: Vec::new(),
@@ -114,12 +121,21 @@ fn done(key: &str, token: &str, finish: Finish) -> Done {
         key: key.to_owned(),
         token: token.to_owned(),
         finish,
+        attempt: None,
+    }
+}
+
+fn listing(state: Option<State>, limit: i64) -> OutboxQuery {
+    OutboxQuery {
+        state,
+        limit,
+        ..OutboxQuery::default()
     }
 }
 
 async fn state_of(store: &SqlStore, key: &str) -> (State, i64) {
     let row = store
-        .outbox(None, 10_000)
+        .outbox(&listing(None, 10_000))
         .await
         .unwrap()
         .into_iter()
@@ -153,7 +169,7 @@ async fn a_batch_commits_whole_and_a_key_is_queued_once(store: SqlStore) {
     let committed = store.commit(&again).await.unwrap();
     assert_eq!((committed.queued, committed.duplicates), (1, 2));
 
-    let rows = store.outbox(None, 100).await.unwrap();
+    let rows = store.outbox(&listing(None, 100)).await.unwrap();
     let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert!(rows.iter().all(|r| r.state == State::Pending));
@@ -273,7 +289,11 @@ async fn only_the_current_claim_token_marks_a_row(store: SqlStore) {
         .await
         .unwrap();
     assert_eq!(changed, 1);
-    let row = store.outbox(Some(State::Sent), 10).await.unwrap().remove(0);
+    let row = store
+        .outbox(&listing(Some(State::Sent), 10))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         (row.key.as_str(), row.attempts, row.sent_at),
         ("k1", 1, Some(T0 + LEASE + 3))
@@ -373,7 +393,10 @@ async fn a_retry_waits_and_a_failure_can_be_retried_by_hand(store: SqlStore) {
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].key.as_str(), again[0].attempts), ("k1", 1));
 
-    let failed = store.outbox(Some(State::Failed), 10).await.unwrap();
+    let failed = store
+        .outbox(&listing(Some(State::Failed), 10))
+        .await
+        .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
     assert_eq!(store.at(T0 + 9_000).retry(Some("k2")).await.unwrap(), 1);
@@ -475,7 +498,7 @@ async fn only_the_channels_named_are_claimed_and_a_deferred_row_costs_no_attempt
         .unwrap();
     assert_eq!(changed, 1);
     assert_eq!(state_of(&store, "k1").await, (State::Pending, 0));
-    let rows = store.outbox(None, 10).await.unwrap();
+    let rows = store.outbox(&listing(None, 10)).await.unwrap();
     let k1 = rows.iter().find(|r| r.key == "k1").unwrap();
     assert_eq!(k1.last_error.as_deref(), Some(error.as_str()));
     let again = store
@@ -511,7 +534,7 @@ async fn nul_in_any_text_never_fails_a_commit_or_an_outcome(store: SqlStore) {
         full.raw, b"{\"a\":\"\\u0000\"}\x00",
         "raw bytes are kept as they came"
     );
-    let row = &store.outbox(None, 10).await.unwrap()[0];
+    let row = &store.outbox(&listing(None, 10)).await.unwrap()[0];
     assert_eq!(
         (row.recipient.as_str(), row.subject.as_str()),
         ("k1@contoso.com", "subject k1")
@@ -530,7 +553,7 @@ async fn nul_in_any_text_never_fails_a_commit_or_an_outcome(store: SqlStore) {
         .await
         .unwrap();
     assert_eq!(changed, 1);
-    let row = &store.outbox(None, 10).await.unwrap()[0];
+    let row = &store.outbox(&listing(None, 10)).await.unwrap()[0];
     assert_eq!(row.last_error.as_deref(), Some("HTTP 400: refusedhere"));
 }
 
@@ -641,6 +664,370 @@ async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {
     // Releasing every claim (a single-instance store at start) frees them all.
     assert_eq!(store.release_claims(None).await.unwrap(), 3);
     assert_eq!(claimed("f", T0 + 2 * LEASE + 1).await, 3);
+}
+
+fn attempted(key: &str, token: &str, finish: Finish, at: i64, reply: &str) -> Done {
+    Done {
+        attempt: Some(Attempt {
+            at,
+            instance: "a".to_owned(),
+            reply: reply.to_owned(),
+            duration_ms: 42,
+        }),
+        ..done(key, token, finish)
+    }
+}
+
+fn keys(rows: &[herald::store::OutboxEntry]) -> Vec<&str> {
+    rows.iter().map(|r| r.key.as_str()).collect()
+}
+
+/// "Why did Alice get nothing?": every attempt is kept with the server's reply, and the outbox
+/// is found by event, recipient, rule and time, newest first.
+async fn every_attempt_is_recorded_and_the_outbox_lists_newest_first(store: SqlStore) {
+    store.at(T0).commit(&batch(&["k1"])).await.unwrap();
+    store.at(T0 + 500).commit(&batch(&["k2"])).await.unwrap();
+    let mut second = batch(&["k3"]);
+    second.events[0].event_id = "e2".to_owned();
+    second.events[0].rules = vec!["new-admin".to_owned()];
+    second.notifications[0].event_id = "e2".to_owned();
+    second.notifications[0].rule = "new-admin".to_owned();
+    store.at(T0 + 1_000).commit(&second).await.unwrap();
+
+    let first = store
+        .at(T0 + 2_000)
+        .claim("a", LEASE, 1, &email())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.key, "k1", "the oldest is claimed first");
+    let retry = Finish::Retry {
+        after: 1_000,
+        error: "451 4.3.0 try later".into(),
+    };
+    store
+        .at(T0 + 2_100)
+        .finish(vec![attempted(
+            "k1",
+            &first.token,
+            retry,
+            T0 + 2_000,
+            "451 4.3.0 try later",
+        )])
+        .await
+        .unwrap();
+    // k1 is due again; the others claimed with it are given back unsent, which is no attempt.
+    let mut again = store
+        .at(T0 + 3_100)
+        .claim("a", LEASE, 10, &email())
+        .await
+        .unwrap();
+    again.sort_by(|a, b| a.key.cmp(&b.key));
+    let k1 = again.remove(0);
+    assert_eq!(k1.key, "k1");
+    let unsent = again
+        .iter()
+        .map(|c| done(&c.key, &c.token, Finish::Released))
+        .collect();
+    store.at(T0 + 3_100).finish(unsent).await.unwrap();
+    // An attempt is a fact even when its claim was taken over meanwhile: a stale token marks
+    // nothing, but the attempt is kept.
+    let stale = attempted(
+        "k1",
+        &first.token,
+        Finish::Sent,
+        T0 + 3_150,
+        "250 2.0.0 stale",
+    );
+    let changed = store
+        .at(T0 + 3_200)
+        .finish(vec![
+            stale,
+            attempted(
+                "k1",
+                &k1.token,
+                Finish::Sent,
+                T0 + 3_100,
+                "250 2.0.0 Ok: queued as 4Xyz",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let attempts = store.attempts("k1").await.unwrap();
+    let seen: Vec<(i64, &str, &str)> = attempts
+        .iter()
+        .map(|a| (a.at, a.outcome.as_str(), a.reply.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (T0 + 2_000, "retry", "451 4.3.0 try later"),
+            (T0 + 3_100, "sent", "250 2.0.0 Ok: queued as 4Xyz"),
+            (T0 + 3_150, "sent", "250 2.0.0 stale"),
+        ]
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.instance == "a" && a.duration_ms == 42)
+    );
+    assert!(store.attempts("k2").await.unwrap().is_empty());
+
+    let list = |query: OutboxQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .outbox(&OutboxQuery {
+                    limit: 100,
+                    ..query
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        keys(&list(OutboxQuery::default()).await),
+        ["k3", "k2", "k1"]
+    );
+    assert_eq!(
+        keys(&store.outbox(&listing(None, 1)).await.unwrap()),
+        ["k3"]
+    );
+    let by = |f: fn(&mut OutboxQuery)| {
+        let mut query = OutboxQuery::default();
+        f(&mut query);
+        query
+    };
+    assert_eq!(
+        keys(&list(by(|q| q.event = Some("e2".into()))).await),
+        ["k3"]
+    );
+    assert_eq!(
+        keys(&list(by(|q| q.rule = Some("password-reset".into()))).await),
+        ["k2", "k1"]
+    );
+    assert_eq!(
+        keys(&list(by(|q| q.recipient = Some("k1@contoso.com".into()))).await),
+        ["k1"]
+    );
+    assert_eq!(
+        keys(&list(by(|q| q.since = Some(T0 + 500))).await),
+        ["k3", "k2"]
+    );
+    assert_eq!(
+        keys(&list(by(|q| q.state = Some(State::Sent))).await),
+        ["k1"]
+    );
+    // Filters combine; a value is a value, never SQL.
+    assert!(
+        list(by(|q| {
+            q.event = Some("e2".into());
+            q.state = Some(State::Sent)
+        }))
+        .await
+        .is_empty()
+    );
+    assert!(
+        list(by(|q| q.recipient = Some("' OR 1=1 --".into())))
+            .await
+            .is_empty()
+    );
+
+    let (row, message) = store.notification("k1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, message.as_slice()),
+        (State::Sent, b"message k1".as_slice())
+    );
+    assert!(store.notification("k9").await.unwrap().is_none());
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!((backlog.pending, backlog.failed), (2, 0));
+}
+
+async fn retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing(store: SqlStore) {
+    const DAY: i64 = 86_400_000;
+    let mut first = batch(&["k1", "k2", "k3", "k4"]);
+    first.dead_letters.push(NewDeadLetter {
+        input: "audit.json".to_owned(),
+        position: "line 3".to_owned(),
+        reason: "not JSON".to_owned(),
+        raw: b"{oops".to_vec(),
+    });
+    store.at(T0).commit(&first).await.unwrap();
+    let claimed = store.at(T0).claim("a", LEASE, 4, &email()).await.unwrap();
+    let outcomes = claimed
+        .iter()
+        .map(|c| match c.key.as_str() {
+            "k3" => attempted(
+                &c.key,
+                &c.token,
+                Finish::Failed {
+                    error: "550 no such user".into(),
+                },
+                T0,
+                "550",
+            ),
+            "k4" => done(&c.key, &c.token, Finish::Released),
+            _ => attempted(&c.key, &c.token, Finish::Sent, T0, "250"),
+        })
+        .collect();
+    store.at(T0).finish(outcomes).await.unwrap();
+    let day = |n: i64| std::time::Duration::from_millis((n * DAY) as u64);
+    let retention = Retention {
+        sent: day(10),
+        failed: day(20),
+        dead_letters: day(20),
+        history: day(10),
+        events_seen: day(5),
+    };
+    let prune = |at: i64, batch: i64, dry_run: bool| {
+        let (store, retention) = (store.at(at), retention.clone());
+        async move { store.prune(&retention, batch, dry_run).await.unwrap() }
+    };
+    let counted = |p: herald::store::Pruned| {
+        (
+            p.sent,
+            p.failed,
+            p.attempts,
+            p.dead_letters,
+            p.history,
+            p.events_seen,
+        )
+    };
+
+    assert_eq!(
+        counted(prune(T0 + 4 * DAY, 100, true).await),
+        (0, 0, 0, 0, 0, 0)
+    );
+    assert_eq!(
+        counted(prune(T0 + 6 * DAY, 100, true).await),
+        (0, 0, 0, 0, 0, 1)
+    );
+    assert_eq!(
+        counted(prune(T0 + 11 * DAY, 100, true).await),
+        (2, 0, 2, 0, 1, 1)
+    );
+    // The dry runs removed nothing.
+    assert_eq!(store.counts().await.unwrap().sent, 2);
+    assert_eq!(store.attempts("k1").await.unwrap().len(), 1);
+
+    // One row per table per pass: the sent rows take two passes.
+    assert_eq!(
+        counted(prune(T0 + 11 * DAY, 1, false).await),
+        (1, 0, 1, 0, 1, 1)
+    );
+    assert_eq!(
+        counted(prune(T0 + 11 * DAY, 1, false).await),
+        (1, 0, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        counted(prune(T0 + 11 * DAY, 1, false).await),
+        (0, 0, 0, 0, 0, 0)
+    );
+    assert!(store.attempts("k1").await.unwrap().is_empty());
+    assert_eq!(
+        store.attempts("k3").await.unwrap().len(),
+        1,
+        "a failed row is kept longer"
+    );
+    assert_eq!(store.history("t1", "e1").await.unwrap(), []);
+
+    assert_eq!(
+        counted(prune(T0 + 21 * DAY, 100, false).await),
+        (0, 1, 1, 1, 0, 0)
+    );
+    // Pending rows are never pruned, however old.
+    assert_eq!(
+        keys(&store.outbox(&listing(None, 10)).await.unwrap()),
+        ["k4"]
+    );
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+}
+
+/// An id no index can hold: 20,000 characters that do not compress. PostgreSQL refuses such a
+/// key (a B-tree row holds at most about 2,700 bytes); SQLite takes it.
+fn an_id_too_large_for_an_index() -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..20_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize])
+        })
+        .collect()
+}
+
+/// One record whose rows the database refuses must not fail its batch on every retry (a
+/// Kafka partition looping, an HTTP client answered 503 for ever): the rest is committed, with
+/// the checkpoint, and that record is kept as a dead letter with the database's reason.
+async fn a_record_the_store_refuses_is_a_dead_letter_and_its_batch_commits(store: SqlStore) {
+    let huge = an_id_too_large_for_an_index();
+    let mut both = batch(&["k1"]);
+    let mut refused = both.events[0].clone();
+    refused.event_id = huge.clone();
+    refused.position = "line 2".to_owned();
+    refused.raw = format!("{{\"id\":\"{huge}\"}}").into_bytes();
+    both.events.push(refused);
+    both.notifications.push(notification("k2", &huge));
+    both.checkpoint = Some(("audit.json".to_owned(), "2".to_owned()));
+    let committed = store.commit(&both).await.unwrap();
+    let postgres = matches!(store.engine(), herald::store::Engine::Postgres);
+    let mut queued: Vec<String> = store
+        .outbox(&listing(None, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    queued.sort();
+    assert_eq!(
+        store
+            .checkpoint("entra", "audit.json")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2")
+    );
+    if postgres {
+        assert_eq!((committed.queued, committed.dead_letters), (1, 1));
+        assert_eq!(queued, ["k1"]);
+        let dead = store.dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].input.as_str(), dead[0].position.as_str()),
+            ("audit.json", "line 2")
+        );
+        assert!(
+            dead[0]
+                .reason
+                .starts_with("the store refused this record's rows: "),
+            "{}",
+            dead[0].reason
+        );
+        assert!(
+            dead[0].reason.contains("index row"),
+            "the database's reason: {}",
+            dead[0].reason
+        );
+        let kept = store.dead_letter(dead[0].id).await.unwrap().unwrap();
+        assert!(kept.raw.ends_with(format!("{huge}\"}}").as_bytes()));
+        // Offered again (a redelivery), it adds nothing.
+        let again = store.commit(&both).await.unwrap();
+        assert_eq!(
+            (
+                again.queued,
+                again.duplicates,
+                again.dead_letters,
+                again.dead_letters_known
+            ),
+            (0, 1, 0, 1)
+        );
+    } else {
+        assert_eq!((committed.queued, committed.dead_letters), (2, 0));
+        assert_eq!(queued, ["k1", "k2"]);
+    }
 }
 
 async fn the_schema_check_refuses_an_unmigrated_store(store: SqlStore) {

@@ -56,10 +56,12 @@ impl Channel for FileDrop {
         let key = message.key.to_owned();
         let bytes = message.message.to_vec();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || write_atomically(&dir, &key, &bytes))
+            let name = key.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes))
                 .await
                 .map_err(|e| SendError::Transient(format!("writing the message: {e}")))?
-                .map_err(|e| SendError::Transient(format!("writing the message: {e}")))
+                .map_err(|e| SendError::Transient(format!("writing the message: {e}")))?;
+            Ok(format!("written as {key}.eml"))
         })
     }
 }

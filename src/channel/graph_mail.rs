@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Channel, Outgoing, SendError, SendFuture};
+use super::{Channel, Outgoing, ProbeFuture, SendError, SendFuture};
 use crate::msgraph::Tokens;
 use crate::values::duration;
 
@@ -74,7 +74,7 @@ impl GraphMail {
         })
     }
 
-    async fn post(&self, body: &[u8]) -> Result<(), SendError> {
+    async fn post(&self, body: &[u8]) -> Result<String, SendError> {
         let mut renewed = false;
         loop {
             let token = self.tokens.token().await.map_err(no_token)?;
@@ -101,6 +101,12 @@ impl GraphMail {
                 return Err(error);
             }
             let retry_after = super::retry_after(response.headers());
+            // Graph's id of the request, which Microsoft's support asks for.
+            let request_id: Option<String> = response
+                .headers()
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|id| id.chars().take(64).collect());
             let answer = response.text().await.unwrap_or_default();
             if status.as_u16() == 401 && !renewed {
                 tracing::info!("Graph refused the access token; renewing it once");
@@ -108,7 +114,10 @@ impl GraphMail {
                 renewed = true;
                 continue;
             }
-            return classify(status, retry_after, &answer);
+            return classify(status, retry_after, &answer).map(|reply| match request_id {
+                Some(id) => format!("{reply} (request-id {id})"),
+                None => reply,
+            });
         }
     }
 }
@@ -118,9 +127,9 @@ pub(super) fn classify(
     status: reqwest::StatusCode,
     retry_after: Option<Duration>,
     answer: &str,
-) -> Result<(), SendError> {
+) -> Result<String, SendError> {
     if status.is_success() {
-        return Ok(());
+        return Ok(format!("HTTP {status}"));
     }
     #[derive(Deserialize)]
     struct Answer {
@@ -161,7 +170,7 @@ fn no_token(error: String) -> SendError {
 }
 
 impl Channel for GraphMail {
-    fn probe(&self) -> SendFuture<'_> {
+    fn probe(&self) -> ProbeFuture<'_> {
         Box::pin(async move { self.tokens.token().await.map(|_| ()).map_err(no_token) })
     }
 

@@ -194,7 +194,12 @@ pub enum SendError {
     },
 }
 
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+/// A send: the receiving server's reply when it accepted the message (`250 2.0.0 Ok: queued
+/// as …`, `HTTP 202 Accepted`), recorded with the attempt (ARCHITECTURE.md §7).
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<String, SendError>> + Send + 'a>>;
+
+/// A probe of a paused channel.
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
 /// A destination for notifications.
 pub trait Channel: Send + Sync {
@@ -203,7 +208,7 @@ pub trait Channel: Send + Sync {
     /// Whether the channel can deliver again after it answered [`SendError::Unavailable`]:
     /// as much of a delivery as can be done without a message (for SMTP: connect, greet, TLS,
     /// authenticate). Channels that never answer `Unavailable` have nothing to probe.
-    fn probe(&self) -> SendFuture<'_> {
+    fn probe(&self) -> ProbeFuture<'_> {
         Box::pin(async { Ok(()) })
     }
 }

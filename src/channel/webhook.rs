@@ -136,9 +136,9 @@ pub(super) fn classify(
     status: reqwest::StatusCode,
     retry_after: Option<Duration>,
     body: &str,
-) -> Result<(), SendError> {
+) -> Result<String, SendError> {
     if status.is_success() {
-        return Ok(());
+        return Ok(format!("HTTP {status}"));
     }
     let answer: String = body
         .chars()

@@ -54,6 +54,9 @@ pub struct StoreConfig {
     /// Connections in the pool (SQLite 4, PostgreSQL 8 by default).
     #[serde(default)]
     pub pool_size: Option<u32>,
+    /// How long rows are kept (`[store.retention]`); pruned in the background.
+    #[serde(default)]
+    pub retention: crate::store::Retention,
 }
 
 fn default_store_url() -> SecretSource {
@@ -65,6 +68,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: default_store_url(),
             pool_size: None,
+            retention: crate::store::Retention::default(),
         }
     }
 }
@@ -299,6 +303,13 @@ impl Config {
                 "must be at least 1s (sends begin only in its first half)".to_owned(),
             ));
         }
+        if file.delivery.poll < std::time::Duration::from_millis(10) {
+            return Err(located(
+                key_line(text, "delivery", "poll"),
+                Some("delivery.poll".into()),
+                "must be at least 10ms (commits wake the dispatcher; the poll is only its safety net)".to_owned(),
+            ));
+        }
         // A send must end well inside its claim even if renewals cannot reach the store: it
         // begins in the lease's first half and is bounded by its channel's timeout.
         let lease = file.delivery.lease;
@@ -320,6 +331,13 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some((key, problem)) = file.store.retention.problem() {
+            return Err(located(
+                key_line(text, "store.retention", key),
+                Some(format!("store.retention.{key}")),
+                problem,
+            ));
         }
         if file.store.pool_size == Some(0) {
             return Err(located(
@@ -778,6 +796,29 @@ soc = ["soc@contoso.com"]
         parse(&format!("{rule}{relay}[delivery]\nlease = \"2m\"\n")).unwrap();
         let relay = relay.replace("timeout = \"40s\"\n", "");
         parse(&format!("{rule}{relay}")).unwrap();
+    }
+
+    #[test]
+    fn an_outbox_kept_shorter_than_events_may_be_redelivered_is_refused() {
+        let rule = "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n";
+        let err = parse(&format!(
+            "{rule}[store.retention]\nevents_seen = \"30d\"\nsent = \"7d\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("herald.toml:14: store.retention.sent: is shorter than events_seen"),
+            "{err}"
+        );
+        let config = parse(&format!("{rule}[store.retention]\nsent = \"30d\"\n")).unwrap();
+        assert_eq!(
+            config.store.retention.sent,
+            std::time::Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            config.store.retention.failed,
+            std::time::Duration::from_secs(180 * 86_400)
+        );
     }
 
     #[test]

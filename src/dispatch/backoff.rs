@@ -30,6 +30,16 @@ pub struct DeliveryConfig {
     /// the store ends before another instance may take its row.
     #[serde(default = "default_lease", deserialize_with = "duration")]
     pub lease: Duration,
+    /// How often an idle dispatcher looks for due rows it was not told of: retries coming
+    /// due, and (without PostgreSQL's notifications) rows another instance queued. A commit
+    /// that queues notices wakes the dispatcher at once, in this process and, on PostgreSQL,
+    /// in every instance (ARCHITECTURE.md §8).
+    #[serde(default = "default_poll", deserialize_with = "duration")]
+    pub poll: Duration,
+}
+
+fn default_poll() -> Duration {
+    Duration::from_millis(200)
 }
 
 /// Three times the longest default channel `timeout` (30 s): see [`DeliveryConfig::lease`].
@@ -56,6 +66,7 @@ impl Default for DeliveryConfig {
             max_backoff: default_max(),
             max_age: default_max_age(),
             lease: default_lease(),
+            poll: default_poll(),
         }
     }
 }

@@ -33,11 +33,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Outgoing, SendError};
-use crate::store::{Claimed, Done, Finish, Millis, Store, StoreError};
+use crate::store::{Attempt, Claimed, Done, Finish, Millis, Store, StoreError};
 use crate::web::Readiness;
 use pause::Pauses;
 
-/// How often to look for due rows when there were none.
+/// The first wait before trying a failing store again.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// The longest wait between attempts to reach a store that fails.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -178,17 +178,31 @@ impl<S: Store> Dispatcher<S> {
                         let delivery = self.delivery.clone();
                         let done_tx = done_tx.clone();
                         let stop = stop.clone();
+                        let worker = self.worker.clone();
                         sends.spawn(async move {
                             let began = Began {
                                 claimed_at,
                                 begin_by,
                                 stop: &stop,
                             };
-                            let (finish, kind) = attempt(channel, &row, &delivery, began).await;
+                            let started = std::time::Instant::now();
+                            let (finish, kind, reply) =
+                                attempt(channel, &row, &delivery, began).await;
+                            let attempt = reply.map(|reply| Attempt {
+                                // The store's time, as this machine's steady clock has
+                                // counted since the claim.
+                                at: row
+                                    .claimed_at
+                                    .saturating_add((started - claimed_at).as_millis() as Millis),
+                                instance: worker,
+                                reply,
+                                duration_ms: started.elapsed().as_millis() as i64,
+                            });
                             let done = Done {
                                 key: row.key,
                                 token: row.token,
                                 finish,
+                                attempt,
                             };
                             let _ = done_tx.send((done, slot)).await;
                             kind
@@ -222,7 +236,7 @@ impl<S: Store> Dispatcher<S> {
                     Some(joined) = sends.join_next() => tally(&mut delivered, &mut pauses, joined),
                     _ = returned.notified() => {}
                     _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = tokio::time::sleep(self.delivery.poll) => {}
                     _ = stop.cancelled() => return Ok(()),
                 }
             }
@@ -314,7 +328,7 @@ async fn attempt(
     row: &Claimed,
     delivery: &DeliveryConfig,
     began: Began<'_>,
-) -> (Finish, Kind) {
+) -> (Finish, Kind, Option<String>) {
     let Began {
         claimed_at,
         begin_by,
@@ -338,7 +352,7 @@ async fn attempt(
         .saturating_add(claimed_at.elapsed().as_millis() as Millis);
     let labels = [("rule", row.rule.clone()), ("channel", row.channel.clone())];
     match &result {
-        Ok(()) => {
+        Ok(_) => {
             metrics::counter!("herald_notifications_sent_total", &labels).increment(1);
             metrics::histogram!("herald_delivery_latency_seconds", "channel" => row.channel.clone())
                 .record(now.saturating_sub(row.created_at) as f64 / 1000.0);
@@ -353,23 +367,33 @@ async fn attempt(
     }
     match result {
         Err(SendError::NotBegun(why)) => released(row, &why),
-        Err(SendError::Unavailable { cause, error }) => (
-            Finish::Deferred {
-                error: format!("not attempted: the channel is paused: {error}"),
-            },
-            Kind::Unavailable {
-                channel: row.channel.clone(),
-                cause,
-                error,
-            },
-        ),
-        Ok(()) => {
-            tracing::info!(key = %row.key, channel = %row.channel, elapsed_ms = started.elapsed().as_millis() as u64, "sent");
-            (Finish::Sent, Kind::Sent)
+        Err(SendError::Unavailable { cause, error }) => {
+            let deferred = format!("not attempted: the channel is paused: {error}");
+            (
+                Finish::Deferred {
+                    error: deferred.clone(),
+                },
+                Kind::Unavailable {
+                    channel: row.channel.clone(),
+                    cause,
+                    error,
+                },
+                Some(deferred),
+            )
+        }
+        Ok(reply) => {
+            tracing::info!(key = %row.key, channel = %row.channel, elapsed_ms = started.elapsed().as_millis() as u64, %reply, "sent");
+            (Finish::Sent, Kind::Sent, Some(reply))
         }
         Err(SendError::Permanent(error)) => {
             tracing::warn!(key = %row.key, channel = %row.channel, %error, "failed permanently");
-            (Finish::Failed { error }, Kind::Failed)
+            (
+                Finish::Failed {
+                    error: error.clone(),
+                },
+                Kind::Failed,
+                Some(error),
+            )
         }
         Err(SendError::Transient(error)) => retry(row, delivery, now, error, Duration::ZERO),
         Err(SendError::Throttled { error, after }) => retry(row, delivery, now, error, after),
@@ -384,27 +408,28 @@ fn retry(
     now: Millis,
     error: String,
     not_before: Duration,
-) -> (Finish, Kind) {
+) -> (Finish, Kind, Option<String>) {
     let attempts = row.attempts + 1;
+    let reply = Some(error.clone());
     if delivery.expired(row.created_at, now) {
         tracing::warn!(key = %row.key, channel = %row.channel, attempts, %error, "giving up: max_age reached");
         let error =
             format!("gave up after {attempts} attempts (max_age reached); last error: {error}");
-        (Finish::Failed { error }, Kind::Failed)
+        (Finish::Failed { error }, Kind::Failed, reply)
     } else {
         let after = delivery.retry_after(attempts as u32, fastrand::f64(), not_before);
         tracing::info!(key = %row.key, channel = %row.channel, attempts, retry_in_ms = after, %error, "will retry");
-        (Finish::Retry { after, error }, Kind::Retry)
+        (Finish::Retry { after, error }, Kind::Retry, reply)
     }
 }
 
 /// A claim given back unsent (its time to begin ran out, or Herald is stopping), so that any
 /// instance may take the row at once.
-fn released(row: &Claimed, why: &str) -> (Finish, Kind) {
+fn released(row: &Claimed, why: &str) -> (Finish, Kind, Option<String>) {
     metrics::counter!("herald_notifications_released_total", "channel" => row.channel.clone())
         .increment(1);
     tracing::warn!(key = %row.key, channel = %row.channel, why, "not sent; released to be claimed again");
-    (Finish::Released, Kind::Released)
+    (Finish::Released, Kind::Released, None)
 }
 
 /// An outcome on its way to the store, with the permit that lets the claim loop take another

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Pipeline};
 use crate::store::{Batch, Committed, NewDeadLetter, NewNotification, Store, StoreError};
+use crate::web::Readiness;
 
 /// What one batch brought in.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -34,6 +35,8 @@ pub struct Ingest<S: Store> {
     /// Signalled after a commit that queued notifications: the dispatcher claims at once
     /// instead of at its next poll.
     queued: Arc<tokio::sync::Notify>,
+    /// Where a store that fails is shown (`/readyz`).
+    readiness: Arc<Readiness>,
 }
 
 impl<S: Store> Clone for Ingest<S> {
@@ -44,6 +47,7 @@ impl<S: Store> Clone for Ingest<S> {
             records: self.records.clone(),
             tenant: self.tenant.clone(),
             queued: self.queued.clone(),
+            readiness: self.readiness.clone(),
         }
     }
 }
@@ -68,7 +72,13 @@ impl<S: Store> Ingest<S> {
             records: Arc::default(),
             tenant: None,
             queued: Arc::default(),
+            readiness: Arc::default(),
         }
+    }
+
+    /// This intake, showing a store that fails in `readiness` (`/readyz`).
+    pub fn with_readiness(self, readiness: Arc<Readiness>) -> Self {
+        Ingest { readiness, ..self }
     }
 
     /// What a commit that queued notifications signals (for the dispatcher).
@@ -223,7 +233,7 @@ impl<S: Store> Ingest<S> {
         key: &str,
         stop: &CancellationToken,
     ) -> Result<Option<String>, StoreError> {
-        patiently(source, "checkpoint", stop, || {
+        patiently(source, "checkpoint", stop, &self.readiness, || {
             self.store.checkpoint(source, key)
         })
         .await
@@ -235,7 +245,10 @@ impl<S: Store> Ingest<S> {
         batch: &Batch,
         stop: &CancellationToken,
     ) -> Result<Committed, StoreError> {
-        patiently(&batch.source, "commit", stop, || self.store.commit(batch)).await
+        patiently(&batch.source, "commit", stop, &self.readiness, || {
+            self.store.commit(batch)
+        })
+        .await
     }
 }
 
@@ -246,6 +259,7 @@ async fn patiently<T, F, Fut>(
     source: &str,
     operation: &'static str,
     stop: &CancellationToken,
+    readiness: &Readiness,
     mut run: F,
 ) -> Result<T, StoreError>
 where
@@ -253,17 +267,33 @@ where
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut wait = Duration::from_millis(250);
+    let mut failing = false;
+    let recovered = |failing: bool| {
+        if failing {
+            readiness.store_failing(false);
+        }
+    };
     loop {
         match run().await {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                recovered(failing);
+                return Ok(value);
+            }
             Err(e) => {
+                if !failing {
+                    failing = true;
+                    readiness.store_failing(true);
+                }
                 metrics::counter!("herald_store_errors_total", "operation" => operation)
                     .increment(1);
                 tracing::warn!(source, operation, error = %e, retry_in_ms = wait.as_millis() as u64,
                     "the store failed; intake paused, nothing acknowledged");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.cancelled() => return Err(e),
+                    _ = stop.cancelled() => {
+                        recovered(failing);
+                        return Err(e);
+                    }
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }

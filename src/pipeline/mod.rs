@@ -6,16 +6,18 @@
 
 mod ingest;
 mod instance;
+mod prune;
 mod run;
 
 pub use ingest::{Ingest, Intake, Piece};
 pub use instance::name as instance_name;
+pub use prune::prune_all;
 pub use run::{for_other_channels, open_store, run};
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::config::{Config, ConfigError};
-use crate::event::{DeadLetter, Item, scan};
+use crate::event::{DeadLetter, Item, Position, scan};
 use crate::plan::{Notification, NotificationKey, PlanError, Planner};
 use crate::rules::Match;
 use crate::store::SeenEvent;
@@ -115,13 +117,20 @@ impl Pipeline {
         out: &mut Outcome,
     ) {
         let dead_before = out.dead_letters.len();
-        self.process_part(input, bytes, tenant, out);
+        self.process_part(input, bytes, first_line, tenant, out);
         for dead in &mut out.dead_letters[dead_before..] {
             dead.position.line += first_line - 1;
         }
     }
 
-    fn process_part(&self, input: &str, bytes: &[u8], tenant: Option<&str>, out: &mut Outcome) {
+    fn process_part(
+        &self,
+        input: &str,
+        bytes: &[u8],
+        first_line: usize,
+        tenant: Option<&str>,
+        out: &mut Outcome,
+    ) {
         let rules = &self.config.rules;
         scan(input, bytes, |item| match item {
             Item::Record(view) => {
@@ -155,6 +164,13 @@ impl Pipeline {
                         activity: event.activity.clone(),
                         time: event.time.as_millisecond(),
                         rules: matches.iter().map(|m| m.rule.name.clone()).collect(),
+                        input: input.to_owned(),
+                        position: Position {
+                            line: view.position.line + first_line - 1,
+                            ..view.position
+                        }
+                        .to_string(),
+                        raw: view.raw.as_bytes().to_vec(),
                     });
                 }
                 for m in &matches {

@@ -62,6 +62,8 @@ pub async fn run(
         Engine::Sqlite(_) => None,
         Engine::Postgres => Some(InstanceLock::acquire(&url, &worker).await?),
     };
+    // The notification listener reconnects with it; nothing else keeps the secret.
+    let listen_url = (engine == Engine::Postgres).then(|| url.clone());
     drop(url);
     // Claims still recorded under this instance's name (on SQLite, any claim: it holds the
     // store alone) belong to a process that died mid-send. Released now, they are sent again at
@@ -116,7 +118,7 @@ pub async fn run(
     let mut kafka = BTreeMap::new();
     for source in &sources {
         if let SourceConfig::Kafka(c) = source {
-            let consumer = KafkaSource::new(c, &base, readiness.clone()).map_err(|e| {
+            let consumer = KafkaSource::new(c, &base, &worker, readiness.clone()).map_err(|e| {
                 anyhow::anyhow!("{}: source {}: {e}", config.path.display(), c.name)
             })?;
             kafka.insert(c.name.clone(), consumer);
@@ -141,7 +143,11 @@ pub async fn run(
             tokens.push((c.name.clone(), token));
         }
     }
-    let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone());
+    let retention = config.store.retention.clone();
+    let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone())
+        .with_readiness(readiness.clone());
+    let pruner =
+        (!once).then(|| tokio::spawn(super::prune::pruner(store.clone(), retention, stop.clone())));
 
     let intake_done = CancellationToken::new();
     let dispatcher = Dispatcher {
@@ -152,6 +158,14 @@ pub async fn run(
         readiness: readiness.clone(),
         wake: ingest.queued(),
     };
+    // On PostgreSQL, a commit by any instance wakes this one's dispatcher.
+    let listener = listen_url.map(|url| {
+        tokio::spawn(crate::store::listen_for_queued(
+            url,
+            dispatcher.wake.clone(),
+            stop.clone(),
+        ))
+    });
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
 
     let web = admin_listener.map(|l| {
@@ -228,6 +242,12 @@ pub async fn run(
         eprintln!();
     }
     stop.cancel();
+    if let Some(pruner) = pruner {
+        pruner.await?;
+    }
+    if let Some(listener) = listener {
+        listener.await?;
+    }
     if let Some(web) = web {
         web.await?
             .map_err(|e| anyhow::anyhow!("admin listener on {}: {e}", admin.listen))?;

@@ -86,7 +86,15 @@ impl Engine {
                 format!("sqlite://{}?mode=rwc", escape_path(path)),
                 AnyPoolOptions::new()
                     .max_connections(size.unwrap_or(4))
-                    .after_connect(|conn, _| Box::pin(sqlite_settings(conn))),
+                    .after_connect(|conn, _| Box::pin(sqlite_settings(conn)))
+                    // A transaction whose COMMIT or ROLLBACK failed (an I/O error: the disk full
+                    // or the file made read-only) leaves its connection counting a transaction
+                    // it no longer has: reused, it would nest every later transaction in a
+                    // savepoint and hold the write lock. Such a connection is closed, not
+                    // pooled; a new one is opened when needed (ARCHITECTURE.md §7).
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                    }),
             ),
             // A short acquire timeout: while the server is away, operations fail within seconds
             // (intake pauses, /readyz says so) instead of hanging.
@@ -258,6 +266,66 @@ impl InstanceLock {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+}
+
+/// The PostgreSQL channel a commit that queues notifications notifies (`NOTIFY`), so that every
+/// instance's dispatcher claims at once rather than at its next poll (ARCHITECTURE.md §8).
+pub const QUEUED_CHANNEL: &str = "herald_outbox";
+
+/// Wakes `wake` whenever any instance sharing the PostgreSQL store at `url` commits
+/// notifications, until `stop`. A lost connection is opened again (with a wake, since
+/// notifications sent meanwhile are not delivered); the dispatcher's poll covers the gap.
+pub async fn listen_for_queued(
+    url: String,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use sqlx::postgres::PgListener;
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let listening = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(QUEUED_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let listener = tokio::select! {
+            listener = listening => listener,
+            _ = stop.cancelled() => return,
+        };
+        match listener {
+            Ok(mut listener) => {
+                wait = Duration::from_secs(1);
+                wake.notify_one();
+                loop {
+                    tokio::select! {
+                        // One wake covers every notification already waiting.
+                        received = listener.try_recv() => match received {
+                            Ok(Some(_)) => wake.notify_one(),
+                            // The connection was lost; notifications sent meanwhile are gone.
+                            Ok(None) => {
+                                wake.notify_one();
+                                tracing::warn!("the PostgreSQL notification connection was lost; opening it again");
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "PostgreSQL notifications failed; opening them again");
+                                break;
+                            }
+                        },
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "cannot listen for PostgreSQL notifications; the dispatcher polls meanwhile")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
 

@@ -10,10 +10,13 @@
 //! SQLite (one instance) and PostgreSQL (several instances sharing one outbox). `engine.rs`
 //! holds what differs: how each is opened and migrated.
 
+mod batch;
 mod engine;
+mod retention;
 mod sql;
 
-pub use engine::{Engine, InstanceLock, RunLock, Schema};
+pub use engine::{Engine, InstanceLock, QUEUED_CHANNEL, RunLock, Schema, listen_for_queued};
+pub use retention::{Pruned, Retention};
 pub use sql::SqlStore;
 
 use std::future::Future;
@@ -36,6 +39,11 @@ pub struct SeenEvent {
     pub time: Millis,
     /// Rules that selected it.
     pub rules: Vec<String>,
+    /// Where the record came from and its bytes: kept as a dead letter if the store refuses
+    /// this event's rows (ARCHITECTURE.md §7).
+    pub input: String,
+    pub position: String,
+    pub raw: Vec<u8>,
 }
 
 /// A notification to queue.
@@ -88,6 +96,20 @@ pub struct Committed {
     /// Inserted notifications per (rule, channel), for metrics.
     #[serde(skip)]
     pub queued_by: std::collections::BTreeMap<(String, String), u64>,
+}
+
+impl Committed {
+    /// Adds what another part of the same commit changed.
+    pub fn absorb(&mut self, other: Committed) {
+        self.queued += other.queued;
+        self.duplicates += other.duplicates;
+        self.dead_letters += other.dead_letters;
+        self.dead_letters_known += other.dead_letters_known;
+        self.first_seen.extend(other.first_seen);
+        for (key, n) in other.queued_by {
+            *self.queued_by.entry(key).or_default() += n;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -161,6 +183,45 @@ pub struct Done {
     pub key: String,
     pub token: String,
     pub finish: Finish,
+    /// The attempt, recorded in `attempts` whatever became of the claim (a send that was
+    /// made is a fact even when its lease was taken over). `None` when nothing was handed
+    /// over ([`Finish::Released`]).
+    pub attempt: Option<Attempt>,
+}
+
+/// One delivery attempt, as the dispatcher saw it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// When the send began, by the store's clock.
+    pub at: Millis,
+    pub instance: String,
+    /// The receiving server's reply (`250 2.0.0 queued as …`, `HTTP 202 Accepted`), or the
+    /// error.
+    pub reply: String,
+    pub duration_ms: i64,
+}
+
+/// A recorded attempt, as the CLI shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptEntry {
+    pub at: Millis,
+    pub instance: String,
+    /// `sent`, `retry`, `failed` or `deferred` (the channel was paused).
+    pub outcome: String,
+    pub reply: String,
+    pub duration_ms: i64,
+}
+
+/// Which outbox rows to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxQuery {
+    pub state: Option<State>,
+    /// Queued at or after this time.
+    pub since: Option<Millis>,
+    pub rule: Option<String>,
+    pub recipient: Option<String>,
+    pub event: Option<String>,
+    pub limit: i64,
 }
 
 /// One outbox row as the CLI shows it.
@@ -209,12 +270,32 @@ pub struct HistoryEntry {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(String);
+#[error("store: {message}")]
+pub struct StoreError {
+    message: String,
+    /// The database refused a value (too large for an index, out of range): the same rows
+    /// would be refused again, however often they were offered.
+    refused: bool,
+}
 
 impl StoreError {
     pub(crate) fn new(context: &str, e: impl std::fmt::Display) -> Self {
-        StoreError(format!("{context}: {e}"))
+        StoreError {
+            message: format!("{context}: {e}"),
+            refused: false,
+        }
+    }
+
+    pub(crate) fn refused(context: &str, e: impl std::fmt::Display) -> Self {
+        StoreError {
+            message: format!("{context}: {e}"),
+            refused: true,
+        }
+    }
+
+    /// Whether the database refused the data itself, rather than failing to take it.
+    pub fn is_refusal(&self) -> bool {
+        self.refused
     }
 }
 
@@ -265,13 +346,41 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease: Millis,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Outbox rows matching `query`, newest first.
     fn outbox(
         &self,
-        state: Option<State>,
-        limit: i64,
+        query: &OutboxQuery,
     ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
+    /// One notification with its stored message.
+    fn notification(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(OutboxEntry, Vec<u8>)>, StoreError>> + Send;
+
+    /// Every recorded attempt at one notification, oldest first.
+    fn attempts(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<AttemptEntry>, StoreError>> + Send;
+
+    /// Every row by state: reads the whole outbox (for the CLI, not for every scrape).
     fn counts(&self) -> impl Future<Output = Result<OutboxCounts, StoreError>> + Send;
+
+    /// Pending and failed rows only (`sent` is 0), from partial indexes: what `/metrics`
+    /// shows on every scrape, at a cost that does not grow with the rows already sent.
+    fn backlog(&self) -> impl Future<Output = Result<OutboxCounts, StoreError>> + Send;
+
+    /// Removes, in each table, at most `batch` rows older than `retention` says to keep
+    /// (a notification with its attempts), each table in its own short transaction; with
+    /// `dry_run`, counts every such row and removes nothing. Callers repeat until nothing is
+    /// left, pausing between passes.
+    fn prune(
+        &self,
+        retention: &Retention,
+        batch: i64,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
 
     /// Pending notifications per channel.
     fn pending_by_channel(

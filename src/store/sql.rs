@@ -9,16 +9,18 @@ use std::path::Path;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use super::batch::{insert_batch, insert_isolated};
 use super::engine::{Engine, Schema};
 use super::{
-    Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, HistoryEntry, Millis, OutboxCounts,
-    OutboxEntry, State, Store, StoreError, now_millis,
+    AttemptEntry, Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, HistoryEntry, Millis,
+    OutboxCounts, OutboxEntry, OutboxQuery, Pruned, Retention, State, Store, StoreError,
+    now_millis,
 };
 
 /// A store on SQLite or PostgreSQL.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     engine: Engine,
     /// A time to use instead of the database's clock ([`SqlStore::at`]).
     clock: Option<Millis>,
@@ -60,7 +62,7 @@ impl SqlStore {
     /// one clock, the database's (ARCHITECTURE.md §7), so a skewed or stepped clock on one
     /// machine cannot let it take a row another is sending. SQLite lives in this process and
     /// reads this machine's clock; PostgreSQL is asked.
-    async fn now<'c, E>(&self, conn: E) -> Result<Millis, StoreError>
+    pub(super) async fn now<'c, E>(&self, conn: E) -> Result<Millis, StoreError>
     where
         E: sqlx::Executor<'c, Database = Any>,
     {
@@ -77,6 +79,45 @@ impl SqlStore {
             .map_err(err("reading the database's clock")),
         }
     }
+}
+
+impl SqlStore {
+    /// On PostgreSQL, tells every instance's dispatcher that rows are due, when `tx` commits
+    /// (ARCHITECTURE.md §8).
+    async fn notify_queued(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+        if self.engine == Engine::Postgres {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "NOTIFY {}",
+                super::engine::QUEUED_CHANNEL
+            )))
+            .execute(&mut **tx)
+            .await
+            .map_err(err("notifying the dispatchers"))?;
+        }
+        Ok(())
+    }
+
+    /// One transaction for `batch`; `isolated`: each event under a savepoint of its own
+    /// ([`insert_isolated`]).
+    async fn commit_as(&self, batch: &Batch, isolated: bool) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("beginning a batch"))?;
+        let now = self.now(&mut *tx).await?;
+        let committed = match isolated {
+            false => insert_batch(&mut tx, batch, now).await?,
+            true => insert_isolated(&mut tx, batch, now).await?,
+        };
+        if committed.queued > 0 {
+            self.notify_queued(&mut tx).await?;
+        }
+        tx.commit().await.map_err(err("committing a batch"))?;
+        Ok(committed)
+    }
+}
+
+/// A value bound to a query built at run time.
+enum Value {
+    Text(String),
+    Int(i64),
 }
 
 /// The claim: due rows whose lease (if any) has run out, on the channels named. $1 worker,
@@ -106,12 +147,12 @@ fn claim_query(engine: &Engine, channels: usize) -> String {
 /// audit text is already free of control characters; this is the store's own guarantee, for
 /// what reaches it from elsewhere (a server's reply, a dead letter's reason). Raw bytes are kept
 /// as they came, in `BYTEA`/`BLOB` columns.
-fn text(value: &str) -> String {
+pub(super) fn text(value: &str) -> String {
     value.replace('\0', "")
 }
 
 /// The SHA-256 of a dead letter's bytes, as hex: what "the same content" means.
-fn content_hash(raw: &[u8]) -> String {
+pub(super) fn content_hash(raw: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(raw)
         .iter()
@@ -119,137 +160,33 @@ fn content_hash(raw: &[u8]) -> String {
         .collect()
 }
 
-fn err(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| StoreError::new(context, e)
+pub(super) fn err(context: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| {
+        if refuses_data(&e) {
+            StoreError::refused(context, e)
+        } else {
+            StoreError::new(context, e)
+        }
+    }
 }
 
-async fn insert_batch(
-    tx: &mut Transaction<'_, Any>,
-    batch: &Batch,
-    now: Millis,
-) -> Result<Committed, StoreError> {
-    let mut committed = Committed::default();
-    for event in &batch.events {
-        let seen = sqlx::query(
-            "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(text(&event.tenant))
-        .bind(text(&event.event_id))
-        .bind(text(&event.activity))
-        .bind(event.time)
-        .bind(&batch.source)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(err("recording an event"))?;
-        if seen.rows_affected() == 1 {
-            committed.first_seen.push(event.time);
-        }
+/// Whether the database refused a value itself, so that offering the same rows again would be
+/// refused again: PostgreSQL's data exceptions (SQLSTATE class 22), integrity violations (23)
+/// and exceeded limits (54: an index row too large); SQLite's TOOBIG (18), CONSTRAINT (19),
+/// MISMATCH (20) and RANGE (25). A lost connection, a full disk or a server shutting down is
+/// no refusal: those are waited out.
+fn refuses_data(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if code.len() == 5 {
+        return matches!(&code[..2], "22" | "23" | "54");
     }
-    for n in &batch.notifications {
-        let done = sqlx::query(
-            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&n.key)
-        .bind(&n.event_id)
-        .bind(&n.rule)
-        .bind(&n.channel)
-        .bind(text(&n.recipient))
-        .bind(text(&n.subject))
-        .bind(&n.message)
-        .bind(now)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(err("queueing a notification"))?;
-        if done.rows_affected() == 1 {
-            committed.queued += 1;
-            *committed
-                .queued_by
-                .entry((n.rule.clone(), n.channel.clone()))
-                .or_default() += 1;
-        } else {
-            committed.duplicates += 1;
-        }
-    }
-    for event in &batch.events {
-        for rule in &event.rules {
-            // One history row per event and rule: a re-read (Graph's overlap, a redelivery)
-            // queues nothing new and says nothing new.
-            let known = sqlx::query(
-                "SELECT 1 FROM history WHERE tenant = $1 AND event_id = $2 AND rule = $3 LIMIT 1",
-            )
-            .bind(text(&event.tenant))
-            .bind(text(&event.event_id))
-            .bind(rule)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading history"))?;
-            if known.is_some() {
-                continue;
-            }
-            let queued = batch
-                .notifications
-                .iter()
-                .filter(|n| n.event_id == event.event_id && &n.rule == rule)
-                .count() as i64;
-            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(text(&event.tenant))
-                .bind(text(&event.event_id))
-                .bind(rule)
-                .bind(queued)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(err("recording history"))?;
-        }
-    }
-    for d in &batch.dead_letters {
-        // Kept once per source and content (ARCHITECTURE.md §7): the same bytes failing the
-        // same way again add no row; the first position is the one kept.
-        let hash = content_hash(&d.raw);
-        let known = sqlx::query(
-            "SELECT 1 FROM dead_letters WHERE source = $1 AND raw_sha256 = $2 AND reason = $3 LIMIT 1",
-        )
-        .bind(&batch.source)
-        .bind(&hash)
-        .bind(text(&d.reason))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(err("reading dead letters"))?;
-        if known.is_some() {
-            committed.dead_letters_known += 1;
-            continue;
-        }
-        sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at, raw_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&batch.source)
-            .bind(text(&d.input))
-            .bind(text(&d.position))
-            .bind(text(&d.reason))
-            .bind(&d.raw)
-            .bind(now)
-            .bind(&hash)
-            .execute(&mut **tx)
-            .await
-            .map_err(err("keeping a dead letter"))?;
-        committed.dead_letters += 1;
-    }
-    if let Some((key, value)) = &batch.checkpoint {
-        sqlx::query(
-            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(&batch.source)
-        .bind(key)
-        .bind(value)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(err("saving the checkpoint"))?;
-    }
-    Ok(committed)
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 18 | 19 | 20 | 25))
 }
 
 fn outbox_entry(row: &AnyRow) -> OutboxEntry {
@@ -283,11 +220,12 @@ fn dead_letter_entry(row: &AnyRow) -> DeadLetterEntry {
 
 impl Store for SqlStore {
     async fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(err("beginning a batch"))?;
-        let now = self.now(&mut *tx).await?;
-        let committed = insert_batch(&mut tx, batch, now).await?;
-        tx.commit().await.map_err(err("committing a batch"))?;
-        Ok(committed)
+        match self.commit_as(batch, false).await {
+            // Some value in it is refused: again, record by record, the refused ones kept as
+            // dead letters.
+            Err(e) if e.is_refusal() => self.commit_as(batch, true).await,
+            committed => committed,
+        }
     }
 
     async fn checkpoint(&self, source: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -386,6 +324,28 @@ impl Store for SqlStore {
                 .await
                 .map_err(err("marking a notification"))?;
             changed += result.rows_affected();
+            if let Some(attempt) = &d.attempt {
+                let outcome = match &d.finish {
+                    Finish::Sent => "sent",
+                    Finish::Retry { .. } => "retry",
+                    Finish::Failed { .. } => "failed",
+                    Finish::Deferred { .. } => "deferred",
+                    Finish::Released => continue,
+                };
+                sqlx::query(
+                    "INSERT INTO attempts (key, at, instance, outcome, reply, duration_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&d.key)
+                .bind(attempt.at)
+                .bind(text(&attempt.instance))
+                .bind(outcome)
+                .bind(text(&attempt.reply))
+                .bind(attempt.duration_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("recording an attempt"))?;
+            }
         }
         tx.commit().await.map_err(err("committing marks"))?;
         Ok(changed)
@@ -432,30 +392,82 @@ impl Store for SqlStore {
         .map_err(err("renewing claims"))
     }
 
-    async fn outbox(
-        &self,
-        state: Option<State>,
-        limit: i64,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = match state {
-            Some(state) => {
-                sqlx::query(
-                    "SELECT * FROM outbox WHERE state = $1 ORDER BY created_at, key LIMIT $2",
-                )
-                .bind(state.as_str())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query("SELECT * FROM outbox ORDER BY created_at, key LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-            }
+    async fn outbox(&self, query: &OutboxQuery) -> Result<Vec<OutboxEntry>, StoreError> {
+        // Only placeholders are spliced in; every value is bound, in order.
+        let mut filters = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        let mut filter = |column: &str, value: Value| {
+            values.push(value);
+            filters.push(format!("{column} ${}", values.len()));
+        };
+        if let Some(state) = query.state {
+            filter("state =", Value::Text(state.as_str().to_owned()));
         }
-        .map_err(err("listing the outbox"))?;
+        if let Some(since) = query.since {
+            filter("created_at >=", Value::Int(since));
+        }
+        if let Some(rule) = &query.rule {
+            filter("rule =", Value::Text(rule.clone()));
+        }
+        if let Some(recipient) = &query.recipient {
+            filter("recipient =", Value::Text(recipient.clone()));
+        }
+        if let Some(event) = &query.event {
+            filter("event_id =", Value::Text(event.clone()));
+        }
+        let filters = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let listing = format!(
+            "SELECT key, event_id, rule, channel, recipient, subject, state, attempts, created_at,
+                    next_attempt_at, sent_at, last_error
+             FROM outbox {filters} ORDER BY created_at DESC, key DESC LIMIT ${}",
+            values.len() + 1
+        );
+        let mut listing = sqlx::query(sqlx::AssertSqlSafe(listing));
+        for value in values {
+            listing = match value {
+                Value::Text(text) => listing.bind(text),
+                Value::Int(n) => listing.bind(n),
+            };
+        }
+        let rows = listing
+            .bind(query.limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("listing the outbox"))?;
         Ok(rows.iter().map(outbox_entry).collect())
+    }
+
+    async fn notification(&self, key: &str) -> Result<Option<(OutboxEntry, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT * FROM outbox WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("reading a notification"))?;
+        Ok(row.map(|row| (outbox_entry(&row), row.get("message"))))
+    }
+
+    async fn attempts(&self, key: &str) -> Result<Vec<AttemptEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, instance, outcome, reply, duration_ms FROM attempts WHERE key = $1 ORDER BY at, id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("reading attempts"))?;
+        Ok(rows
+            .iter()
+            .map(|row| AttemptEntry {
+                at: row.get("at"),
+                instance: row.get("instance"),
+                outcome: row.get("outcome"),
+                reply: row.get("reply"),
+                duration_ms: row.get("duration_ms"),
+            })
+            .collect())
     }
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
@@ -473,6 +485,35 @@ impl Store for SqlStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn backlog(&self) -> Result<OutboxCounts, StoreError> {
+        // Each count reads one partial index (outbox_due, outbox_failed): the sent rows,
+        // however many, are not in either.
+        let count = |state: &'static str| {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM outbox WHERE state = '{state}'"
+            )))
+            .fetch_one(&self.pool)
+        };
+        let pending = count("pending")
+            .await
+            .map_err(err("counting the backlog"))?;
+        let failed = count("failed").await.map_err(err("counting the backlog"))?;
+        Ok(OutboxCounts {
+            pending: pending as u64,
+            sent: 0,
+            failed: failed as u64,
+        })
+    }
+
+    async fn prune(
+        &self,
+        retention: &Retention,
+        batch: i64,
+        dry_run: bool,
+    ) -> Result<Pruned, StoreError> {
+        self.prune_rows(retention, batch, dry_run).await
     }
 
     async fn pending_by_channel(&self) -> Result<BTreeMap<String, u64>, StoreError> {
@@ -501,11 +542,17 @@ impl Store for SqlStore {
                 .bind(now)
                 .bind(now),
         };
-        query
-            .execute(&self.pool)
+        let mut tx = self.pool.begin().await.map_err(err("beginning a retry"))?;
+        let n = query
+            .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected())
-            .map_err(err("retrying notifications"))
+            .map_err(err("retrying notifications"))?;
+        if n > 0 {
+            self.notify_queued(&mut tx).await?;
+        }
+        tx.commit().await.map_err(err("committing a retry"))?;
+        Ok(n)
     }
 
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterEntry>, StoreError> {
@@ -554,6 +601,9 @@ impl Store for SqlStore {
             .await
             .map_err(err("removing a dead letter"))?;
         let committed = insert_batch(&mut tx, batch, now).await?;
+        if committed.queued > 0 {
+            self.notify_queued(&mut tx).await?;
+        }
         tx.commit().await.map_err(err("committing a replay"))?;
         Ok(committed)
     }

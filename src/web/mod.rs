@@ -56,6 +56,9 @@ pub struct Readiness {
     not_ready: Mutex<BTreeMap<String, String>>,
     /// Channels paused now, with why (the relay refused the credentials).
     paused: Mutex<BTreeMap<String, String>>,
+    /// Store operations failing now (a commit, a checkpoint read): the store answers a ping
+    /// but does not take writes (a SQLite file made read-only, a disk full).
+    store_failing: std::sync::atomic::AtomicUsize,
 }
 
 impl Readiness {
@@ -75,6 +78,15 @@ impl Readiness {
             Some(why) => paused.insert(name.to_owned(), why),
             None => paused.remove(name),
         };
+    }
+
+    /// An operation on the store began failing (`true`) or succeeded again after failing.
+    pub fn store_failing(&self, failing: bool) {
+        if failing {
+            self.store_failing.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.store_failing.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// One line per paused channel.
@@ -136,6 +148,12 @@ async fn ready<S: Store>(State(shared): State<Arc<Shared<S>>>) -> (StatusCode, S
     if let Some(why) = shared.readiness.not_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, why);
     }
+    if shared.readiness.store_failing.load(Ordering::Relaxed) > 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unreachable: it does not take writes\n".to_owned(),
+        );
+    }
     // The error itself is logged by whatever failed; it may name hosts, so it is not served.
     match tokio::time::timeout(Duration::from_secs(3), shared.store.ping()).await {
         Ok(Ok(())) => (
@@ -150,12 +168,13 @@ async fn ready<S: Store>(State(shared): State<Arc<Shared<S>>>) -> (StatusCode, S
 }
 
 async fn render<S: Store>(State(shared): State<Arc<Shared<S>>>) -> String {
-    if let Ok(counts) = shared.store.counts().await {
+    // Pending and failed rows only, from partial indexes: a scrape's cost does not grow with
+    // the rows already sent (`herald_notifications_sent_total` counts those).
+    if let Ok(backlog) = shared.store.backlog().await {
         metrics::gauge!("herald_outbox_notifications", "state" => "pending")
-            .set(counts.pending as f64);
-        metrics::gauge!("herald_outbox_notifications", "state" => "sent").set(counts.sent as f64);
+            .set(backlog.pending as f64);
         metrics::gauge!("herald_outbox_notifications", "state" => "failed")
-            .set(counts.failed as f64);
+            .set(backlog.failed as f64);
     }
     shared.metrics.run_upkeep();
     shared.metrics.render()

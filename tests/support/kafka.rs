@@ -256,7 +256,7 @@ name = "entra"
 brokers = "{brokers}"
 topic = "{TOPIC}"
 group = "{group}"
-options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "max.poll.interval.ms" = "30000", "reconnect.backoff.max.ms" = "1000" }}
+options = {{ "session.timeout.ms" = "10000", "heartbeat.interval.ms" = "1000", "max.poll.interval.ms" = "30000", "reconnect.backoff.max.ms" = "1000" }}
 "#,
         brokers = broker.address()
     )

@@ -367,7 +367,9 @@ pub fn herald(args: &[&str], limit: Duration) -> Output {
 /// JSON object per row.
 pub fn outbox_rows(config: &Path, state: Option<&str>) -> Vec<serde_json::Value> {
     let config = config.to_str().unwrap();
-    let mut args = vec!["outbox", "list", "--format", "json", "--config", config];
+    let mut args = vec![
+        "outbox", "list", "--format", "json", "--limit", "1000000", "--config", config,
+    ];
     if let Some(state) = state {
         args.extend(["--state", state]);
     }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use pool::{Pool, Security};
 
-use super::{Channel, Outgoing, SendError, SendFuture};
+use super::{Channel, Outgoing, ProbeFuture, SendError, SendFuture};
 use crate::values::{SecretSource, duration};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -187,7 +187,7 @@ impl Channel for Smtp {
         })
     }
 
-    fn probe(&self) -> SendFuture<'_> {
+    fn probe(&self) -> ProbeFuture<'_> {
         Box::pin(self.pool.probe())
     }
 }

@@ -87,7 +87,12 @@ impl Pool {
     /// Sends one message on a pooled connection, opening one when none is idle. While it
     /// waits for a connection, the claim's time to begin may run out or Herald may stop: then
     /// nothing is begun.
-    pub async fn send(&self, envelope: &Envelope, message: &Outgoing<'_>) -> Result<(), SendError> {
+    /// Returns the relay's reply to the message (`250 2.0.0 Ok: queued as …`).
+    pub async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &Outgoing<'_>,
+    ) -> Result<String, SendError> {
         let what = "the SMTP transaction";
         // Stopping or past the deadline, `must_not_begin` always has its reason.
         let not_begun = || {
@@ -114,9 +119,10 @@ impl Pool {
             return Err(not_begun);
         }
         match tokio::time::timeout(self.timeout, conn.send(envelope, message.message)).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(response)) => {
                 self.checkin(conn);
-                Ok(())
+                let lines: Vec<&str> = response.message().collect();
+                Ok(format!("{} {}", response.code(), lines.join(" ")))
             }
             Ok(Err(e)) => {
                 if !conn.has_broken() {

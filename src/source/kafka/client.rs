@@ -71,6 +71,22 @@ pub fn parse_connection_string(text: &str) -> Result<EventHubs, String> {
     })
 }
 
+/// A static member's `group.instance.id`: the instance's name and the source's, in the
+/// characters Kafka allows (`[A-Za-z0-9._-]`, at most 249).
+pub fn member_id(instance: &str, source: &str) -> String {
+    format!("herald.{instance}.{source}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(249)
+        .collect()
+}
+
 /// Settings Herald relies on for its promises; `options` may not change them.
 const OWN: [(&str, &str); 3] = [
     ("enable.auto.commit", "false"),
@@ -192,6 +208,19 @@ mod tests {
 
     fn config(extra: &str) -> KafkaSourceConfig {
         toml::from_str(&format!("name = \"entra\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn a_static_member_id_is_the_instance_and_the_source_in_kafkas_characters() {
+        assert_eq!(
+            member_id("vm-7-1a2b3c4d", "entra"),
+            "herald.vm-7-1a2b3c4d.entra"
+        );
+        assert_eq!(
+            member_id("ops host/é", "entra 2"),
+            "herald.ops-host--.entra-2"
+        );
+        assert_eq!(member_id(&"x".repeat(400), "e").len(), 249);
     }
 
     #[test]

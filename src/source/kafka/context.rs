@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -124,18 +124,28 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Counted from the event, never by asking the consumer: a revocation also comes while
+        // the consumer closes, when asking it for its assignment would wait for ever. Eager
+        // assignment revokes everything, then assigns the whole set; cooperative assignment
+        // adds and removes increments: both add up.
         match rebalance {
             Rebalance::Assign(list) => {
+                self.assigned.fetch_add(list.count(), Ordering::Relaxed);
                 tracing::info!(source = %self.source, partitions = %describe(list), "partitions assigned")
             }
-            Rebalance::Revoke(_) => {}
+            Rebalance::Revoke(list) => {
+                let revoked = list.count();
+                let _ = self
+                    .assigned
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(revoked))
+                    });
+            }
             Rebalance::Error(e) => {
                 tracing::warn!(source = %self.source, error = %e, "rebalance failed")
             }
         }
-        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
-        self.assigned.store(assigned, Ordering::Relaxed);
         self.update_readiness();
     }
 }

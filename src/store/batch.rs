@@ -1,0 +1,283 @@
+//! Writing one source batch in its transaction (ARCHITECTURE.md §7): its selected events with
+//! their notifications and history, its dead letters and its checkpoint; and, when the database
+//! refuses some value in it, the same again event by event under savepoints, the refused events
+//! kept as dead letters.
+
+use sqlx::{Any, Transaction};
+
+use super::sql::{content_hash, err, text};
+use super::{Batch, Committed, Millis, NewDeadLetter, NewNotification, StoreError};
+
+/// A batch in one transaction: its events with their notifications and history, its dead
+/// letters, its checkpoint. A value the database refuses fails the whole of it; see
+/// [`insert_isolated`].
+pub(super) async fn insert_batch(
+    tx: &mut Transaction<'_, Any>,
+    batch: &Batch,
+    now: Millis,
+) -> Result<Committed, StoreError> {
+    let mut committed = insert_events(tx, batch, now).await?;
+    for d in &batch.dead_letters {
+        if insert_dead_letter(tx, &batch.source, d, now).await? {
+            committed.dead_letters += 1;
+        } else {
+            committed.dead_letters_known += 1;
+        }
+    }
+    save_checkpoint(tx, batch, now).await?;
+    Ok(committed)
+}
+
+/// A batch the database refused part of (ARCHITECTURE.md §7): each event with its
+/// notifications and history is inserted under a savepoint of its own, and an event whose
+/// rows are refused becomes a dead letter with the database's reason instead, so one such
+/// record never fails its batch on every retry. Dead letters are inserted the same way.
+pub(super) async fn insert_isolated(
+    tx: &mut Transaction<'_, Any>,
+    batch: &Batch,
+    now: Millis,
+) -> Result<Committed, StoreError> {
+    use sqlx::Acquire;
+    let mut committed = Committed::default();
+    let mut refused = Vec::new();
+    for event in &batch.events {
+        let part = Batch {
+            source: batch.source.clone(),
+            events: vec![event.clone()],
+            notifications: batch
+                .notifications
+                .iter()
+                .filter(|n| n.event_id == event.event_id)
+                .cloned()
+                .collect(),
+            ..Batch::default()
+        };
+        let mut savepoint = (&mut **tx)
+            .begin()
+            .await
+            .map_err(err("beginning a savepoint"))?;
+        match insert_events(&mut savepoint, &part, now).await {
+            Ok(c) => {
+                savepoint
+                    .commit()
+                    .await
+                    .map_err(err("releasing a savepoint"))?;
+                committed.absorb(c);
+            }
+            Err(e) if e.is_refusal() => {
+                savepoint
+                    .rollback()
+                    .await
+                    .map_err(err("rolling back a savepoint"))?;
+                tracing::warn!(source = %batch.source, event = %event.event_id.chars().take(80).collect::<String>(), error = %e, "the store refused a record; it is kept as a dead letter");
+                refused.push(NewDeadLetter {
+                    input: event.input.clone(),
+                    position: event.position.clone(),
+                    reason: format!("the store refused this record's rows: {e}"),
+                    raw: event.raw.clone(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Notifications of no event in the batch (none are made so) are not left behind.
+    let orphans: Vec<NewNotification> = batch
+        .notifications
+        .iter()
+        .filter(|n| !batch.events.iter().any(|e| e.event_id == n.event_id))
+        .cloned()
+        .collect();
+    if !orphans.is_empty() {
+        let part = Batch {
+            source: batch.source.clone(),
+            notifications: orphans,
+            ..Batch::default()
+        };
+        committed.absorb(insert_events(tx, &part, now).await?);
+    }
+    for d in batch.dead_letters.iter().chain(&refused) {
+        let mut savepoint = (&mut **tx)
+            .begin()
+            .await
+            .map_err(err("beginning a savepoint"))?;
+        let kept = match insert_dead_letter(&mut savepoint, &batch.source, d, now).await {
+            Ok(kept) => {
+                savepoint
+                    .commit()
+                    .await
+                    .map_err(err("releasing a savepoint"))?;
+                kept
+            }
+            Err(e) if e.is_refusal() => {
+                // Its text is what was refused: kept with the text cut short, the bytes whole.
+                savepoint
+                    .rollback()
+                    .await
+                    .map_err(err("rolling back a savepoint"))?;
+                let short = |t: &str| t.chars().take(200).collect::<String>();
+                let shortened = NewDeadLetter {
+                    input: short(&d.input),
+                    position: short(&d.position),
+                    reason: format!(
+                        "{} (the store refused the full text: {e})",
+                        short(&d.reason)
+                    ),
+                    raw: d.raw.clone(),
+                };
+                insert_dead_letter(tx, &batch.source, &shortened, now).await?
+            }
+            Err(e) => return Err(e),
+        };
+        if kept {
+            committed.dead_letters += 1;
+        } else {
+            committed.dead_letters_known += 1;
+        }
+    }
+    save_checkpoint(tx, batch, now).await?;
+    Ok(committed)
+}
+
+/// A batch's events, their notifications and history.
+async fn insert_events(
+    tx: &mut Transaction<'_, Any>,
+    batch: &Batch,
+    now: Millis,
+) -> Result<Committed, StoreError> {
+    let mut committed = Committed::default();
+    for event in &batch.events {
+        let seen = sqlx::query(
+            "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(text(&event.tenant))
+        .bind(text(&event.event_id))
+        .bind(text(&event.activity))
+        .bind(event.time)
+        .bind(&batch.source)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("recording an event"))?;
+        if seen.rows_affected() == 1 {
+            committed.first_seen.push(event.time);
+        }
+    }
+    for n in &batch.notifications {
+        let done = sqlx::query(
+            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&n.key)
+        .bind(&n.event_id)
+        .bind(&n.rule)
+        .bind(&n.channel)
+        .bind(text(&n.recipient))
+        .bind(text(&n.subject))
+        .bind(&n.message)
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("queueing a notification"))?;
+        if done.rows_affected() == 1 {
+            committed.queued += 1;
+            *committed
+                .queued_by
+                .entry((n.rule.clone(), n.channel.clone()))
+                .or_default() += 1;
+        } else {
+            committed.duplicates += 1;
+        }
+    }
+    for event in &batch.events {
+        for rule in &event.rules {
+            // One history row per event and rule: a re-read (Graph's overlap, a redelivery)
+            // queues nothing new and says nothing new.
+            let known = sqlx::query(
+                "SELECT 1 FROM history WHERE tenant = $1 AND event_id = $2 AND rule = $3 LIMIT 1",
+            )
+            .bind(text(&event.tenant))
+            .bind(text(&event.event_id))
+            .bind(rule)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(err("reading history"))?;
+            if known.is_some() {
+                continue;
+            }
+            let queued = batch
+                .notifications
+                .iter()
+                .filter(|n| n.event_id == event.event_id && &n.rule == rule)
+                .count() as i64;
+            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(text(&event.tenant))
+                .bind(text(&event.event_id))
+                .bind(rule)
+                .bind(queued)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(err("recording history"))?;
+        }
+    }
+    Ok(committed)
+}
+
+/// Keeps one dead letter; `false` when the source already holds it.
+async fn insert_dead_letter(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    d: &NewDeadLetter,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    // Kept once per source and content (ARCHITECTURE.md §7): the same bytes failing the
+    // same way again add no row; the first position is the one kept.
+    let hash = content_hash(&d.raw);
+    let known = sqlx::query(
+        "SELECT 1 FROM dead_letters WHERE source = $1 AND raw_sha256 = $2 AND reason = $3 LIMIT 1",
+    )
+    .bind(source)
+    .bind(&hash)
+    .bind(text(&d.reason))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(err("reading dead letters"))?;
+    if known.is_some() {
+        return Ok(false);
+    }
+    sqlx::query("INSERT INTO dead_letters (source, input, position, reason, raw, created_at, raw_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(source)
+            .bind(text(&d.input))
+            .bind(text(&d.position))
+            .bind(text(&d.reason))
+            .bind(&d.raw)
+            .bind(now)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await
+            .map_err(err("keeping a dead letter"))?;
+    Ok(true)
+}
+
+async fn save_checkpoint(
+    tx: &mut Transaction<'_, Any>,
+    batch: &Batch,
+    now: Millis,
+) -> Result<(), StoreError> {
+    if let Some((key, value)) = &batch.checkpoint {
+        sqlx::query(
+            "INSERT INTO checkpoints (source, key, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(&batch.source)
+        .bind(key)
+        .bind(value)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("saving the checkpoint"))?;
+    }
+    Ok(())
+}
