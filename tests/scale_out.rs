@@ -561,8 +561,50 @@ fn a_notice_queued_by_one_process_wakes_another_instance_at_once() {
     assert_eq!(smtp.duplicates_among(&expected), 0, "{}", a.logs());
 }
 
-/// The SQLite twin of the database restart: the store's files made immutable (`chattr +i`, as
-/// a read-only remount or a full disk would leave them) for 20 s in the middle of a Kafka and a
+/// A SQLite store's data files (the database and its write-ahead log) made immutable
+/// (`chattr +i`) until dropped, also when a test fails, so its scratch directory can be
+/// removed: every write fails, as on a full disk. The `-shm` index stays writable: SQLite maps
+/// it into memory, and a page of it that could not be written would kill the process with
+/// SIGBUS, which is the kernel's doing, not a store outage Herald could wait out.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    const FILES: [&str; 2] = ["herald.db", "herald.db-wal"];
+
+    fn set(store: &Path) -> Immutable {
+        let guard = Immutable(store.to_owned());
+        guard.chattr("+i");
+        guard
+    }
+
+    fn chattr(&self, flag: &str) {
+        for name in Self::FILES {
+            let status = std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(self.0.join(name))
+                .status()
+                .expect("chattr (e2fsprogs; scripts/test installs it)");
+            assert!(
+                status.success(),
+                "chattr {flag} {name}: this test needs a filesystem with attributes (ext4)"
+            );
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        for name in Self::FILES {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(self.0.join(name))
+                .status();
+        }
+    }
+}
+
+/// The SQLite twin of the database restart: the store's data files made immutable (`chattr
+/// +i`: every write fails, as on a full disk) for 20 s in the middle of a Kafka and a
 /// followed-directory replay. The store still answers reads, so `/readyz` learns of it from the
 /// commits that fail.
 #[test]
@@ -596,26 +638,14 @@ fn an_unwritable_sqlite_store_pauses_intake_and_loses_nothing() {
         smtp.messages().len() >= 150
     });
 
-    let immutable = |on: bool| {
-        for name in ["herald.db", "herald.db-wal", "herald.db-shm"] {
-            let status = std::process::Command::new("chattr")
-                .arg(if on { "+i" } else { "-i" })
-                .arg(store.join(name))
-                .status()
-                .expect("chattr (e2fsprogs; scripts/test installs it)");
-            assert!(
-                status.success(),
-                "chattr on {name}: this test needs a filesystem with attributes (ext4)"
-            );
-        }
-    };
-    immutable(true);
+    let unwritable = Immutable::set(&store);
     let stopped = Instant::now();
     let (second, more) = audit_messages("w2", 100, 10, 3);
     broker.produce(TOPIC, &second);
     expected.extend(more);
     expected.extend(resets(&files.join("second.json"), "u2", 100));
-    eventually(Duration::from_secs(30), "intake pauses", || {
+    // A writer may wait out SQLite's busy timeout (30 s) for a lock before its error shows.
+    eventually(Duration::from_secs(75), "intake pauses", || {
         h.logs().contains("intake paused")
     });
     let (status, why) = request(h.admin, "GET", "/readyz", &[], b"");
@@ -629,7 +659,7 @@ fn an_unwritable_sqlite_store_pauses_intake_and_loses_nothing() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    immutable(false);
+    drop(unwritable);
     h.wait_ready(200, "the store takes writes again");
     smtp.wait_for(expected.len(), &|| h.logs());
     std::thread::sleep(Duration::from_secs(2));
