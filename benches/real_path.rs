@@ -77,6 +77,8 @@ struct Run {
 /// `herald run --once`, with its resource usage.
 fn herald(config: &Path) -> Run {
     let started = Instant::now();
+    // Reaped below by `wait4`, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(support::HERALD)
         .args(["run", "--once", "--config"])
         .arg(config)
