@@ -127,6 +127,13 @@ impl SecretSource {
     }
 }
 
+/// Whether mail can be sent to `address` as it is: lettre's `Address` accepts forms (a quoted
+/// local part, an IP literal) that its `Mailbox` and envelope refuse, so both must take it.
+pub fn sendable_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+        && address.parse::<lettre::message::Mailbox>().is_ok()
+}
+
 /// The longest duration a configuration may name. Durations are added to instants and
 /// timestamps; bounding them here means no such addition can overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
@@ -164,6 +171,15 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_addresses_a_message_can_be_built_for_are_sendable() {
+        assert!(sendable_address("adele.vance@contoso.com"));
+        // lettre's Address takes these; its Mailbox and envelope do not.
+        assert!(!sendable_address("a@[203.0.113.1]"));
+        assert!(!sendable_address("\"a b\"@contoso.com"));
+        assert!(!sendable_address("not an address"));
+    }
 
     #[test]
     fn durations_in_every_unit() {

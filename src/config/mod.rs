@@ -223,7 +223,7 @@ impl Config {
                 ));
             }
             for (i, member) in members.iter().enumerate() {
-                if member.parse::<lettre::Address>().is_err() {
+                if !crate::values::sendable_address(member) {
                     return Err(located(
                         line,
                         Some(format!("groups.{name}[{i}]")),
@@ -633,7 +633,7 @@ fn check_branding(b: &Branding) -> Result<(), (&'static str, String)> {
         ("report_email", &b.report_email),
     ] {
         if let Some(address) = address
-            && address.parse::<lettre::Address>().is_err()
+            && !crate::values::sendable_address(address)
         {
             return Err((key, format!("{address:?} is not an email address")));
         }

@@ -42,7 +42,17 @@ fn clean_json(value: &mut Value) {
     match value {
         Value::String(s) => clean_in_place(s),
         Value::Array(items) => items.iter_mut().for_each(clean_json),
-        Value::Object(map) => map.values_mut().for_each(clean_json),
+        Value::Object(map) => {
+            // Keys are decoded audit text too (`{"\u0007": 1}` inside a modified property);
+            // of two keys that clean to the same text, the later is kept.
+            if map.keys().any(|k| k.chars().any(char::is_control)) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(key, value)| (clean(&key), value))
+                    .collect();
+            }
+            map.values_mut().for_each(clean_json)
+        }
         _ => {}
     }
 }

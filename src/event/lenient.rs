@@ -72,7 +72,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for LenientStr<'a> {
 
 /// Placeholders real records use for "no value".
 fn meaningful(text: &str) -> Option<&str> {
-    let text = text.trim();
+    // Control characters leave decoded text (`control.rs`): a value of nothing else is empty,
+    // and an id or activity of only those is missing, not a key shared by every such record.
+    let text = text.trim_matches(|c: char| c.is_whitespace() || c.is_control());
     match text {
         "" | "<null>" | "null" => None,
         _ => Some(text),

@@ -87,7 +87,8 @@ pub(crate) fn mail_address(upn: &str) -> Option<String> {
         }
         None => upn.to_owned(),
     };
-    candidate.parse::<lettre::Address>().ok().map(|_| candidate)
+    // A notice to an address `message.rs` cannot build is no notice: such a UPN yields nobody.
+    crate::values::sendable_address(&candidate).then_some(candidate)
 }
 
 #[cfg(test)]
