@@ -62,15 +62,20 @@ impl Instance {
     }
 
     /// kill -9, and reap it.
+    /// SIGKILL to the instance's process group: `herald` and the program it runs under
+    /// (`faketime` forks it), so that no `herald` outlives its test.
     pub fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Sends a signal by name (`TERM`, `STOP`, `CONT`).
+    /// Sends a signal by name (`TERM`, `STOP`, `CONT`) to the instance's process group.
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .args([&format!("-{name}"), "--", &format!("-{}", self.child.id())])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -{name}");
@@ -134,7 +139,7 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
+            .args(["-CONT", "--", &format!("-{}", self.child.id())])
             .status();
         self.kill();
     }
@@ -154,6 +159,8 @@ fn spawn(wrapper: &[String], config: &Path, log: &Path, args: &[String]) -> Chil
         }
         None => Command::new(HERALD),
     };
+    // A process group of its own, which signals and kills reach whole.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     command
         .args(["run", "--config", config.to_str().unwrap()])
         .args(args)
