@@ -197,6 +197,8 @@ impl SqlStore {
         .await
         .map_err(&failed)?;
         if keys.is_empty() {
+            // Ended, not dropped: a SQLite connection released inside a transaction is closed.
+            tx.rollback().await.map_err(&failed)?;
             return Ok((0, 0));
         }
         // Only placeholders are spliced in; every key is bound.
