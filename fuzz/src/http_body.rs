@@ -3,49 +3,38 @@
 //! decompression bounded by `max_body`, then the decoders and the starter pipeline on what
 //! came out.
 //!
-//! The handling is inline in the source's request handler, which needs a store and a socket,
-//! so [`decode_body`] is a copy of it (same flate2 decoder, same bound, same checks) until
-//! it is a public function of its own. Input: one byte of switches (the limit, the header, how
-//! the rest is sent: as it is, gzip, two members, truncated, corrupted, nested, a bomb), then
-//! the body. Asserted: nothing larger than the limit comes out; a body compressed within the
+//! The body handling is the source's own `herald::source::http::decode_body`, which its
+//! request handler calls once `read_body` has checked the size as sent. Input: one byte of
+//! switches (the limit, the header, how the rest is sent: as it is, gzip, two members,
+//! truncated, corrupted, nested, a bomb), then the body. Asserted: nothing larger than the limit comes out; a body compressed within the
 //! limit comes out exactly; one that inflates past it is refused as too large.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::checks;
 
-/// Why the source refuses a body: `413` or `400`.
+/// Why the source refuses a body, without the detail.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
     TooLarge,
     Gzip,
 }
 
-/// The body as `handle` in `src/source/http.rs` turns it into input, after `read_body` has
-/// checked its size as sent.
-pub fn decode_body(
+/// The source's own body handling, its refusal reduced to the kind.
+fn decode_body(
     body: &[u8],
     content_encoding: Option<&str>,
     max_body: usize,
 ) -> Result<Vec<u8>, Refused> {
-    let gzip = content_encoding.is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
-        || body.starts_with(&[0x1f, 0x8b]);
-    if !gzip {
-        return Ok(body.to_vec());
-    }
-    let mut out = Vec::new();
-    let limit = max_body as u64 + 1;
-    flate2::read::MultiGzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|_| Refused::Gzip)?;
-    if out.len() > max_body {
-        return Err(Refused::TooLarge);
-    }
-    Ok(out)
+    herald::source::http::decode_body(body.to_vec(), content_encoding, max_body).map_err(
+        |e| match e {
+            herald::source::http::BodyRefused::TooLarge(_) => Refused::TooLarge,
+            herald::source::http::BodyRefused::Gzip(_) => Refused::Gzip,
+        },
+    )
 }
 
 /// `max_body` values the switches choose from (the default is 1 MiB).

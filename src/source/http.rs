@@ -286,37 +286,17 @@ async fn handle<S: Store>(shared: &Shared<S>, request: Request) -> Response {
             );
         }
     };
-    let gzip = headers
+    let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
-        // A gzip body sent without the header is still gzip: its magic bytes say so.
-        || body.starts_with(&[0x1f, 0x8b]);
-    let bytes = if gzip {
-        let mut out = Vec::new();
-        let limit = shared.max_body as u64 + 1;
-        // Multi-member: `cat a.gz b.gz` is one valid gzip stream of both.
-        if let Err(e) = flate2::read::MultiGzDecoder::new(&body[..])
-            .take(limit)
-            .read_to_end(&mut out)
-        {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the gzip body does not decompress: {e}"),
-            );
+        .and_then(|v| v.to_str().ok());
+    let bytes = match decode_body(body, encoding, shared.max_body) {
+        Ok(bytes) => bytes,
+        Err(refused @ BodyRefused::TooLarge(_)) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, refused.to_string());
         }
-        if out.len() > shared.max_body {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is larger than {} bytes once decompressed",
-                    shared.max_body
-                ),
-            );
+        Err(refused @ BodyRefused::Gzip(_)) => {
+            return error(StatusCode::BAD_REQUEST, refused.to_string());
         }
-        out
-    } else {
-        body
     };
 
     let piece = Piece {
@@ -362,6 +342,41 @@ async fn handle<S: Store>(shared: &Shared<S>, request: Request) -> Response {
             )
         }
     }
+}
+
+/// Why [`decode_body`] refuses a body: `413` or `400`.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyRefused {
+    #[error("the body is larger than {0} bytes once decompressed")]
+    TooLarge(usize),
+    #[error("the gzip body does not decompress: {0}")]
+    Gzip(std::io::Error),
+}
+
+/// The body as read (at most `max_body` bytes as sent) turned into input: gzip, named by
+/// `Content-Encoding` or recognised by its magic bytes (a gzip body sent without the header
+/// is still gzip), is decompressed — every member, as `cat a.gz b.gz` writes them — and may
+/// not exceed `max_body` once decompressed either; anything else is the input as it is.
+pub fn decode_body(
+    body: Vec<u8>,
+    content_encoding: Option<&str>,
+    max_body: usize,
+) -> Result<Vec<u8>, BodyRefused> {
+    let gzip = content_encoding.is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
+        || body.starts_with(&[0x1f, 0x8b]);
+    if !gzip {
+        return Ok(body);
+    }
+    let mut out = Vec::new();
+    let limit = max_body as u64 + 1;
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(BodyRefused::Gzip)?;
+    if out.len() > max_body {
+        return Err(BodyRefused::TooLarge(max_body));
+    }
+    Ok(out)
 }
 
 enum BodyError {
