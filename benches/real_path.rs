@@ -6,13 +6,15 @@
 //! (goal: Herald ≥ 1.0× the parse), Herald's peak RSS (goal: under 100 MB whatever the file's
 //! size), its user and system time, and the notices written.
 //!
-//! Run: `scripts/bench --bench real_path` (`HERALD_REAL_PATH_RECORDS` to change the count).
+//! Run: `scripts/bench --bench real_path` (`HERALD_REAL_PATH_RECORDS` to change the count). To
+//! measure another build of Herald in the same sitting, point `HERALD_REAL_PATH_BINARY` at
+//! that build's `herald`: it runs after this build, over the same file and baseline.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,6 +69,22 @@ fn parse(path: &Path) -> (Duration, usize) {
     (started.elapsed(), n)
 }
 
+/// Runs of each build.
+const RUNS: usize = 3;
+
+/// The `.eml` files in `mail`.
+fn notices(mail: &Path) -> usize {
+    std::fs::read_dir(mail)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
 struct Run {
     wall: Duration,
     user: Duration,
@@ -74,12 +92,12 @@ struct Run {
     max_rss_kb: i64,
 }
 
-/// `herald run --once`, with its resource usage.
-fn herald(config: &Path) -> Run {
+/// `herald run --once` of `binary`, with its resource usage.
+fn herald(binary: &Path, config: &Path) -> Run {
     let started = Instant::now();
     // Reaped below by `wait4`, which also gives its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(support::HERALD)
+    let child = Command::new(binary)
         .args(["run", "--once", "--config"])
         .arg(config)
         .env("HERALD_LOG", "warn")
@@ -119,30 +137,56 @@ fn main() {
 
     let (parsed, objects) = parse(&input);
     assert_eq!(objects, records);
-    let run = herald(&config);
-    let notices = std::fs::read_dir(dir.join("mail"))
-        .map(|d| {
-            d.filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            })
-            .count()
-        })
-        .unwrap_or(0);
     let mb = bytes as f64 / 1e6;
     let rate = |d: Duration| mb / d.as_secs_f64();
     println!(
-        "{records} records, {mb:.0} MB, {notices} notices written\n\
-         baseline (serde_json::Value, line by line): {:>6.2} s  {:>6.1} MB/s\n\
-         herald run --once (starter config):         {:>6.2} s  {:>6.1} MB/s   {:.2}x the parse rate\n\
-         herald: user {:.2} s, system {:.2} s, peak RSS {:.0} MB",
+        "{records} records, {mb:.0} MB\n\
+         baseline (serde_json::Value, line by line): {:>6.2} s  {:>6.1} MB/s",
         parsed.as_secs_f64(),
         rate(parsed),
-        run.wall.as_secs_f64(),
-        rate(run.wall),
-        parsed.as_secs_f64() / run.wall.as_secs_f64(),
-        run.user.as_secs_f64(),
-        run.system.as_secs_f64(),
-        run.max_rss_kb as f64 / 1024.0,
     );
+    let mut binaries = vec![("this build".to_owned(), PathBuf::from(support::HERALD))];
+    if let Some(other) = std::env::var_os("HERALD_REAL_PATH_BINARY") {
+        let other = PathBuf::from(other);
+        binaries.push((other.display().to_string(), other));
+    }
+    // The disk's flushes vary from run to run: each build runs RUNS times, the builds in turn,
+    // and the median run (by wall time) is reported.
+    let mut runs: Vec<Vec<(Run, usize)>> = binaries.iter().map(|_| Vec::new()).collect();
+    for _ in 0..RUNS {
+        for ((_, binary), runs) in binaries.iter().zip(&mut runs) {
+            // Each run starts from nothing: no store, no mail.
+            for leftover in [
+                "herald.db",
+                "herald.db-wal",
+                "herald.db-shm",
+                "herald.db.lock",
+            ] {
+                let _ = std::fs::remove_file(dir.join(leftover));
+            }
+            let _ = std::fs::remove_dir_all(dir.join("mail"));
+            let run = herald(binary, &config);
+            runs.push((run, notices(&dir.join("mail"))));
+        }
+    }
+    for ((name, _), mut runs) in binaries.into_iter().zip(runs) {
+        runs.sort_by_key(|(run, _)| run.wall);
+        let walls: Vec<String> = runs
+            .iter()
+            .map(|(run, _)| format!("{:.2}", run.wall.as_secs_f64()))
+            .collect();
+        let (run, notices) = &runs[runs.len() / 2];
+        println!(
+            "herald run --once ({name}): {:>6.2} s  {:>6.1} MB/s   {:.2}x the parse rate, \
+             {notices} notices written (runs: {} s)\n  \
+             user {:.2} s, system {:.2} s, peak RSS {:.0} MB",
+            run.wall.as_secs_f64(),
+            rate(run.wall),
+            parsed.as_secs_f64() / run.wall.as_secs_f64(),
+            walls.join(", "),
+            run.user.as_secs_f64(),
+            run.system.as_secs_f64(),
+            run.max_rss_kb as f64 / 1024.0,
+        );
+    }
 }

@@ -64,6 +64,46 @@ pub struct Piece<'a> {
     pub checkpoint: Option<(String, String)>,
 }
 
+/// Pieces decoded and planned, waiting to be committed as one transaction. A source that
+/// reads faster than the store commits joins the pieces read meanwhile into one group
+/// ([`Prepared::join`]): one commit, one fsync, the last piece's checkpoint.
+pub struct Prepared {
+    batch: Batch,
+    intake: Intake,
+    dead: Vec<(String, String)>,
+    newest: Option<i64>,
+    pieces: usize,
+}
+
+impl Prepared {
+    /// How many pieces this holds.
+    pub fn pieces(&self) -> usize {
+        self.pieces
+    }
+
+    /// Adds `later` (the same source's next pieces): its rows follow these, and its checkpoint
+    /// is the group's.
+    pub fn join(&mut self, later: Prepared) {
+        let Prepared {
+            batch,
+            intake,
+            dead,
+            newest,
+            pieces,
+        } = later;
+        self.batch.events.extend(batch.events);
+        self.batch.notifications.extend(batch.notifications);
+        self.batch.dead_letters.extend(batch.dead_letters);
+        self.batch.checkpoint = batch.checkpoint;
+        self.intake.records += intake.records;
+        self.intake.skipped += intake.skipped;
+        self.intake.selected += intake.selected;
+        self.dead.extend(dead);
+        self.newest = self.newest.max(newest);
+        self.pieces += pieces;
+    }
+}
+
 impl<S: Store> Ingest<S> {
     pub fn new(pipeline: Arc<Pipeline>, store: S) -> Self {
         Ingest {
@@ -158,9 +198,17 @@ impl<S: Store> Ingest<S> {
         pieces: &[Piece<'_>],
         patience: Option<&CancellationToken>,
     ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
-        let Some(last) = pieces.last() else {
-            return Ok((Intake::default(), Vec::new()));
-        };
+        match self.prepare(pieces) {
+            Some(prepared) => self.commit_prepared(prepared, patience).await,
+            None => Ok((Intake::default(), Vec::new())),
+        }
+    }
+
+    /// Decodes and plans `pieces` (of one source) without committing them: the batch that
+    /// [`Ingest::commit_prepared`] commits with the last piece's checkpoint. `None` for no
+    /// pieces.
+    pub fn prepare(&self, pieces: &[Piece<'_>]) -> Option<Prepared> {
+        let last = pieces.last()?;
         let mut out = Outcome::default();
         for piece in pieces {
             self.pipeline.process_in(
@@ -177,12 +225,35 @@ impl<S: Store> Ingest<S> {
             .map(|d| (d.position.to_string(), d.reason.clone()))
             .collect();
         let batch = to_batch(last.source, last.checkpoint.clone(), &mut out);
-        let mut intake = Intake {
+        let intake = Intake {
             records: out.records,
             skipped: out.skipped.values().sum(),
             selected: out.selected,
             committed: Committed::default(),
         };
+        Some(Prepared {
+            batch,
+            intake,
+            dead,
+            newest: out.newest,
+            pieces: pieces.len(),
+        })
+    }
+
+    /// Commits what [`Ingest::prepare`] made, patiently when `patience` is given (see
+    /// [`Ingest::commit_patiently`]). Returns only once it is durable.
+    pub async fn commit_prepared(
+        &self,
+        prepared: Prepared,
+        patience: Option<&CancellationToken>,
+    ) -> Result<(Intake, Vec<(String, String)>), StoreError> {
+        let Prepared {
+            batch,
+            mut intake,
+            dead,
+            newest,
+            ..
+        } = prepared;
         intake.committed = match patience {
             None => self.store.commit(&batch).await?,
             Some(stop) => self.store_patiently(&batch, stop).await?,
@@ -190,9 +261,9 @@ impl<S: Store> Ingest<S> {
         if intake.committed.queued > 0 {
             self.queued.notify_one();
         }
-        count(last.source, &intake);
-        if let Some(newest) = out.newest {
-            lag(last.source, newest);
+        count(&batch.source, &intake);
+        if let Some(newest) = newest {
+            lag(&batch.source, newest);
         }
         self.records.fetch_add(intake.records, Ordering::Relaxed);
         Ok((intake, dead))

@@ -2,14 +2,17 @@
 //!
 //! [`Pipeline`] is the pure part of the flow, shared by the dry run (`herald test`) and the
 //! service: bytes in; notifications, skips and dead letters out; nothing stored or sent.
-//! [`Ingest`] binds it to the store for sources, and [`run`] is the service itself.
+//! [`Ingest`] binds it to the store for sources, [`GroupCommit`] overlaps a source's reading
+//! with its commits, and [`run`] is the service itself.
 
+mod group;
 mod ingest;
 mod instance;
 mod prune;
 mod run;
 
-pub use ingest::{Ingest, Intake, Piece};
+pub use group::GroupCommit;
+pub use ingest::{Ingest, Intake, Piece, Prepared};
 pub use instance::name as instance_name;
 pub use prune::prune_all;
 pub use run::{for_other_channels, open_store, run};

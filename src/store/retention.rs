@@ -186,6 +186,7 @@ impl SqlStore {
             .map_err(&failed)?;
             return Ok((rows as u64, attempts as u64));
         }
+        let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(&failed)?;
         let keys: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE {aged} LIMIT $2)
@@ -242,6 +243,7 @@ impl SqlStore {
             .map_err(&failed)?;
             return Ok(n as u64);
         }
+        let _writing = self.writing().await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE ({id}) IN (SELECT {id} FROM {table} WHERE {column} < $1 LIMIT $2)"
         )))

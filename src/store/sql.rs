@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -24,6 +25,8 @@ pub struct SqlStore {
     engine: Engine,
     /// A time to use instead of the database's clock ([`SqlStore::at`]).
     clock: Option<Millis>,
+    /// SQLite's writers, one at a time ([`SqlStore::writing`]).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlStore {
@@ -42,6 +45,7 @@ impl SqlStore {
             pool,
             engine,
             clock: None,
+            writer: Arc::default(),
         })
     }
 
@@ -82,6 +86,19 @@ impl SqlStore {
 }
 
 impl SqlStore {
+    /// Held by every write on SQLite, taken before its connection: SQLite has one writer at a
+    /// time, and writers of this process that met at its lock would each sleep in its busy
+    /// handler (1, 2, 5 … 100 ms) and retry; in line here, each begins the moment the one
+    /// before commits (ARCHITECTURE.md §7). Other processes (the command line beside `run`)
+    /// still wait in the busy handler. PostgreSQL's writers lock rows, not the database:
+    /// `None`.
+    pub(super) async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.engine {
+            Engine::Sqlite(_) => Some(self.writer.lock().await),
+            Engine::Postgres => None,
+        }
+    }
+
     /// On PostgreSQL, tells every instance's dispatcher that rows are due, when `tx` commits
     /// (ARCHITECTURE.md §8).
     async fn notify_queued(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
@@ -100,6 +117,7 @@ impl SqlStore {
     /// One transaction for `batch`; `isolated`: each event under a savepoint of its own
     /// ([`insert_isolated`]).
     async fn commit_as(&self, batch: &Batch, isolated: bool) -> Result<Committed, StoreError> {
+        let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("beginning a batch"))?;
         let now = self.now(&mut *tx).await?;
         let committed = match isolated {
@@ -248,6 +266,7 @@ impl Store for SqlStore {
         if channels.is_empty() {
             return Ok(Vec::new());
         }
+        let _writing = self.writing().await;
         let now = self.now(&self.pool).await?;
         let token = format!("{worker}-{now}-{:016x}", fastrand::u64(..));
         // Only placeholders are spliced in; every value is bound.
@@ -261,10 +280,33 @@ impl Store for SqlStore {
         for channel in channels {
             query = query.bind(channel);
         }
-        let rows = query
-            .fetch_all(&self.pool)
+        let mut conn = self
+            .pool
+            .acquire()
             .await
             .map_err(err("claiming due notifications"))?;
+        // A claim need not reach the disk before its sends begin: an instance releases its
+        // own claims when it starts, so a claim lost with the power is the one it would have
+        // released. On SQLite it commits without its fsync, and the next commit that syncs
+        // (the outcome's, a batch's) makes it durable with its own (ARCHITECTURE.md §7).
+        let unsynced = matches!(self.engine, Engine::Sqlite(_));
+        if unsynced {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await
+                .map_err(err("claiming due notifications"))?;
+        }
+        let rows = query.fetch_all(&mut *conn).await;
+        if unsynced
+            && sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+        {
+            // Pooled as it is, it would commit a batch without syncing it.
+            conn.close_on_drop();
+        }
+        let rows = rows.map_err(err("claiming due notifications"))?;
         Ok(rows
             .iter()
             .map(|row| Claimed {
@@ -282,6 +324,7 @@ impl Store for SqlStore {
     }
 
     async fn finish(&self, done: Vec<Done>) -> Result<u64, StoreError> {
+        let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("beginning to mark"))?;
         let now = self.now(&mut *tx).await?;
         let mut changed = 0;
@@ -371,6 +414,7 @@ impl Store for SqlStore {
             )
             .bind(worker),
         };
+        let _writing = self.writing().await;
         query
             .execute(&self.pool)
             .await
@@ -379,6 +423,7 @@ impl Store for SqlStore {
     }
 
     async fn renew(&self, worker: &str, lease: Millis) -> Result<u64, StoreError> {
+        let _writing = self.writing().await;
         let now = self.now(&self.pool).await?;
         sqlx::query(
             "UPDATE outbox SET claimed_until = $1
@@ -542,6 +587,7 @@ impl Store for SqlStore {
                 .bind(now)
                 .bind(now),
         };
+        let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("beginning a retry"))?;
         let n = query
             .execute(&mut *tx)
@@ -593,6 +639,7 @@ impl Store for SqlStore {
     }
 
     async fn replace_dead_letter(&self, id: i64, batch: &Batch) -> Result<Committed, StoreError> {
+        let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("beginning a replay"))?;
         let now = self.now(&mut *tx).await?;
         sqlx::query("DELETE FROM dead_letters WHERE id = $1")
@@ -606,5 +653,55 @@ impl Store for SqlStore {
         }
         tx.commit().await.map_err(err("committing a replay"))?;
         Ok(committed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewNotification, Schema};
+
+    /// A claim on SQLite commits unsynced; the connection it used must be back at `FULL`
+    /// before anything else commits on it, or a batch would be acknowledged before it is on
+    /// the disk.
+    #[tokio::test]
+    async fn a_sqlite_claim_leaves_its_connection_synchronous_again() {
+        let dir = std::env::temp_dir().join(format!("herald-claim-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // One connection: the claim's is the one every later statement gets.
+        let store = SqlStore::open("sqlite://claims.db", &dir, Schema::Migrate, Some(1))
+            .await
+            .unwrap();
+        let synchronous = || async {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(synchronous().await, 2, "FULL before any claim");
+        let batch = Batch {
+            source: "entra".to_owned(),
+            events: Vec::new(),
+            notifications: vec![NewNotification {
+                key: "k1".to_owned(),
+                event_id: "e1".to_owned(),
+                rule: "password-reset".to_owned(),
+                channel: "email".to_owned(),
+                recipient: "adele@contoso.com".to_owned(),
+                subject: "subject".to_owned(),
+                message: b"message".to_vec(),
+            }],
+            dead_letters: Vec::new(),
+            checkpoint: None,
+        };
+        store.commit(&batch).await.unwrap();
+        let claimed = store
+            .claim("herald-1", 60_000, 10, &["email".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(synchronous().await, 2, "FULL again after a claim");
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

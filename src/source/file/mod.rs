@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{Ingest, Piece};
+use crate::pipeline::{GroupCommit, Ingest, Piece};
 use crate::store::{Store, StoreError};
 use crate::values::duration;
 use mark::{FINGERPRINT_LEN, Mark, fingerprint};
@@ -338,10 +338,32 @@ impl<S: Store> Reader<'_, S> {
             .await
     }
 
-    /// Reads `input` (positioned at `mark`) in pieces and commits each complete one. `done_size`
-    /// gives the mark's `size` for a piece that ends the input.
+    /// Reads `input` (positioned at `mark`) in pieces and commits each complete one, reading on
+    /// while a commit is in flight ([`GroupCommit`]); returns once every commit is durable.
+    /// `done_size` gives the mark's `size` for a piece that ends the input.
     async fn read_pieces(
         &self,
+        name: &str,
+        input: &mut (dyn Input + Send),
+        mark: Mark,
+        settled: bool,
+        done_size: impl Fn(&Mark) -> u64 + Send,
+    ) -> Result<bool, StoreError> {
+        let label = format!("{}: {name}", self.config.name);
+        let mut commits = GroupCommit::new(self.ingest.clone(), self.stop.clone(), label);
+        let read = self
+            .read_into(&mut commits, name, input, mark, settled, done_size)
+            .await;
+        // Whatever ended the reading, what was read is committed before the next read of
+        // this source can begin, so checkpoints stay in order.
+        let flushed = commits.flush().await;
+        let done = read?;
+        flushed.map(|()| done)
+    }
+
+    async fn read_into(
+        &self,
+        commits: &mut GroupCommit<S>,
         name: &str,
         input: &mut (dyn Input + Send),
         mut mark: Mark,
@@ -403,8 +425,11 @@ impl<S: Store> Reader<'_, S> {
                 first_line: mark.line as usize,
                 checkpoint: Some((name.to_owned(), next.text())),
             };
-            let intake = self.ingest.commit_patiently(piece, self.stop).await?;
-            tracing::info!(source = %self.config.name, file = %name, offset = next.offset, records = intake.records, queued = intake.committed.queued, dead_letters = intake.committed.dead_letters, "committed");
+            // Decoding and planning run here, beside the commit of the pieces before.
+            let prepared = tokio::task::block_in_place(|| self.ingest.prepare(&[piece]));
+            if let Some(prepared) = prepared {
+                commits.push(prepared).await?;
+            }
             mark = next;
             buf.drain(..take);
         }
