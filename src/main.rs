@@ -427,6 +427,9 @@ fn summarize(o: &Outcome, render: Option<&Path>) {
             "no recipient: rule {rule:?} selected event {event:?} but none of its recipients has an address"
         );
     }
+    for (event, why) in &o.routine {
+        eprintln!("told nobody: event {event:?} was selected, but its change is {why}");
+    }
     for failure in &o.failures {
         eprintln!("render failed: {failure}");
     }

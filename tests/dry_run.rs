@@ -496,3 +496,248 @@ recipients = ["initiator", "group:soc", "audit@contoso.com"]
         ]
     );
 }
+
+/// A rendered `.eml` as text a reader sees: quoted-printable soft breaks joined and `=XX`
+/// decoded (the parts are UTF-8).
+fn readable(eml: &[u8]) -> String {
+    let joined = String::from_utf8_lossy(eml).replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) if bytes[i] == b'=' => {
+                out.push(b);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `herald test --render` of `fixture` under `rules`: each rendered message by recipient.
+fn rendered(test: &str, rules: &str, fixture_name: &str) -> Vec<(String, String)> {
+    let dir = scratch(test);
+    let config = config_with(&dir, rules);
+    let out_dir = dir.join("rendered");
+    let out = herald(&[
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+        "--render",
+        out_dir.to_str().unwrap(),
+        fixture(fixture_name).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    json_lines(&out)
+        .iter()
+        .map(|n| {
+            let key = n["key"].as_str().unwrap();
+            let eml = std::fs::read(out_dir.join(format!("{key}.eml"))).unwrap();
+            (n["recipient"].as_str().unwrap().to_owned(), readable(&eml))
+        })
+        .collect()
+}
+
+#[test]
+fn a_copy_to_a_group_is_not_you_and_says_the_owner_was_told_only_when_they_were() {
+    // An administrator resets Adele's password; the SOC gets a copy.
+    let told = rendered(
+        "owner-told",
+        "[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\", \"group:soc\"]\n",
+        "envelope-reset-password.json",
+    );
+    assert_eq!(told.len(), 3, "the owner and two SOC addresses");
+    for (recipient, message) in &told {
+        assert!(
+            !message.contains("(you)"),
+            "{recipient} is not the actor:\n{message}"
+        );
+        if recipient.starts_with("soc") {
+            assert!(
+                message.contains("The owner of the account was told separately"),
+                "{message}"
+            );
+        }
+    }
+    // The same event, and only the SOC is told: the copy must not claim otherwise.
+    let not_told = rendered(
+        "owner-not-told",
+        "[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"group:soc\"]\n",
+        "envelope-reset-password.json",
+    );
+    assert_eq!(not_told.len(), 2);
+    for (recipient, message) in &not_told {
+        assert!(
+            !message.contains("told separately"),
+            "{recipient}:\n{message}"
+        );
+        assert!(
+            message.contains("Herald did not notify the owner of the account about this"),
+            "{message}"
+        );
+        assert!(!message.contains("(you)"), "{message}");
+    }
+    // Adele registering a method herself is "you" to Adele, and never to the SOC's copy.
+    let own = rendered(
+        "actor-is-you",
+        "[[rule]]\nname = \"self\"\nactivities = [\"User registered security info\"]\nrecipients = [\"target\", \"group:soc\"]\n",
+        "initiator-is-target.json",
+    );
+    assert_eq!(own.len(), 3);
+    for (recipient, message) in &own {
+        let owner = recipient.starts_with("adele");
+        assert_eq!(message.contains("(you)"), owner, "{recipient}:\n{message}");
+    }
+}
+
+#[test]
+fn a_missing_value_in_a_subject_prints_nothing_rather_than_none() {
+    let notices = rendered(
+        "subject-none",
+        "[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\"]\nsubject = \"Password reset: {{ target.no_such_field }} {{ event.no_such_field }}{{ none }}\"\n",
+        "envelope-reset-password.json",
+    );
+    assert_eq!(notices.len(), 1);
+    let message = &notices[0].1;
+    let subject = message
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap_or_else(|| panic!("no subject:\n{message}"));
+    assert_eq!(subject.trim_end(), "Subject: Password reset:");
+    for word in ["none", "None", "undefined"] {
+        assert!(!subject.contains(word), "{subject}");
+    }
+}
+
+#[test]
+fn a_failed_reset_says_it_was_tried_and_did_not_succeed() {
+    // The microsoft365 example's rules once had no `results`: a failed reset told the user
+    // their password had been reset.
+    let dir = scratch("failed-reset");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("envelope-reset-password.json")).unwrap())
+            .unwrap();
+    record["records"][0]["properties"]["result"] = "failure".into();
+    record["records"][0]["properties"]["resultReason"] =
+        "The password does not meet the policy".into();
+    let input = dir.join("failed.json");
+    std::fs::write(&input, serde_json::to_vec(&record).unwrap()).unwrap();
+    let config = config_with(
+        &dir,
+        "[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\"]\n",
+    );
+    let out_dir = dir.join("rendered");
+    let out = herald(&[
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+        "--render",
+        out_dir.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let notices = json_lines(&out);
+    assert_eq!(notices.len(), 1);
+    let key = notices[0]["key"].as_str().unwrap();
+    let message = readable(&std::fs::read(out_dir.join(format!("{key}.eml"))).unwrap());
+    assert!(
+        message.contains("Someone tried to reset your password — it did not succeed"),
+        "{message}"
+    );
+    assert!(!message.contains("Your password was reset"), "{message}");
+
+    // The example's own user rules select only what took effect.
+    let example = root().join("examples/microsoft365.toml");
+    let example = std::fs::read_to_string(example).unwrap();
+    for rule in ["password-reset", "new-sign-in-method"] {
+        let at = example.find(&format!("name = \"{rule}\"")).unwrap();
+        let block = &example[at..example[at..].find("\n\n").map_or(example.len(), |e| at + e)];
+        assert!(
+            block.contains("results = [\"success\"]"),
+            "{rule}:\n{block}"
+        );
+    }
+}
+
+#[test]
+fn authenticator_upkeep_tells_nobody_and_says_why_but_a_new_device_does() {
+    let drift = fixture("authenticator-clock-drift.json");
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        "--format",
+        "json",
+        drift.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(json_lines(&out).is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("routine: only OathTokenTimeDrift changed"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The same record with the device renamed is a change of a sign-in method: told.
+    let dir = scratch("new-device");
+    let renamed = std::fs::read_to_string(&drift)
+        .unwrap()
+        .replacen("SM-A546B", "Pixel 9", 1);
+    let input = dir.join("renamed.json");
+    std::fs::write(&input, renamed).unwrap();
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        "--format",
+        "json",
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let notices = json_lines(&out);
+    assert_eq!(notices.len(), 1, "{}", text(&out.stderr));
+    assert_eq!(notices[0]["recipient"], "adele.vance@contoso.com");
+
+    // Its "What changed" is readable and shows no push token, object id or raw JSON.
+    let dir = scratch("new-device-shown");
+    let out_dir = dir.join("rendered");
+    let out = herald(&[
+        "test",
+        "--config",
+        starter().to_str().unwrap(),
+        "--render",
+        out_dir.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let message = readable(&std::fs::read(file.path()).unwrap());
+    assert!(message.contains("DeviceName: Pixel 9"), "{message}");
+    for hidden in [
+        "fcm-push-token-example-0001",
+        "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b",
+        "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "ad7140d9-2cc2-4134-8bae-6b90ba3dede2",
+        "SecuredKeyId",
+        "[{",
+        "\"DeviceName\"",
+    ] {
+        assert!(!message.contains(hidden), "{hidden} shown:\n{message}");
+    }
+}

@@ -74,6 +74,7 @@ on_both_engines!(
     an_instance_releases_and_renews_only_its_own_claims,
     the_schema_check_refuses_an_unmigrated_store,
     a_reread_adds_no_dead_letter_or_history_row,
+    a_routine_event_is_recorded_with_why_it_told_nobody,
     nul_in_any_text_never_fails_a_commit_or_an_outcome,
     every_attempt_is_recorded_and_the_outbox_lists_newest_first,
     retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing,
@@ -101,6 +102,7 @@ fn batch(keys: &[&str]) -> Batch {
             activity: "Reset password (by admin)".to_owned(),
             time: T0,
             rules: vec!["password-reset".to_owned()],
+            routine: None,
             input: "audit.json".to_owned(),
             position: "line 1".to_owned(),
             raw: b"{\"id\":\"e1\"}".to_vec(),
@@ -631,6 +633,28 @@ async fn a_reread_adds_no_dead_letter_or_history_row(store: SqlStore) {
         (history[0].rule.as_str(), history[0].queued),
         ("password-reset", 1)
     );
+}
+
+/// A selected event whose change was routine upkeep queues nothing, and its history row says
+/// why; an ordinary one has no reason.
+async fn a_routine_event_is_recorded_with_why_it_told_nobody(store: SqlStore) {
+    let mut routine = batch(&[]);
+    routine.events[0].routine = Some("routine: only OathTokenTimeDrift changed".to_owned());
+    store.commit(&routine).await.unwrap();
+    let history = store.history("t1", "e1").await.unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (history[0].queued, history[0].reason.as_deref()),
+        (0, Some("routine: only OathTokenTimeDrift changed"))
+    );
+    let mut other = batch(&["k9"]);
+    other.events[0].event_id = "e2".to_owned();
+    for n in &mut other.notifications {
+        n.event_id = "e2".to_owned();
+    }
+    store.commit(&other).await.unwrap();
+    let history = store.history("t1", "e2").await.unwrap();
+    assert_eq!((history[0].queued, history[0].reason.as_deref()), (1, None));
 }
 
 async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {

@@ -143,7 +143,8 @@ pub(crate) fn readable_property(value: Option<&Value>) -> (Option<String>, Value
             (!parts.is_empty()).then(|| parts.join(", "))
         }
         v if is_scalar(v) => scalar_text(v),
-        other => Some(other.to_string()),
+        // Never a raw blob: the meaningful fields, without what a notice must not show.
+        other => super::sensitive::readable(other),
     };
     (text, decoded)
 }
@@ -194,7 +195,12 @@ mod tests {
             (json!("\"\""), None),
             (json!(null), None),
             (json!("not json"), Some("not json")),
-            (json!("{\"State\":0}"), Some("{\"State\":0}")),
+            // A JSON value reads as its fields, never as a blob.
+            (json!("{\"State\":0}"), Some("State: 0")),
+            (
+                json!("[{\"MethodType\":6,\"Default\":true},{\"MethodType\":7,\"Default\":false}]"),
+                Some("Default: true, MethodType: 6; Default: false, MethodType: 7"),
+            ),
             (json!(7), Some("7")),
         ];
         for (raw, want) in cases {

@@ -15,8 +15,9 @@
 mod control;
 mod dead_letter;
 mod lenient;
-mod normalize;
+pub(crate) mod normalize;
 mod scan;
+pub mod sensitive;
 mod time;
 
 pub use dead_letter::{DeadLetter, Position};

@@ -49,6 +49,9 @@ pub struct Outcome {
     pub duplicates: u64,
     /// Matches whose recipients resolved to nobody: (rule, event id).
     pub unaddressed: Vec<(String, String)>,
+    /// Selected events that told nobody because their change was routine upkeep: (event id,
+    /// why).
+    pub routine: Vec<(String, String)>,
     pub failures: Vec<PlanError>,
     /// The records some rule selected, with the rules that did.
     pub events: Vec<SeenEvent>,
@@ -83,7 +86,8 @@ impl Pipeline {
                 rule,
                 targets: (0..event.targets.len()).collect(),
             };
-            for result in self.planner.plan(&event, &m) {
+            let told = self.planner.owners_told(&event, std::slice::from_ref(&m));
+            for result in self.planner.plan(&event, &m, &told) {
                 if let Err(e) = result {
                     problems.push(
                         self.config
@@ -159,6 +163,11 @@ impl Pipeline {
                     event.tenant_id = tenant.map(str::to_owned);
                 }
                 let matches = rules.select(&event);
+                let routine = if matches.is_empty() {
+                    None
+                } else {
+                    crate::rules::routine::upkeep_only(&event)
+                };
                 if !matches.is_empty() {
                     out.selected += 1;
                     out.events.push(SeenEvent {
@@ -167,6 +176,7 @@ impl Pipeline {
                         activity: event.activity.clone(),
                         time: event.time.as_millisecond(),
                         rules: matches.iter().map(|m| m.rule.name.clone()).collect(),
+                        routine: routine.clone(),
                         input: input.to_owned(),
                         position: Position {
                             line: view.position.line + first_line - 1,
@@ -176,8 +186,13 @@ impl Pipeline {
                         raw: view.raw.as_bytes().to_vec(),
                     });
                 }
+                if let Some(why) = routine {
+                    out.routine.push((event.id.clone(), why));
+                    return;
+                }
+                let told = self.planner.owners_told(&event, &matches);
                 for m in &matches {
-                    let planned = self.planner.plan(&event, m);
+                    let planned = self.planner.plan(&event, m, &told);
                     if planned.is_empty() {
                         out.unaddressed
                             .push((m.rule.name.clone(), event.id.clone()));

@@ -129,16 +129,37 @@ impl Planner {
         })
     }
 
-    /// Every notification `m` yields for `event`. A match whose recipients resolve to nobody
-    /// (a device target, a user without an address) yields none.
-    pub fn plan(&self, event: &AuditEvent, m: &Match) -> Vec<Result<Notification, PlanError>> {
+    /// The targets of `event` whose owners a notice of any of `matches` goes to: a copy to
+    /// a group or the SOC says the owner was told only for these.
+    pub fn owners_told(&self, event: &AuditEvent, matches: &[Match]) -> Vec<usize> {
+        let mut told: Vec<usize> = matches
+            .iter()
+            .filter(|m| !m.rule.channels.is_empty())
+            .flat_map(|m| recipients::resolve(event, m, &self.groups))
+            .filter(|r| r.via == "target")
+            .filter_map(|r| r.target)
+            .collect();
+        told.sort_unstable();
+        told.dedup();
+        told
+    }
+
+    /// Every notification `m` yields for `event`; `told` is [`Planner::owners_told`] of every
+    /// match of the event. A match whose recipients resolve to nobody (a device target, a user
+    /// without an address) yields none.
+    pub fn plan(
+        &self,
+        event: &AuditEvent,
+        m: &Match,
+        told: &[usize],
+    ) -> Vec<Result<Notification, PlanError>> {
         let rule = m.rule;
         let recipients = recipients::resolve(event, m, &self.groups);
         let mut out = Vec::with_capacity(recipients.len() * rule.channels.len());
         for channel in &rule.channels {
             for recipient in &recipients {
                 out.push(
-                    self.render(event, m, channel, recipient)
+                    self.render(event, m, channel, recipient, told)
                         .map_err(|message| PlanError {
                             rule: rule.name.clone(),
                             event_id: event.id.clone(),
@@ -158,6 +179,7 @@ impl Planner {
         m: &Match,
         channel: &str,
         recipient: &recipients::Resolved,
+        told: &[usize],
     ) -> Result<Notification, String> {
         let rule = m.rule;
         let templates = self
@@ -176,14 +198,17 @@ impl Planner {
             &recipient.address,
         );
         let target = recipient.target.map(|i| &event.targets[i]);
+        let shown = target.map(shown_target);
         let ctx = context! {
             event => Value::from(Serde(event)),
-            target => Value::from(Serde(target)),
+            target => Value::from(Serde(shown.as_ref())),
             recipient => context! {
                 address => &recipient.address,
                 via => recipient.via,
                 group => &recipient.group,
+                is_actor => recipients::is_actor(event, recipient),
             },
+            owner_told => recipient.target.is_some_and(|i| told.contains(&i)),
             rule => context! {
                 name => &rule.name,
                 importance => rule.importance.as_str(),
@@ -293,6 +318,24 @@ impl Planner {
 }
 
 /// Moves `<style>` rules into `style` attributes: many mail clients drop `<style>` blocks.
+/// `target` as templates see it: without the modified properties a notice must not show
+/// (secrets, object ids: [`crate::event::sensitive`]) and with the rest's structured values
+/// scrubbed the same way.
+fn shown_target(target: &crate::event::Target) -> crate::event::Target {
+    use crate::event::sensitive::{is_guid, is_sensitive_name, scrub};
+    let only_ids =
+        |text: &Option<String>| text.as_deref().is_some_and(|t| t.split(", ").all(is_guid));
+    let mut shown = target.clone();
+    shown
+        .modified_properties
+        .retain(|p| !is_sensitive_name(&p.name) && !only_ids(&p.old) && !only_ids(&p.new));
+    for p in &mut shown.modified_properties {
+        p.old_json = scrub(&p.old_json);
+        p.new_json = scrub(&p.new_json);
+    }
+    shown
+}
+
 fn inline_css(html: &str) -> Result<String, String> {
     css_inline::CSSInliner::options()
         .load_remote_stylesheets(false)

@@ -16,6 +16,29 @@ pub(crate) struct Resolved {
     pub target: Option<usize>,
 }
 
+/// Whether `recipient` is the one who did what the notice is about: the initiator, or an
+/// address that is the initiator's, or the owner of a target who changed their own account.
+/// A copy to a group is never "you".
+pub(crate) fn is_actor(event: &AuditEvent, recipient: &Resolved) -> bool {
+    match recipient.via {
+        "initiator" => true,
+        "group" => false,
+        _ => {
+            let own = recipient
+                .target
+                .and_then(|i| event.targets.get(i))
+                .is_some_and(|t| recipient.via == "target" && event.initiator_is(t));
+            let same_address = event.initiated_by.kind == ActorKind::User
+                && event
+                    .initiated_by
+                    .upn
+                    .as_deref()
+                    .is_some_and(|upn| upn.eq_ignore_ascii_case(&recipient.address));
+            own || same_address
+        }
+    }
+}
+
 /// Resolves a match's recipients, each address once (ignoring case), in rule order.
 /// "target" means every selected target of type User that has a usable address: a device, a
 /// group or a user without a UPN yields nobody.

@@ -45,6 +45,17 @@ pub(crate) fn environment(timezone: &str) -> Environment<'static> {
     minijinja_contrib::add_to_environment(&mut env);
     env.add_global("TIMEZONE", timezone.to_owned());
     env.add_global("DATETIME_FORMAT", "%A %-d %B %Y, %H:%M %Z".to_owned());
+    // In text and HTML a value that is missing prints as nothing, never as `none` or
+    // `undefined`: a subject such as "Role assigned: {{ target.upn }}" for a target without
+    // one must not say "none". JSON templates keep `null`, a literal like every other value.
+    env.set_formatter(|out, state, value| {
+        let json = matches!(state.auto_escape(), minijinja::AutoEscape::Json);
+        if !json && (value.is_none() || value.is_undefined()) {
+            Ok(())
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     // Bounds a runaway loop in an operator's template; generous for any real notice.
     env.set_fuel(Some(2_000_000));
     // For Slack's `text` and `mrkdwn` fields, where `<…>` makes links and mentions.

@@ -9,6 +9,16 @@ use crate::rules::normalize;
 /// The headline of a notice about `event`, addressed to the owner of `target`.
 pub(crate) fn headline(event: &AuditEvent, target: Option<&Target>) -> String {
     let activity = normalize(&event.activity);
+    let succeeded = event
+        .result
+        .as_deref()
+        .is_none_or(|r| r.eq_ignore_ascii_case("success"));
+    if !succeeded {
+        return match attempted(&activity) {
+            Some(text) => text.to_owned(),
+            None => format!("{} — it did not succeed", event.activity),
+        };
+    }
     let changed = |prefix: &str| {
         target.is_some_and(|t| {
             t.modified_properties
@@ -69,4 +79,46 @@ pub(crate) fn headline(event: &AuditEvent, target: Option<&Target>) -> String {
         _ => return event.activity.clone(),
     };
     text.to_owned()
+}
+
+/// The headline of a notice about an operation that did not succeed (`result` other than
+/// `success`): what was attempted, and that it did not take effect. Never the wording of a
+/// change that happened: a failed reset must not tell the owner their password was reset.
+fn attempted(activity: &str) -> Option<&'static str> {
+    Some(match activity {
+        "reset user password" | "reset password" | "reset password (by admin)" => {
+            "Someone tried to reset your password — it did not succeed"
+        }
+        "reset password (self-service)" => {
+            "Someone tried to reset your password with self-service password reset — it did not succeed"
+        }
+        "change user password" | "change password (self-service)" => {
+            "Someone tried to change your password — it did not succeed"
+        }
+        "user registered security info"
+        | "admin registered security info"
+        | "add passwordless phone sign-in credential"
+        | "add fido2 security key"
+        | "add windows hello for business credential" => {
+            "Someone tried to add a sign-in method to your account — it did not succeed"
+        }
+        "user updated security info"
+        | "admin updated security info"
+        | "user changed default security info" => {
+            "Someone tried to change a sign-in method on your account — it did not succeed"
+        }
+        "user deleted security info"
+        | "admin deleted security info"
+        | "delete passwordless phone sign-in credential"
+        | "delete fido2 security key(s)"
+        | "delete windows hello for business credential" => {
+            "Someone tried to remove a sign-in method from your account — it did not succeed"
+        }
+        "add member to role" | "add scoped member to role" | "add eligible member to role" => {
+            "Someone tried to give you an administrator role — it did not succeed"
+        }
+        "disable account" => "Someone tried to disable your account — it did not succeed",
+        "enable account" => "Someone tried to enable your account — it did not succeed",
+        _ => return None,
+    })
 }

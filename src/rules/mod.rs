@@ -7,6 +7,7 @@
 
 pub mod activities;
 mod index;
+pub mod routine;
 mod select;
 
 pub use index::RuleSet;

@@ -211,12 +211,13 @@ async fn insert_events(
                 .iter()
                 .filter(|n| n.event_id == event.event_id && &n.rule == rule)
                 .count() as i64;
-            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at, reason) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(text(&event.tenant))
                 .bind(text(&event.event_id))
                 .bind(rule)
                 .bind(queued)
                 .bind(now)
+                .bind(event.routine.as_deref().map(text))
                 .execute(&mut **tx)
                 .await
                 .map_err(err("recording history"))?;

@@ -39,6 +39,8 @@ pub struct SeenEvent {
     pub time: Millis,
     /// Rules that selected it.
     pub rules: Vec<String>,
+    /// Why it told nobody although selected (routine upkeep), for its history rows.
+    pub routine: Option<String>,
     /// Where the record came from and its bytes: kept as a dead letter if the store refuses
     /// this event's rows (ARCHITECTURE.md §7).
     pub input: String,
@@ -266,6 +268,8 @@ pub struct DeadLetterEntry {
 pub struct HistoryEntry {
     pub rule: String,
     pub queued: i64,
+    /// Why it queued nothing although selected (`routine: only … changed`).
+    pub reason: Option<String>,
     pub created_at: Millis,
 }
 

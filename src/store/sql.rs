@@ -612,7 +612,7 @@ impl Store for SqlStore {
 
     async fn history(&self, tenant: &str, event_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT rule, queued, created_at FROM history WHERE tenant = $1 AND event_id = $2 ORDER BY id",
+            "SELECT rule, queued, created_at, reason FROM history WHERE tenant = $1 AND event_id = $2 ORDER BY id",
         )
         .bind(tenant)
         .bind(event_id)
@@ -624,6 +624,7 @@ impl Store for SqlStore {
             .map(|row| HistoryEntry {
                 rule: row.get("rule"),
                 queued: row.get("queued"),
+                reason: row.get("reason"),
                 created_at: row.get("created_at"),
             })
             .collect())

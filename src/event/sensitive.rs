@@ -1,0 +1,185 @@
+//! What a notice must never show, however a record carries it (ARCHITECTURE.md §2.5): push
+//! tokens, secrets, key material, hashes, tenant-internal object ids, and phone numbers
+//! beyond their last two digits. One list, used where a changed value becomes readable text
+//! and where a target reaches a template.
+
+use serde_json::{Map, Value};
+
+/// Parts of a field's name that mark it as secret material, compared ignoring case.
+const SECRET_PARTS: [&str; 8] = [
+    "token",
+    "secret",
+    "password",
+    "hash",
+    "key",
+    "thumbprint",
+    "credential",
+    "certificate",
+];
+
+/// Longest readable form of a structured value, in characters.
+const READABLE_MAX: usize = 300;
+
+/// Whether a field (or a modified property) named `name` never appears in a notice: secret
+/// material, or an object id (`Id`, `DeviceId`, `Role.ObjectID`, `Role.TemplateId`).
+pub fn is_sensitive_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_PARTS.iter().any(|part| lower.contains(part))
+        || lower == "id"
+        || name.ends_with("Id")
+        || name.ends_with("ID")
+}
+
+/// Whether `text` is a GUID (`8-4-4-4-12` hex digits), the shape of Entra's object ids.
+pub fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.trim().split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A phone number with every digit but the last two hidden, keeping a leading `+country`
+/// code: `+1 4255550167` → `+1 ••••••••67`.
+pub fn mask_phone(number: &str) -> String {
+    let number = number.trim();
+    let (country, rest) = match number.strip_prefix('+') {
+        Some(after) => match after.split_once(' ') {
+            Some((code, rest)) if code.chars().all(|c| c.is_ascii_digit()) => {
+                (format!("+{code} "), rest)
+            }
+            _ => (String::new(), number),
+        },
+        None => (String::new(), number),
+    };
+    let digits: Vec<char> = rest.chars().filter(char::is_ascii_digit).collect();
+    let shown: String = digits[digits.len().saturating_sub(2)..].iter().collect();
+    let hidden = "•".repeat(digits.len().saturating_sub(2));
+    format!("{country}{hidden}{shown}")
+}
+
+fn is_phone_field(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("phone") && !name.to_ascii_lowercase().contains("app")
+}
+
+/// `value` without what a notice must not show: sensitive fields and GUID values removed
+/// from every object, phone numbers masked.
+pub fn scrub(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => {
+            let mut kept = Map::new();
+            for (name, v) in fields {
+                if is_sensitive_name(name) || v.as_str().is_some_and(is_guid) {
+                    continue;
+                }
+                let v = match v {
+                    Value::String(s) if is_phone_field(name) => Value::String(mask_phone(s)),
+                    other => scrub(other),
+                };
+                kept.insert(name.clone(), v);
+            }
+            Value::Object(kept)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(scrub).collect()),
+        Value::String(s) if is_guid(s) => Value::Null,
+        other => other.clone(),
+    }
+}
+
+/// A structured value (an object, or a list of them) as a short line a reader can take in:
+/// each object's meaningful plain fields as `Name: value`, objects separated by `; `; nested
+/// structures, empty values and everything [`scrub`] removes left out. `None` when nothing
+/// is left.
+pub fn readable(value: &Value) -> Option<String> {
+    let scrubbed = scrub(value);
+    let items: Vec<&Value> = match &scrubbed {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let parts: Vec<String> = items
+        .into_iter()
+        .filter_map(|item| match item {
+            Value::Object(fields) => {
+                let shown: Vec<String> = fields
+                    .iter()
+                    .filter_map(|(name, v)| plain(v).map(|v| format!("{name}: {v}")))
+                    .collect();
+                (!shown.is_empty()).then(|| shown.join(", "))
+            }
+            other => plain(other),
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let text = parts.join("; ");
+    Some(match text.char_indices().nth(READABLE_MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    })
+}
+
+fn plain(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_authenticator_registration_reads_without_its_token_or_ids() {
+        let detail = json!([{
+            "DeviceName": "SM-A546B", "DeviceToken": "e7KRRYuURkCn:APA91bFW", "DeviceTag": "SoftwareTokenActivated",
+            "PhoneAppVersion": "6.2510.7126", "OathTokenTimeDrift": 3,
+            "DeviceId": "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b", "Id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "HashFunction": null, "TenantDeviceId": null, "SecuredPartitionId": 20115, "SecuredKeyId": 7,
+            "AuthenticatorFlavor": "Authenticator"
+        }]);
+        let text = readable(&detail).unwrap();
+        assert_eq!(
+            text,
+            "AuthenticatorFlavor: Authenticator, DeviceName: SM-A546B, DeviceTag: SoftwareTokenActivated, PhoneAppVersion: 6.2510.7126"
+        );
+        for hidden in ["APA91", "9e8d7c6b", "1a2b3c4d", "20115", "Drift"] {
+            assert!(!text.contains(hidden), "{hidden} in {text}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers_show_their_last_two_digits_only() {
+        assert_eq!(mask_phone("+1 4255550167"), "+1 ••••••••67");
+        assert_eq!(mask_phone("4255550167"), "••••••••67");
+        let details = json!({ "PhoneNumber": "+44 7700900123", "AlternativePhoneNumber": "+1 4255550167", "Email": "adele@contoso.com" });
+        let text = readable(&details).unwrap();
+        assert!(!text.contains("7700900"), "{text}");
+        assert!(text.contains("+44 ••••••••23"), "{text}");
+    }
+
+    #[test]
+    fn secret_and_id_names_are_sensitive() {
+        for name in [
+            "DeviceToken",
+            "ClientSecret",
+            "KeyIdentifier",
+            "Role.ObjectID",
+            "Role.TemplateId",
+            "Id",
+            "PasswordHash",
+        ] {
+            assert!(is_sensitive_name(name), "{name}");
+        }
+        for name in ["DeviceName", "Role.DisplayName", "MethodType", "Valid"] {
+            assert!(!is_sensitive_name(name), "{name}");
+        }
+        assert!(is_guid("62e90394-69f5-4237-9190-012177145e10"));
+        assert!(!is_guid("Member"));
+    }
+}
