@@ -158,8 +158,20 @@ enum DeadLetterCommand {
         config: PathBuf,
         id: i64,
     },
-    /// Decode a dead letter again with the current configuration (after a fix).
+    /// Decode a dead letter again with the current configuration (after a fix). The entry
+    /// stays, with the replay's outcome appended; one that is used is resolved. `--all`
+    /// replays every unresolved one.
     Replay {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Mark a dead letter (or, with `--all`, every one) handled without replaying it; it is
+    /// kept until retention removes it.
+    Resolve {
         #[arg(long, short, default_value = "herald.toml")]
         config: PathBuf,
         #[arg(required_unless_present = "all", conflicts_with = "all")]

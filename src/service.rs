@@ -260,9 +260,14 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
             let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             for d in store.dead_letters(limit).await? {
                 println!(
-                    "{}  {}  {}  {}: {}: {}",
+                    "{}  {}  {}  {}  {}: {}: {}",
                     d.id,
                     time(d.created_at),
+                    if d.resolved_at.is_some() {
+                        "resolved"
+                    } else {
+                        "open    "
+                    },
                     d.source,
                     d.input,
                     d.position,
@@ -277,14 +282,19 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
                 bail!("no dead letter {id}");
             };
             println!(
-                "id:       {}\nsource:   {}\ninput:    {}\nposition: {}\nreason:   {}\nkept at:  {}\n",
+                "id:       {}\nsource:   {}\ninput:    {}\nposition: {}\nreason:   {}\nkept at:  {}\nresolved: {}",
                 d.id,
                 d.source,
                 d.input,
                 d.position,
                 d.reason,
-                time(d.created_at)
+                time(d.created_at),
+                d.resolved_at.map_or_else(|| "no".to_owned(), time),
             );
+            for replay in d.replays.lines() {
+                println!("replay:   {replay}");
+            }
+            println!();
             println!("{}", String::from_utf8_lossy(&d.raw));
             Ok(ExitCode::SUCCESS)
         }
@@ -300,6 +310,7 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
                     .dead_letters(i64::MAX)
                     .await?
                     .iter()
+                    .filter(|d| d.resolved_at.is_none())
                     .map(|d| d.id)
                     .collect()
             } else {
@@ -317,7 +328,7 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
                     intake.records,
                     intake.committed.queued,
                     if intake.committed.dead_letters > 0 {
-                        ", still unusable (kept with its new reason)"
+                        ", still unusable (kept, with this replay's reason in its history)"
                     } else {
                         ""
                     }
@@ -328,6 +339,19 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        DeadLetterCommand::Resolve { config, id, all } => {
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
+            if let Some(id) = id
+                && store.dead_letter(id).await?.is_none()
+            {
+                bail!("no dead letter {id}");
+            }
+            let n = store
+                .resolve_dead_letters(if all { None } else { id })
+                .await?;
+            eprintln!("herald: {n} dead letters resolved");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -650,14 +650,42 @@ fn dead_letters_are_kept_and_can_be_shown() {
         shown.contains("position: line 2") && shown.trim_end().ends_with("42"),
         "{shown}"
     );
-    // Replaying input that is still bad keeps it, with its reason.
+    // Replaying input that is still bad keeps the entry as it was — same id, position, first
+    // reason — with the replay's outcome added.
     let out = herald(&["dead-letters", "replay", "--config", c, first_id], LIMIT);
     assert_eq!(out.status.code(), Some(1));
+    let list = text(&herald(&["dead-letters", "list", "--config", c], LIMIT).stdout);
+    assert_eq!(list.lines().count(), 5, "{list}");
+    let shown = text(&herald(&["dead-letters", "show", "--config", c, first_id], LIMIT).stdout);
+    assert!(
+        shown.contains(&format!("id:       {first_id}\n"))
+            && shown.contains("position: line 2")
+            && shown.contains("reason:   record is not a JSON object")
+            && shown.contains("resolved: no"),
+        "{shown}"
+    );
+    let replays: Vec<&str> = shown.lines().filter(|l| l.starts_with("replay:")).collect();
+    assert_eq!(replays.len(), 1, "{shown}");
+    assert!(replays[0].contains("replayed: still unusable"), "{shown}");
+
+    // Resolved by hand: kept, shown as resolved, and left alone by `replay --all`.
+    let out = herald(&["dead-letters", "resolve", "--config", c, first_id], LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&herald(&["dead-letters", "list", "--config", c], LIMIT).stdout);
+    assert_eq!(list.lines().count(), 5, "{list}");
+    let first = list.lines().next().unwrap();
+    assert!(first.contains("resolved"), "{list}");
     assert_eq!(
-        text(&herald(&["dead-letters", "list", "--config", c], LIMIT).stdout)
-            .lines()
-            .count(),
-        5
+        list.lines().filter(|l| l.contains("resolved")).count(),
+        1,
+        "{list}"
+    );
+    herald(&["dead-letters", "replay", "--all", "--config", c], LIMIT);
+    let shown = text(&herald(&["dead-letters", "show", "--config", c, first_id], LIMIT).stdout);
+    assert_eq!(
+        shown.lines().filter(|l| l.starts_with("replay:")).count(),
+        1,
+        "a resolved entry is not replayed again:\n{shown}"
     );
 }
 

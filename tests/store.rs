@@ -70,7 +70,7 @@ on_both_engines!(
     a_retry_waits_and_a_failure_can_be_retried_by_hand,
     a_released_claim_is_claimable_at_once_and_costs_no_attempt,
     only_the_channels_named_are_claimed_and_a_deferred_row_costs_no_attempt,
-    a_dead_letter_is_replaced_by_its_replay_in_one_transaction,
+    a_replayed_dead_letter_keeps_its_evidence_and_gains_the_outcome,
     an_instance_releases_and_renews_only_its_own_claims,
     the_schema_check_refuses_an_unmigrated_store,
     a_reread_adds_no_dead_letter_or_history_row,
@@ -559,7 +559,7 @@ async fn nul_in_any_text_never_fails_a_commit_or_an_outcome(store: SqlStore) {
     assert_eq!(row.last_error.as_deref(), Some("HTTP 400: refusedhere"));
 }
 
-async fn a_dead_letter_is_replaced_by_its_replay_in_one_transaction(store: SqlStore) {
+async fn a_replayed_dead_letter_keeps_its_evidence_and_gains_the_outcome(store: SqlStore) {
     let mut first = batch(&[]);
     first.dead_letters.push(NewDeadLetter {
         input: "http".to_owned(),
@@ -569,14 +569,60 @@ async fn a_dead_letter_is_replaced_by_its_replay_in_one_transaction(store: SqlSt
     });
     store.commit(&first).await.unwrap();
     let id = store.dead_letters(10).await.unwrap()[0].id;
-    let committed = store
-        .replace_dead_letter(id, &batch(&["k1"]))
-        .await
-        .unwrap();
+
+    // A replay that is still unusable: nothing new is kept, the entry gains the outcome.
+    let mut still_bad = batch(&[]);
+    still_bad.dead_letters.push(NewDeadLetter {
+        input: "http".to_owned(),
+        position: "line 1".to_owned(),
+        reason: "record is not a JSON object".to_owned(),
+        raw: b"42".to_vec(),
+    });
+    let committed = store.replay_dead_letter(id, &still_bad).await.unwrap();
+    assert_eq!(committed.dead_letters, 1);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].id, dead[0].position.as_str()), (id, "record 2"));
+    assert_eq!(dead[0].reason, "render failed");
+    assert!(dead[0].resolved_at.is_none());
+    assert!(
+        dead[0]
+            .replays
+            .contains("still unusable: record is not a JSON object")
+    );
+
+    // A replay that works: its notices queue in the same transaction, the entry is resolved
+    // and keeps its evidence.
+    let committed = store.replay_dead_letter(id, &batch(&["k1"])).await.unwrap();
     assert_eq!(committed.queued, 1);
-    assert!(store.dead_letters(10).await.unwrap().is_empty());
-    assert!(store.dead_letter(id).await.unwrap().is_none());
+    let entry = store.dead_letter(id).await.unwrap().unwrap();
+    assert_eq!(entry.position, "record 2");
+    assert!(entry.resolved_at.is_some());
+    assert_eq!(entry.replays.lines().count(), 2, "{}", entry.replays);
+    assert!(
+        entry
+            .replays
+            .lines()
+            .last()
+            .unwrap()
+            .contains("1 notifications queued")
+    );
     assert_eq!(store.counts().await.unwrap().pending, 1);
+
+    // Resolving by hand: only what is not resolved yet; an unknown id is an error.
+    assert!(
+        store
+            .replay_dead_letter(id + 1000, &batch(&[]))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.resolve_dead_letters(Some(id)).await.unwrap(), 0);
+    store.commit(&first).await.unwrap();
+    assert_eq!(
+        store.resolve_dead_letters(None).await.unwrap(),
+        0,
+        "the same content is kept once"
+    );
 }
 
 /// Reading the same input again (Graph's overlap, a Kafka redelivery) keeps one dead letter per

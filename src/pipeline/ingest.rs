@@ -269,8 +269,9 @@ impl<S: Store> Ingest<S> {
         Ok((intake, dead))
     }
 
-    /// Replays a kept dead letter through the current configuration; the dead letter is removed
-    /// in the same transaction, or kept with its new reason if it still cannot be used.
+    /// Replays a kept dead letter through the current configuration: what it yields commits in
+    /// the same transaction as the entry's new `replays` line, and the entry (resolved if it
+    /// was used) keeps its evidence.
     pub async fn replay(
         &self,
         id: i64,
@@ -287,7 +288,7 @@ impl<S: Store> Ingest<S> {
             selected: out.selected,
             committed: Committed::default(),
         };
-        let committed = self.store.replace_dead_letter(id, &batch).await?;
+        let committed = self.store.replay_dead_letter(id, &batch).await?;
         Ok(Intake {
             committed,
             ..intake

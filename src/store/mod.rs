@@ -261,6 +261,10 @@ pub struct DeadLetterEntry {
     #[serde(skip)]
     pub raw: Vec<u8>,
     pub created_at: Millis,
+    /// Each replay's outcome, a line each (`2026-12-03T16:40:00Z replayed: …`).
+    pub replays: String,
+    /// When it was handled: replayed into use, or resolved by hand.
+    pub resolved_at: Option<Millis>,
 }
 
 /// What happened to a selected event under one rule: how many notices it queued.
@@ -412,10 +416,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         event_id: &str,
     ) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 
-    /// Removes a dead letter, in the same transaction as the batch its replay produced.
-    fn replace_dead_letter(
+    /// Records a dead letter's replay in the same transaction as the batch it produced: the
+    /// entry stays (its id, input, position, time and first reason are the evidence), its
+    /// `replays` gains the outcome, and it is resolved when the batch holds no dead letter.
+    /// The batch's own dead letters (still unusable) are not kept again.
+    fn replay_dead_letter(
         &self,
         id: i64,
         batch: &Batch,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// Marks dead letter `id` (or, with `None`, every one) handled; returns how many were not
+    /// already.
+    fn resolve_dead_letters(
+        &self,
+        id: Option<i64>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

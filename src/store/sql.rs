@@ -233,6 +233,8 @@ fn dead_letter_entry(row: &AnyRow) -> DeadLetterEntry {
         reason: row.get("reason"),
         raw: row.get("raw"),
         created_at: row.get("created_at"),
+        replays: row.get("replays"),
+        resolved_at: row.get("resolved_at"),
     }
 }
 
@@ -639,21 +641,76 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(dead_letter_entry))
     }
 
-    async fn replace_dead_letter(&self, id: i64, batch: &Batch) -> Result<Committed, StoreError> {
+    async fn replay_dead_letter(&self, id: i64, batch: &Batch) -> Result<Committed, StoreError> {
         let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("beginning a replay"))?;
         let now = self.now(&mut *tx).await?;
-        sqlx::query("DELETE FROM dead_letters WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("removing a dead letter"))?;
-        let committed = insert_batch(&mut tx, batch, now).await?;
+        let usable = Batch {
+            dead_letters: Vec::new(),
+            ..batch.clone()
+        };
+        let mut committed = insert_batch(&mut tx, &usable, now).await?;
+        let at = jiff::Timestamp::from_millisecond(now)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| now.to_string());
+        let outcome = if batch.dead_letters.is_empty() {
+            format!(
+                "{at} replayed: {} notifications queued, {} already known\n",
+                committed.queued, committed.duplicates
+            )
+        } else {
+            let reasons: Vec<&str> = batch
+                .dead_letters
+                .iter()
+                .map(|d| d.reason.as_str())
+                .collect();
+            format!("{at} replayed: still unusable: {}\n", reasons.join("; "))
+        };
+        let resolved = batch.dead_letters.is_empty().then_some(now);
+        let found = sqlx::query(
+            "UPDATE dead_letters SET replays = replays || $1, resolved_at = COALESCE(resolved_at, $2)
+             WHERE id = $3",
+        )
+        .bind(text(&outcome))
+        .bind(resolved)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err("recording a replay"))?;
+        if found.rows_affected() == 0 {
+            tx.rollback().await.map_err(err("ending a replay"))?;
+            return Err(StoreError::new(
+                "replaying a dead letter",
+                format!("no dead letter {id}"),
+            ));
+        }
+        committed.dead_letters = batch.dead_letters.len() as u64;
         if committed.queued > 0 {
             self.notify_queued(&mut tx).await?;
         }
         tx.commit().await.map_err(err("committing a replay"))?;
         Ok(committed)
+    }
+
+    async fn resolve_dead_letters(&self, id: Option<i64>) -> Result<u64, StoreError> {
+        let _writing = self.writing().await;
+        let now = self.now(&self.pool).await?;
+        let query = match id {
+            Some(id) => sqlx::query(
+                "UPDATE dead_letters SET resolved_at = $1 WHERE resolved_at IS NULL AND id = $2",
+            )
+            .bind(now)
+            .bind(id),
+            None => {
+                sqlx::query("UPDATE dead_letters SET resolved_at = $1 WHERE resolved_at IS NULL")
+                    .bind(now)
+            }
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(err("resolving dead letters"))
     }
 }
 
