@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use herald::config::{Config, Needs};
 use herald::pipeline::{Outcome, Pipeline};
@@ -161,24 +161,21 @@ enum DeadLetterCommand {
     /// Decode a dead letter again with the current configuration (after a fix). The entry
     /// stays, with the replay's outcome appended; one that is used is resolved. `--all`
     /// replays every unresolved one.
-    Replay {
-        #[arg(long, short, default_value = "herald.toml")]
-        config: PathBuf,
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<i64>,
-        #[arg(long)]
-        all: bool,
-    },
+    Replay(DeadLetterChoice),
     /// Mark a dead letter (or, with `--all`, every one) handled without replaying it; it is
     /// kept until retention removes it.
-    Resolve {
-        #[arg(long, short, default_value = "herald.toml")]
-        config: PathBuf,
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<i64>,
-        #[arg(long)]
-        all: bool,
-    },
+    Resolve(DeadLetterChoice),
+}
+
+/// Which dead letters a command acts on: one by id, or `--all`.
+#[derive(Args)]
+struct DeadLetterChoice {
+    #[arg(long, short, default_value = "herald.toml")]
+    config: PathBuf,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    id: Option<i64>,
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

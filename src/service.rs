@@ -11,7 +11,7 @@ use herald::config::Config;
 use herald::pipeline::{self, Ingest, Pipeline};
 use herald::store::{OutboxQuery, Schema, State, Store};
 
-use super::{DeadLetterCommand, Format, OutboxCommand, StateArg};
+use super::{DeadLetterChoice, DeadLetterCommand, Format, OutboxCommand, StateArg};
 
 fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
@@ -298,7 +298,7 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
             println!("{}", String::from_utf8_lossy(&d.raw));
             Ok(ExitCode::SUCCESS)
         }
-        DeadLetterCommand::Replay { config, id, all } => {
+        DeadLetterCommand::Replay(DeadLetterChoice { config, id, all }) => {
             let config = load(&config)?;
             let store = pipeline::open_store(&config, Schema::Check).await?;
             let ingest = Ingest::new(
@@ -340,7 +340,7 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        DeadLetterCommand::Resolve { config, id, all } => {
+        DeadLetterCommand::Resolve(DeadLetterChoice { config, id, all }) => {
             let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
             if let Some(id) = id
                 && store.dead_letter(id).await?.is_none()

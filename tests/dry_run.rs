@@ -522,22 +522,29 @@ fn readable(eml: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `herald test --render` of `fixture` under `rules`: each rendered message by recipient.
-fn rendered(test: &str, rules: &str, fixture_name: &str) -> Vec<(String, String)> {
-    let dir = scratch(test);
-    let config = config_with(&dir, rules);
-    let out_dir = dir.join("rendered");
-    let out = herald(&[
+/// `herald test --config CONFIG --format json INPUT`, rendering every message into `render`
+/// when given.
+fn dry_run(config: &Path, input: &Path, render: Option<&Path>) -> Output {
+    let mut args = vec![
         "test",
         "--config",
         config.to_str().unwrap(),
         "--format",
         "json",
-        "--render",
-        out_dir.to_str().unwrap(),
-        fixture(fixture_name).to_str().unwrap(),
-    ]);
+    ];
+    if let Some(dir) = render {
+        args.extend(["--render", dir.to_str().unwrap()]);
+    }
+    args.push(input.to_str().unwrap());
+    let out = herald(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    out
+}
+
+/// The dry run of `input` under `config`, each rendered message (written into `out_dir`) as a
+/// reader sees it, by recipient.
+fn rendered_by(config: &Path, input: &Path, out_dir: &Path) -> Vec<(String, String)> {
+    let out = dry_run(config, input, Some(out_dir));
     json_lines(&out)
         .iter()
         .map(|n| {
@@ -546,6 +553,16 @@ fn rendered(test: &str, rules: &str, fixture_name: &str) -> Vec<(String, String)
             (n["recipient"].as_str().unwrap().to_owned(), readable(&eml))
         })
         .collect()
+}
+
+/// [`rendered_by`] of a fixture under `rules` (with the `soc` group and an email channel).
+fn rendered(test: &str, rules: &str, fixture_name: &str) -> Vec<(String, String)> {
+    let dir = scratch(test);
+    rendered_by(
+        &config_with(&dir, rules),
+        &fixture(fixture_name),
+        &dir.join("rendered"),
+    )
 }
 
 #[test]
@@ -636,22 +653,9 @@ fn a_failed_reset_says_it_was_tried_and_did_not_succeed() {
         &dir,
         "[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\"]\n",
     );
-    let out_dir = dir.join("rendered");
-    let out = herald(&[
-        "test",
-        "--config",
-        config.to_str().unwrap(),
-        "--format",
-        "json",
-        "--render",
-        out_dir.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let notices = json_lines(&out);
+    let notices = rendered_by(&config, &input, &dir.join("rendered"));
     assert_eq!(notices.len(), 1);
-    let key = notices[0]["key"].as_str().unwrap();
-    let message = readable(&std::fs::read(out_dir.join(format!("{key}.eml"))).unwrap());
+    let message = &notices[0].1;
     assert!(
         message.contains("Someone tried to reset your password — it did not succeed"),
         "{message}"
@@ -674,15 +678,7 @@ fn a_failed_reset_says_it_was_tried_and_did_not_succeed() {
 #[test]
 fn authenticator_upkeep_tells_nobody_and_says_why_but_a_new_device_does() {
     let drift = fixture("authenticator-clock-drift.json");
-    let out = herald(&[
-        "test",
-        "--config",
-        starter().to_str().unwrap(),
-        "--format",
-        "json",
-        drift.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dry_run(&starter(), &drift, None);
     assert!(json_lines(&out).is_empty(), "{}", text(&out.stdout));
     assert!(
         text(&out.stderr).contains("routine: only OathTokenTimeDrift changed"),
@@ -697,37 +693,14 @@ fn authenticator_upkeep_tells_nobody_and_says_why_but_a_new_device_does() {
         .replacen("SM-A546B", "Pixel 9", 1);
     let input = dir.join("renamed.json");
     std::fs::write(&input, renamed).unwrap();
-    let out = herald(&[
-        "test",
-        "--config",
-        starter().to_str().unwrap(),
-        "--format",
-        "json",
-        input.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dry_run(&starter(), &input, None);
     let notices = json_lines(&out);
     assert_eq!(notices.len(), 1, "{}", text(&out.stderr));
     assert_eq!(notices[0]["recipient"], "adele.vance@contoso.com");
 
     // Its "What changed" is readable and shows no push token, object id or raw JSON.
-    let dir = scratch("new-device-shown");
-    let out_dir = dir.join("rendered");
-    let out = herald(&[
-        "test",
-        "--config",
-        starter().to_str().unwrap(),
-        "--render",
-        out_dir.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let file = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    let message = readable(&std::fs::read(file.path()).unwrap());
+    let shown = rendered_by(&starter(), &input, &dir.join("rendered"));
+    let message = &shown[0].1;
     assert!(message.contains("DeviceName: Pixel 9"), "{message}");
     for hidden in [
         "fcm-push-token-example-0001",
