@@ -105,6 +105,14 @@ struct Head<'a> {
     created_time: LenientStr<'a>,
     #[serde(borrow, default)]
     properties: Option<Properties<'a>>,
+    /// What a Graph object says it is (`#microsoft.graph.signIn`), when it says so.
+    #[serde(borrow, default, rename = "@odata.type")]
+    odata_type: LenientStr<'a>,
+    /// Fields every Graph `signIn` has and no `directoryAudit` has.
+    #[serde(borrow, default, rename = "appDisplayName")]
+    app_display_name: LenientStr<'a>,
+    #[serde(borrow, default, rename = "clientAppUsed")]
+    client_app_used: LenientStr<'a>,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +268,9 @@ impl<'a> Scanner<'_, 'a> {
             activity_time,
             created_time,
             properties,
+            odata_type,
+            app_display_name,
+            client_app_used,
             ..
         } = head;
         let diagnostic = properties.is_some();
@@ -294,6 +305,17 @@ impl<'a> Scanner<'_, 'a> {
                 )
             }
             None => {
+                // Graph objects of another kind read from the same place (a sign-in export
+                // beside the audit log) are skipped by kind, as other hub categories are.
+                if activity.get().is_none()
+                    && let Some(kind) =
+                        other_graph_kind(&odata_type, &app_display_name, &client_app_used)
+                {
+                    return (self.emit)(Item::Skipped(Skipped {
+                        category: kind,
+                        position,
+                    }));
+                }
                 let (when, when_field) = match activity_time.0 {
                     Some(t) => (Some(t), "activityDateTime"),
                     None => (created_time.0, "createdDateTime"),
@@ -397,6 +419,33 @@ impl<'a> LineCursor<'a> {
     }
 }
 
+/// The kind of a Graph object that is not a `directoryAudit`: named by its `@odata.type`
+/// (`#microsoft.graph.signIn` → `Graph signIn`), or a sign-in by the fields only sign-ins have
+/// (`appDisplayName`, `clientAppUsed`). `None`: it may be a broken audit record, kept as a
+/// dead letter.
+fn other_graph_kind<'a>(
+    odata_type: &LenientStr<'a>,
+    app_display_name: &LenientStr<'a>,
+    client_app_used: &LenientStr<'a>,
+) -> Option<Cow<'a, str>> {
+    if let Some(kind) = odata_type.get() {
+        // Attacker-controlled like every field: only letters and digits, briefly, name it.
+        let kind: String = kind
+            .trim()
+            .trim_start_matches("#microsoft.graph.")
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(40)
+            .collect();
+        if kind.is_empty() || kind.eq_ignore_ascii_case("directoryAudit") {
+            return None;
+        }
+        return Some(Cow::Owned(format!("Graph {kind}")));
+    }
+    (app_display_name.get().is_some() || client_app_used.get().is_some())
+        .then_some(Cow::Borrowed("Graph signIn"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +471,33 @@ mod tests {
             "\n"
         );
         assert_eq!(kinds(input), ["skipped SignInLogs", "record a1"]);
+    }
+
+    #[test]
+    fn graph_objects_of_another_kind_are_skipped_by_kind_and_broken_audits_are_kept() {
+        let input = concat!(
+            // A Graph signIn, as the sign-in API returns it: no activity, sign-in fields.
+            r#"{"id":"s1","createdDateTime":"2026-01-01T00:00:00Z","userPrincipalName":"adele@contoso.com","appDisplayName":"Office 365","clientAppUsed":"Browser","status":{"errorCode":0}}"#,
+            "
+",
+            // Named by its type, with hostile characters in it.
+            r##"{"@odata.type":"#microsoft.graph.riskDetection\u0007<b>","id":"r1"}"##,
+            "
+",
+            // A directoryAudit that lost its activity is a broken audit record.
+            r##"{"@odata.type":"#microsoft.graph.directoryAudit","id":"a1","activityDateTime":"2026-01-01T00:00:00Z"}"##,
+            "
+",
+            r#"{"id":"a2","activityDateTime":"2026-01-01T00:00:00Z"}"#,
+            "
+"
+        );
+        let kinds = kinds(input);
+        assert_eq!(
+            kinds[..2],
+            ["skipped Graph signIn", "skipped Graph riskDetectionb"]
+        );
+        assert!(kinds[2].starts_with("dead"), "{kinds:?}");
+        assert!(kinds[3].starts_with("dead"), "{kinds:?}");
     }
 }
