@@ -53,7 +53,8 @@ impl<S: Store> GroupCommit<S> {
         Ok(())
     }
 
-    /// Commits everything pushed and waits until it is durable.
+    /// Commits everything pushed and waits until it is durable. After a failed commit,
+    /// nothing pushed later is committed.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
         self.launch().await?;
         self.finish().await
@@ -79,9 +80,20 @@ impl<S: Store> GroupCommit<S> {
         let Some(handle) = self.in_flight.take() else {
             return Ok(());
         };
-        let intake = handle
+        let done = handle
             .await
-            .map_err(|e| StoreError::new("a commit task ended", e))??;
+            .map_err(|e| StoreError::new("a commit task ended", e))
+            .and_then(|committed| committed);
+        let intake = match done {
+            Ok(intake) => intake,
+            Err(e) => {
+                // What waits comes after the piece that failed: committed, its checkpoint
+                // would pass that piece, which would then never be read again. It is read
+                // again from the last durable checkpoint instead.
+                self.waiting = None;
+                return Err(e);
+            }
+        };
         tracing::info!(source = %self.label, records = intake.records, queued = intake.committed.queued, dead_letters = intake.committed.dead_letters, "committed");
         Ok(())
     }
