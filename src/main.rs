@@ -43,13 +43,23 @@ enum Command {
         #[arg(required = true, value_name = "INPUT")]
         inputs: Vec<PathBuf>,
     },
-    /// Print the HTML of the first notification RULE yields for EVENT_FILE.
+    /// Print the first notification RULE yields for EVENT_FILE (its subject on standard
+    /// error), or render every rule for every reader into a gallery.
     Preview {
         #[arg(long, short, default_value = "herald.toml")]
         config: PathBuf,
-        #[arg(long)]
-        rule: String,
-        event_file: PathBuf,
+        #[arg(long, required_unless_present = "gallery")]
+        rule: Option<String>,
+        /// Which part to print.
+        #[arg(long, value_enum, default_value_t = Part::Html)]
+        part: Part,
+        /// Render every rule for every reader (owner, group, initiator) and result from sample
+        /// records into DIR, with DIR/index.html showing them side by side.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["rule", "event_file"])]
+        gallery: Option<PathBuf>,
+        /// The audit record(s), or `-` for standard input.
+        #[arg(required_unless_present = "gallery", value_name = "EVENT_FILE")]
+        event_file: Option<PathBuf>,
     },
     /// Print a starter configuration with the default rule set.
     Init,
@@ -214,8 +224,17 @@ fn main() -> ExitCode {
         Command::Preview {
             config,
             rule,
+            part,
+            gallery,
             event_file,
-        } => preview(&config, &rule, &event_file),
+        } => match (gallery, rule, event_file) {
+            (Some(dir), _, _) => write_gallery(&config, &dir),
+            (None, Some(rule), Some(event_file)) => preview(&config, &rule, &event_file, part),
+            // clap requires one or the other.
+            _ => Err(anyhow::anyhow!(
+                "preview needs --rule and EVENT_FILE, or --gallery DIR"
+            )),
+        },
         Command::Init => {
             print!("{STARTER}");
             Ok(ExitCode::SUCCESS)
@@ -351,6 +370,7 @@ fn test(
             }
         }
     }
+    let suppressed = outcome.once_per_action();
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -400,6 +420,12 @@ fn test(
     }
 
     summarize(&outcome, render);
+    for s in &suppressed {
+        eprintln!(
+            "told nobody: rule {:?} selected event {:?}, but {}",
+            s.rule, s.event_id, s.reason
+        );
+    }
     Ok(if unreadable > 0 || !outcome.failures.is_empty() {
         ExitCode::FAILURE
     } else {
@@ -447,7 +473,15 @@ fn summarize(o: &Outcome, render: Option<&Path>) {
     }
 }
 
-fn preview(path: &Path, rule: &str, event_file: &Path) -> Result<ExitCode> {
+/// The part of a notice `herald preview` prints.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Part {
+    Html,
+    Text,
+    Subject,
+}
+
+fn preview(path: &Path, rule: &str, event_file: &Path, part: Part) -> Result<ExitCode> {
     let pipeline = match load(path, Needs::RulesAndChannels) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -463,15 +497,35 @@ fn preview(path: &Path, rule: &str, event_file: &Path) -> Result<ExitCode> {
         bail!("no rule {rule:?}; the rules are: {}", names.join(", "));
     }
     let bytes =
-        std::fs::read(event_file).with_context(|| format!("reading {}", event_file.display()))?;
+        read_input(event_file).map_err(|(p, e)| anyhow::anyhow!("reading {}: {e}", p.display()))?;
     let mut outcome = Outcome::default();
-    pipeline.process(&event_file.display().to_string(), &bytes, &mut outcome);
+    pipeline.process(&input_name(event_file), &bytes, &mut outcome);
     if let Some(failure) = outcome.failures.iter().find(|f| f.rule == rule) {
         bail!("{failure}");
     }
     match outcome.notifications.iter().find(|n| n.rule == rule) {
         Some(n) => {
-            print!("{}", n.html);
+            match part {
+                Part::Subject => println!("{}", n.subject),
+                Part::Html | Part::Text => {
+                    eprintln!("Subject: {}", n.subject);
+                    let body = if matches!(part, Part::Html) {
+                        &n.html
+                    } else {
+                        &n.text
+                    };
+                    if body.is_empty() {
+                        bail!(
+                            "channel {:?} sends no {part:?} part; try --part subject",
+                            n.channel
+                        );
+                    }
+                    print!("{body}");
+                    if !body.ends_with('\n') {
+                        println!();
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => bail!(
@@ -481,6 +535,28 @@ fn preview(path: &Path, rule: &str, event_file: &Path) -> Result<ExitCode> {
             outcome.dead_letters.len()
         ),
     }
+}
+
+fn write_gallery(path: &Path, dir: &Path) -> Result<ExitCode> {
+    let pipeline = match load(path, Needs::RulesAndChannels) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let (written, errors) =
+        herald::plan::gallery::write(pipeline.config(), pipeline.planner(), dir)
+            .with_context(|| format!("writing the gallery into {}", dir.display()))?;
+    for e in &errors {
+        eprintln!("not rendered: {e}");
+    }
+    eprintln!(
+        "{written} notices rendered; open {}",
+        dir.join("index.html").display()
+    );
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 type InputError = (PathBuf, std::io::Error);

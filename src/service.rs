@@ -391,7 +391,7 @@ pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
     };
     let verb = if dry_run { "would remove" } else { "removed" };
     eprintln!(
-        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events (older than {})",
+        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events and {} action claims (older than {})",
         pruned.sent,
         days(retention.sent),
         pruned.failed,
@@ -402,6 +402,7 @@ pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
         pruned.history,
         days(retention.history),
         pruned.events_seen,
+        pruned.actions_told,
         days(retention.events_seen),
     );
     Ok(ExitCode::SUCCESS)

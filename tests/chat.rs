@@ -117,7 +117,9 @@ channels = ["teams", "slack"]
     let mut runs = Vec::new();
     all_of(card, "TextRun", &mut runs);
     let texts: Vec<&str> = runs.iter().map(|r| r["text"].as_str().unwrap()).collect();
-    assert_eq!(texts[0], "Security notice: Reset user password");
+    // The default subject is the headline for the SOC, naming the owner: literal text.
+    let subject = "<script>alert(\"x\")</script> Adele's password was reset by an administrator";
+    assert_eq!(texts[0], subject);
     let after = |label: &str| {
         let i = texts.iter().position(|t| *t == label).unwrap_or_else(|| {
             panic!("no {label:?} in {texts:?}");
@@ -136,7 +138,10 @@ channels = ["teams", "slack"]
 
     // Slack: Block Kit with plain_text (emoji codes off); the Markdown fallback escaped.
     let slack = body("/services/");
-    assert_eq!(slack["text"], "Security notice: Reset user password");
+    assert_eq!(
+        slack["text"],
+        "&lt;script&gt;alert(\"x\")&lt;/script&gt; Adele's password was reset by an administrator"
+    );
     let blocks = slack["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     let mut plain = Vec::new();
@@ -319,7 +324,7 @@ channels = ["teams", "slack", "tickets"]
     assert_eq!(
         ticket,
         serde_json::json!({
-            "title": "Security notice: Reset user password",
+            "title": format!("{name}'s password was reset by an administrator"),
             "severity": "high",
             "user": { "upn": "adele.vance@contoso.com", "name": name },
             "actor": "irvin.sayers@contoso.com",

@@ -211,14 +211,14 @@ fn reset_user_password_in_an_envelope_yields_one_notice_to_the_target() {
     assert_eq!(n["rule"], "password-reset");
     assert_eq!(n["channel"], "email");
     assert_eq!(n["recipient"], "adele.vance@contoso.com");
-    assert_eq!(n["subject"], "Your Contoso password was reset");
+    assert_eq!(n["subject"], "Your password was reset by an administrator");
 
     let key = n["key"].as_str().unwrap();
     let eml = text(&std::fs::read(mail.join(format!("{key}.eml"))).unwrap());
     for header in [
         "From: \"Contoso Security\" <security-notices@contoso.com>\r\n",
         "To: adele.vance@contoso.com\r\n",
-        "Subject: Your Contoso password was reset\r\n",
+        "Subject: Your password was reset by an administrator\r\n",
         &format!("Message-ID: <{key}@contoso.com>\r\n"),
         "Importance: high\r\n",
         "X-Priority: 1\r\n",
@@ -247,7 +247,9 @@ fn preview_prints_the_seed_message_in_html() {
     let html = text(&out.stdout);
     assert!(html.contains("<html"));
     assert!(html.contains("Your password was reset by an administrator"));
-    assert!(html.contains("We have been notified of the following action on your account"));
+    // Entra's name for the activity is in the technical details, after everything else.
+    let details = html.find("Technical details").unwrap();
+    assert!(html.find("Reset user password").unwrap() > details);
     assert!(html.contains("no action is required"));
     assert!(html.contains("Irvin Sayers (admin) (irvin.sayers@contoso.com)"));
     assert!(html.contains("203.0.113.24"));
@@ -698,10 +700,16 @@ fn authenticator_upkeep_tells_nobody_and_says_why_but_a_new_device_does() {
     assert_eq!(notices.len(), 1, "{}", text(&out.stderr));
     assert_eq!(notices[0]["recipient"], "adele.vance@contoso.com");
 
-    // Its "What changed" is readable and shows no push token, object id or raw JSON.
+    // It says so in plain words and shows no push token, object id or raw JSON.
     let shown = rendered_by(&starter(), &input, &dir.join("rendered"));
     let message = &shown[0].1;
-    assert!(message.contains("DeviceName: Pixel 9"), "{message}");
+    assert!(
+        // (The old value is the one renamed.)
+        message.contains(
+            "Microsoft Authenticator on Pixel 9 was replaced by Microsoft Authenticator on SM-A546B"
+        ),
+        "{message}"
+    );
     for hidden in [
         "fcm-push-token-example-0001",
         "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b",
@@ -713,4 +721,231 @@ fn authenticator_upkeep_tells_nobody_and_says_why_but_a_new_device_does() {
     ] {
         assert!(!message.contains(hidden), "{hidden} shown:\n{message}");
     }
+}
+
+/// The fixture's record of `activity`, alone in a file of `dir`.
+fn record_of(dir: &Path, activity: &str) -> PathBuf {
+    let all = std::fs::read_to_string(fixture("activities.ndjson")).unwrap();
+    let line = all
+        .lines()
+        .find(|l| l.contains(&format!("\"activityDisplayName\":\"{activity}\"")))
+        .unwrap();
+    let path = dir.join("record.json");
+    std::fs::write(&path, line).unwrap();
+    path
+}
+
+#[test]
+fn a_role_assignment_names_the_role_for_the_owner_and_the_security_team() {
+    let dir = scratch("role");
+    let input = record_of(&dir, "Add member to role");
+    let notices = rendered_by(&starter(), &input, &dir.join("rendered"));
+    assert_eq!(notices.len(), 2, "the owner and the security team");
+    let (_, owner) = notices
+        .iter()
+        .find(|(r, _)| r.starts_with("megan"))
+        .unwrap();
+    let (_, soc) = notices
+        .iter()
+        .find(|(r, _)| r.starts_with("security@"))
+        .unwrap();
+    assert!(
+        owner.contains("You were given the Global Administrator role"),
+        "{owner}"
+    );
+    assert!(
+        owner.contains("You now have the Global Administrator role"),
+        "{owner}"
+    );
+    assert!(
+        owner.contains("An administrator role lets an account change settings"),
+        "{owner}"
+    );
+    assert!(
+        soc.contains("Subject: Megan Bowen was given the Global Administrator role"),
+        "{soc}"
+    );
+    assert!(
+        soc.contains("Megan Bowen now has the Global Administrator role"),
+        "{soc}"
+    );
+    assert!(
+        soc.contains("The owner of the account was told separately"),
+        "{soc}"
+    );
+    assert!(
+        !soc.contains("(you)") && !soc.contains("You now have"),
+        "{soc}"
+    );
+    for message in [owner, soc] {
+        for hidden in [
+            "Role.ObjectID",
+            "Role.TemplateId",
+            "Role.WellKnownObjectName",
+            "CompanyAdministrator",
+            "61bea6fc-1c65-4fd8-b733-a5be55ecf37d",
+            "7b48b9a9-ceae-4290-a647-9f2fc4a7ce3a",
+        ] {
+            assert!(!message.contains(hidden), "{hidden} shown:\n{message}");
+        }
+        // Entra's activity name only in the technical details.
+        let (before, after) = message.split_once("Technical details").unwrap();
+        assert!(!before.contains("Add member to role"), "{message}");
+        assert!(after.contains("Add member to role"), "{message}");
+        assert!(
+            after.contains("064cd234-c39e-4e31-9b65-24eb1ab46a32"),
+            "correlation id"
+        );
+        assert!(after.contains("2026-10-15 10:45:27"), "the time in UTC");
+    }
+}
+
+#[test]
+fn a_new_authenticator_says_which_app_on_which_device() {
+    let dir = scratch("new-authenticator");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("authenticator-clock-drift.json")).unwrap())
+            .unwrap();
+    let properties = &mut record["targetResources"][0]["modifiedProperties"];
+    properties[0]["oldValue"] = serde_json::Value::Null;
+    let input = dir.join("registered.json");
+    std::fs::write(&input, serde_json::to_vec(&record).unwrap()).unwrap();
+    let notices = rendered_by(&starter(), &input, &dir.join("rendered"));
+    assert_eq!(notices.len(), 1);
+    let message = &notices[0].1;
+    assert!(
+        message.contains("Microsoft Authenticator on SM-A546B was added as a sign-in method"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("Other changes"),
+        "nothing left unexplained:\n{message}"
+    );
+    assert!(
+        !message.contains("fcm-push-token-example-0001"),
+        "{message}"
+    );
+}
+
+#[test]
+fn preview_reads_standard_input_and_prints_the_part_asked_for() {
+    let record = std::fs::read(fixture("envelope-reset-password.json")).unwrap();
+    let preview = |part: &str| {
+        let mut child = Command::new(HERALD)
+            .args(["preview", "--config", starter().to_str().unwrap()])
+            .args(["--rule", "password-reset", "--part", part, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&record).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = preview("text");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body = text(&out.stdout);
+    assert!(
+        body.starts_with("Your password was reset by an administrator\n"),
+        "{body}"
+    );
+    assert!(!body.contains("<html"), "{body}");
+    assert!(text(&out.stderr).contains("Subject: Your password was reset by an administrator"));
+    let out = preview("subject");
+    assert_eq!(
+        text(&out.stdout),
+        "Your password was reset by an administrator\n"
+    );
+}
+
+#[test]
+fn a_logo_file_travels_inline_with_the_mail() {
+    let dir = scratch("logo");
+    // A PNG by its signature (Herald checks the content, not the name).
+    let png = [
+        b"\x89PNG\r\n\x1a\n".as_slice(),
+        b"\0\0\0\rIHDR-gallery-logo",
+    ]
+    .concat();
+    std::fs::write(dir.join("logo.png"), &png).unwrap();
+    let config = config_with(
+        &dir,
+        "[branding]\norganization = \"Contoso\"\nlogo_file = \"logo.png\"\n\n[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\"]\n",
+    );
+    let out_dir = dir.join("rendered");
+    let out = dry_run(
+        &config,
+        &fixture("envelope-reset-password.json"),
+        Some(&out_dir),
+    );
+    let key = json_lines(&out)[0]["key"].as_str().unwrap().to_owned();
+    let eml = readable(&std::fs::read(out_dir.join(format!("{key}.eml"))).unwrap());
+    for part in [
+        "Content-Type: multipart/related;",
+        "Content-ID: <logo@herald>",
+        "Content-Disposition: inline; filename=\"logo.png\"",
+        "Content-Type: image/png",
+        "src=\"cid:logo@herald\"",
+    ] {
+        assert!(eml.contains(part), "missing {part:?} in\n{eml}");
+    }
+
+    // Anything but an image is refused at load, naming the key.
+    std::fs::write(dir.join("logo.png"), b"<svg onload=alert(1)>").unwrap();
+    let out = herald(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("branding.logo_file"), "{stderr}");
+    assert!(stderr.contains("not a PNG, JPEG or GIF"), "{stderr}");
+}
+
+#[test]
+fn one_registration_is_one_notice_to_the_user() {
+    // Registering Microsoft Authenticator: Entra's "User registered security info" and the
+    // "Update user" of the same change, one correlation id.
+    let dir = scratch("one-action");
+    let registered = record_of(&dir, "User registered security info");
+    let registered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(registered).unwrap()).unwrap();
+    let correlation = registered["properties"]["correlationId"].as_str().unwrap();
+    // The Update user of the same change, in the same envelope format and tenant.
+    let drift: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("authenticator-clock-drift.json")).unwrap())
+            .unwrap();
+    let mut properties = drift["targetResources"][0]["modifiedProperties"].clone();
+    properties[0]["oldValue"] = serde_json::Value::Null;
+    let mut update = registered.clone();
+    update["operationName"] = "Update user".into();
+    let p = &mut update["properties"];
+    p["id"] = "Directory_4ef83eac-update-user".into();
+    p["activityDisplayName"] = "Update user".into();
+    p["loggedByService"] = "Core Directory".into();
+    p["operationType"] = "Update".into();
+    p["targetResources"][0]["type"] = "User".into();
+    p["targetResources"][0]["modifiedProperties"] = properties;
+    let input = dir.join("one-action.ndjson");
+    std::fs::write(&input, format!("{registered}\n{update}\n")).unwrap();
+    let out = dry_run(&starter(), &input, None);
+    let notices = json_lines(&out);
+    assert_eq!(
+        notices.len(),
+        1,
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(notices[0]["rule"], "sign-in-method-added");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "told nobody: rule \"mfa-settings-updated\" selected event \"Directory_4ef83eac-update-user\", but once per action: adele.vance@contoso.com was already told about correlation id {correlation}"
+        )),
+        "{stderr}"
+    );
+
+    // Without a shared correlation id they are two actions, and two notices.
+    update["properties"]["correlationId"] = "0f1e2d3c-4b5a-4697-8877-665544332211".into();
+    std::fs::write(&input, format!("{registered}\n{update}\n")).unwrap();
+    assert_eq!(json_lines(&dry_run(&starter(), &input, None)).len(), 2);
 }

@@ -165,7 +165,7 @@ fn graph_mail_sends_with_a_client_credentials_token_and_renews_it_after_a_401() 
         .to_owned();
     let expected = serde_json::json!({
         "message": {
-            "subject": "Security notice: Reset user password",
+            "subject": "Your password was reset by an administrator",
             "body": { "contentType": "HTML", "content": html },
             "toRecipients": [ { "emailAddress": { "address": "adele.vance@contoso.com" } } ],
             "importance": "normal",

@@ -75,6 +75,7 @@ on_both_engines!(
     the_schema_check_refuses_an_unmigrated_store,
     a_reread_adds_no_dead_letter_or_history_row,
     a_routine_event_is_recorded_with_why_it_told_nobody,
+    one_action_is_told_once_per_recipient_and_channel,
     nul_in_any_text_never_fails_a_commit_or_an_outcome,
     every_attempt_is_recorded_and_the_outbox_lists_newest_first,
     retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing,
@@ -90,6 +91,7 @@ fn notification(key: &str, event: &str) -> NewNotification {
         recipient: format!("{key}@contoso.com"),
         subject: format!("subject {key}"),
         message: format!("message {key}").into_bytes(),
+        action: None,
     }
 }
 
@@ -701,6 +703,78 @@ async fn a_routine_event_is_recorded_with_why_it_told_nobody(store: SqlStore) {
     store.commit(&other).await.unwrap();
     let history = store.history("t1", "e2").await.unwrap();
     assert_eq!((history[0].queued, history[0].reason.as_deref()), (1, None));
+}
+
+/// Two records of one action (one correlation id), each with a `once_per_action` notice to the
+/// same recipient, in separate commits: the first is queued, the second is not and its
+/// history says why; the first's event read again is a duplicate as before, and another
+/// recipient or channel of the same action is told.
+async fn one_action_is_told_once_per_recipient_and_channel(store: SqlStore) {
+    let of_action = |key: &str, event: &str, recipient: &str, channel: &str| {
+        let mut b = batch(&[key]);
+        b.events[0].event_id = event.to_owned();
+        let n = &mut b.notifications[0];
+        n.event_id = event.to_owned();
+        n.recipient = recipient.to_owned();
+        n.channel = channel.to_owned();
+        n.action = Some("t1|0b7e2f4a-6c1d-4e8f-9a2b-3c4d5e6f7a8b".to_owned());
+        b
+    };
+    let first = store
+        .commit(&of_action("k1", "registered", "adele@contoso.com", "email"))
+        .await
+        .unwrap();
+    assert_eq!((first.queued, first.suppressed), (1, 0));
+    let second = store
+        .commit(&of_action(
+            "k2",
+            "update-user",
+            "Adele@Contoso.com",
+            "email",
+        ))
+        .await
+        .unwrap();
+    assert_eq!((second.queued, second.suppressed), (0, 1));
+    let history = store.history("t1", "update-user").await.unwrap();
+    assert_eq!(history[0].queued, 0);
+    let reason = history[0].reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("once per action: Adele@Contoso.com was already told about correlation id 0b7e2f4a-6c1d-4e8f-9a2b-3c4d5e6f7a8b (k1)"),
+        "{reason}"
+    );
+    // The first record again: a duplicate, not a suppression.
+    let again = store
+        .commit(&of_action("k1", "registered", "adele@contoso.com", "email"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.queued, again.duplicates, again.suppressed),
+        (0, 1, 0)
+    );
+    // Another channel or recipient of the same action is its own notice.
+    let teams = store
+        .commit(&of_action(
+            "k3",
+            "update-user-2",
+            "adele@contoso.com",
+            "teams",
+        ))
+        .await
+        .unwrap();
+    let soc = store
+        .commit(&of_action(
+            "k4",
+            "update-user-3",
+            "soc@contoso.com",
+            "email",
+        ))
+        .await
+        .unwrap();
+    assert_eq!((teams.queued, soc.queued), (1, 1));
+    let pending = store.outbox(&listing(None, 10)).await.unwrap();
+    let mut keys: Vec<&str> = pending.iter().map(|n| n.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["k1", "k3", "k4"]);
 }
 
 async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {

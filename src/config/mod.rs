@@ -81,6 +81,13 @@ pub struct Branding {
     pub organization: String,
     pub address: Option<String>,
     pub logo_url: Option<String>,
+    /// A PNG, JPEG or GIF file (relative to the configuration's directory) embedded in every
+    /// mail as an inline image (`cid:`), so clients that block remote images still show it.
+    /// Takes the place of `logo_url` in mail.
+    pub logo_file: Option<PathBuf>,
+    /// `logo_file`, read and checked at load.
+    #[serde(skip)]
+    pub logo: Option<Logo>,
     pub website: Option<String>,
     pub support_url: Option<String>,
     pub support_email: Option<String>,
@@ -90,6 +97,77 @@ pub struct Branding {
     /// IANA zone for times in notices (`Europe/Berlin`); UTC by default.
     #[serde(default = "default_timezone")]
     pub timezone: String,
+}
+
+/// The logo image embedded in mail (`[branding] logo_file`).
+#[derive(Clone)]
+pub struct Logo {
+    pub bytes: std::sync::Arc<[u8]>,
+    /// `image/png`, `image/jpeg` or `image/gif`.
+    pub content_type: &'static str,
+    /// The file's name, without its directory.
+    pub file_name: String,
+}
+
+impl std::fmt::Debug for Logo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Logo({}, {}, {} bytes)",
+            self.file_name,
+            self.content_type,
+            self.bytes.len()
+        )
+    }
+}
+
+/// Largest logo embedded: every notice carries it.
+const LOGO_MAX: usize = 256 * 1024;
+
+/// Reads `[branding] logo_file` from `dir`: an image by its content, not its name.
+fn load_logo(dir: &Path, file: &Path) -> Result<Logo, String> {
+    let path = dir.join(file);
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() > LOGO_MAX {
+        return Err(format!(
+            "{} is {} KiB; a logo sent with every notice must be at most {} KiB",
+            path.display(),
+            bytes.len() / 1024,
+            LOGO_MAX / 1024
+        ));
+    }
+    let content_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        "image/gif"
+    } else {
+        return Err(format!(
+            "{} is not a PNG, JPEG or GIF image (mail clients show no other kind inline)",
+            path.display()
+        ));
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "logo".to_owned());
+    // The name goes into a MIME header: keep it to plain characters.
+    let file_name: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(Logo {
+        bytes: bytes.into(),
+        content_type,
+        file_name,
+    })
 }
 
 fn default_organization() -> String {
@@ -204,7 +282,7 @@ impl Config {
             located(line, key, plain_message(e.message().trim()))
         })?;
 
-        let branding = file.branding;
+        let mut branding = file.branding;
         check_branding(&branding).map_err(|(key, m)| {
             located(
                 key_line(text, "branding", key),
@@ -212,6 +290,16 @@ impl Config {
                 m,
             )
         })?;
+        if let Some(file) = &branding.logo_file {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            branding.logo = Some(load_logo(dir, file).map_err(|m| {
+                located(
+                    key_line(text, "branding", "logo_file"),
+                    Some("branding.logo_file".to_owned()),
+                    m,
+                )
+            })?);
+        }
 
         for (name, members) in &file.groups {
             let line = key_line(text, "groups", name);

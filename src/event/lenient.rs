@@ -156,7 +156,8 @@ fn is_scalar(v: &Value) -> bool {
 fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
-        Value::String(s) => meaningful(s).map(str::to_owned),
+        // Entra writes `None` for an enum without a value (`LiveType: ["None"]`).
+        Value::String(s) => meaningful(s).filter(|t| *t != "None").map(str::to_owned),
         other => Some(other.to_string()),
     }
 }
@@ -195,6 +196,9 @@ mod tests {
             (json!("\"\""), None),
             (json!(null), None),
             (json!("not json"), Some("not json")),
+            (json!("None"), None),
+            (json!("\"None\""), None),
+            (json!("[\"None\"]"), None),
             // A JSON value reads as its fields, never as a blob.
             (json!("{\"State\":0}"), Some("State: 0")),
             (

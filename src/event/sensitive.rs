@@ -40,6 +40,39 @@ pub fn is_guid(text: &str) -> bool {
             .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// `text` without the object ids in it: a list (`;` or `,` separated, as Entra writes
+/// `ServicePrincipalNames`) loses its GUID items, and a GUID inside an item
+/// (`GUID/host`) becomes `…`. `None` when nothing else is left.
+pub fn without_ids(text: &str) -> Option<String> {
+    let items: Vec<String> = text
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|item| !item.is_empty() && !is_guid(item))
+        .map(mask_guids)
+        .collect();
+    (!items.is_empty()).then(|| items.join(", "))
+}
+
+/// `text` with every GUID in it replaced by `…`.
+fn mask_guids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.get(..36).filter(|head| is_guid(head)) {
+            Some(_) => {
+                out.push('…');
+                rest = &rest[36..];
+            }
+            None => {
+                let c = rest.chars().next().unwrap_or_default();
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
 /// A phone number with every digit but the last two hidden, keeping a leading `+country`
 /// code: `+1 4255550167` → `+1 ••••••••67`.
 pub fn mask_phone(number: &str) -> String {
@@ -180,6 +213,12 @@ mod tests {
             assert!(!is_sensitive_name(name), "{name}");
         }
         assert!(is_guid("62e90394-69f5-4237-9190-012177145e10"));
+        assert_eq!(
+            without_ids("https://a.example;62e90394-69f5-4237-9190-012177145e10;62e90394-69f5-4237-9190-012177145e10/b.example").as_deref(),
+            Some("https://a.example, …/b.example")
+        );
+        assert_eq!(without_ids("62e90394-69f5-4237-9190-012177145e10"), None);
+        assert_eq!(without_ids("Member").as_deref(), Some("Member"));
         assert!(!is_guid("Member"));
     }
 }

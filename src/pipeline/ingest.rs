@@ -382,8 +382,10 @@ fn count(source: &str, intake: &Intake) {
         .increment(intake.skipped);
     metrics::counter!("herald_dead_letters_total", "source" => source.clone())
         .increment(committed.dead_letters);
-    metrics::counter!("herald_notifications_duplicate_total", "source" => source)
+    metrics::counter!("herald_notifications_duplicate_total", "source" => source.clone())
         .increment(committed.duplicates);
+    metrics::counter!("herald_notifications_suppressed_total", "source" => source)
+        .increment(committed.suppressed);
     for ((rule, channel), n) in &committed.queued_by {
         metrics::counter!("herald_notifications_queued_total", "rule" => rule.clone(), "channel" => channel.clone()).increment(*n);
     }
@@ -435,6 +437,7 @@ fn to_batch(source: &str, checkpoint: Option<(String, String)>, out: &mut Outcom
                 recipient: n.recipient,
                 subject: n.subject,
                 message: n.message,
+                action: n.action,
             })
             .collect(),
         dead_letters,

@@ -58,6 +58,51 @@ pub struct Outcome {
     seen: HashSet<NotificationKey>,
 }
 
+/// A notice a dry run leaves out because another told its recipient about the same action.
+#[derive(Debug, Clone)]
+pub struct Suppressed {
+    pub rule: String,
+    pub event_id: String,
+    pub recipient: String,
+    /// Why, as the store's history says it.
+    pub reason: String,
+}
+
+impl Outcome {
+    /// Applies `once_per_action` as the store does at commit (ARCHITECTURE.md §7,
+    /// `actions_told`): of the notices of one action to one recipient on one channel, the
+    /// first is kept; the others are removed and returned. For the dry run, which has no store.
+    pub fn once_per_action(&mut self) -> Vec<Suppressed> {
+        let mut told: std::collections::HashMap<(String, String, String), String> =
+            std::collections::HashMap::new();
+        let mut out = Vec::new();
+        self.notifications.retain(|n| {
+            let Some(action) = &n.action else { return true };
+            let claim = (action.clone(), n.channel.clone(), n.recipient.to_lowercase());
+            match told.get(&claim) {
+                None => {
+                    told.insert(claim, n.key.to_string());
+                    true
+                }
+                Some(holder) => {
+                    let correlation = action.rsplit('|').next().unwrap_or_default();
+                    out.push(Suppressed {
+                        rule: n.rule.clone(),
+                        event_id: n.event_id.clone(),
+                        recipient: n.recipient.clone(),
+                        reason: format!(
+                            "once per action: {} was already told about correlation id {correlation} ({holder})",
+                            n.recipient
+                        ),
+                    });
+                    false
+                }
+            }
+        });
+        out
+    }
+}
+
 impl Pipeline {
     pub fn new(config: Config) -> Result<Pipeline, ConfigError> {
         let planner = Planner::new(&config)?;
@@ -66,6 +111,11 @@ impl Pipeline {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The renderer of the loaded rules (the gallery renders through it).
+    pub fn planner(&self) -> &Planner {
+        &self.planner
     }
 
     /// Renders every rule's templates once against the first record of `sample`, as if the

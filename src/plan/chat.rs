@@ -11,12 +11,16 @@
 
 use serde_json::{Value, json};
 
-use crate::event::{Actor, AuditEvent, Target};
+use crate::event::{Actor, AuditEvent, ModifiedProperty, Target};
 
 /// What a card says, all of it plain text.
 pub(super) struct Card<'a> {
     pub subject: &'a str,
     pub summary: &'a str,
+    /// The plain facts of the change ([`super::facts`]).
+    pub facts: &'a [String],
+    /// The modified properties the facts do not account for, scrubbed.
+    pub changes: &'a [&'a ModifiedProperty],
     pub event: &'a AuditEvent,
     pub target: Option<&'a Target>,
     pub report_url: Option<&'a str>,
@@ -77,23 +81,21 @@ pub(super) fn facts(card: &Card) -> Vec<(&'static str, String)> {
     if let Some(result) = &event.result {
         facts.push(("Result", result.clone()));
     }
+    if !card.facts.is_empty() {
+        facts.push(("What happened", card.facts.join("\n")));
+    }
     let changes: Vec<String> = card
-        .target
-        .or(event.targets.first())
-        .map(|t| {
-            t.modified_properties
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}: {} → {}",
-                        p.name,
-                        p.old.as_deref().unwrap_or("(none)"),
-                        p.new.as_deref().unwrap_or("(none)")
-                    )
-                })
-                .collect()
+        .changes
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: {} → {}",
+                p.name,
+                p.old.as_deref().unwrap_or("(none)"),
+                p.new.as_deref().unwrap_or("(none)")
+            )
         })
-        .unwrap_or_default();
+        .collect();
     if !changes.is_empty() {
         facts.push(("What changed", changes.join("\n")));
     }

@@ -3,15 +3,22 @@
 //! duplicate, `Importance`/`X-Priority` headers, and `Auto-Submitted: auto-generated` (RFC 3834)
 //! with `X-Auto-Response-Suppress: All`, so out-of-office replies do not come back.
 //!
+//! With `[branding] logo_file` the HTML part travels as multipart/related with the logo as an
+//! inline image (`Content-ID: <logo@herald>`, referenced as `cid:logo@herald`).
+//!
 //! Both parts are quoted-printable, whatever they hold: audit text never reaches the SMTP
 //! transaction as raw lines, so nothing in it can look like the end of `DATA`.
 
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 
 use super::key::NotificationKey;
+use crate::config::Logo;
 use crate::rules::Importance;
+
+/// The Content-ID of the inline logo; templates reference it as `cid:` + this.
+pub(crate) const LOGO_CID: &str = "logo@herald";
 
 pub(crate) struct Email<'a> {
     pub from: &'a Mailbox,
@@ -21,6 +28,7 @@ pub(crate) struct Email<'a> {
     pub html: String,
     pub key: &'a NotificationKey,
     pub importance: Importance,
+    pub logo: Option<&'a Logo>,
 }
 
 pub(crate) fn build(email: Email) -> Result<Vec<u8>, String> {
@@ -55,19 +63,28 @@ pub(crate) fn build(email: Email) -> Result<Vec<u8>, String> {
             HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
             "All".to_owned(),
         ))
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(quoted_printable(email.text)),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(quoted_printable(email.html)),
-                ),
-        )
+        .multipart({
+            let text = SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(quoted_printable(email.text));
+            let html = SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(quoted_printable(email.html));
+            let alternative = MultiPart::alternative().singlepart(text);
+            match email.logo {
+                None => alternative.singlepart(html),
+                Some(logo) => {
+                    let kind = ContentType::parse(logo.content_type)
+                        .map_err(|e| format!("logo content type: {e}"))?;
+                    let image = Attachment::new_inline_with_name(
+                        LOGO_CID.to_owned(),
+                        logo.file_name.clone(),
+                    )
+                    .body(logo.bytes.to_vec(), kind);
+                    alternative.multipart(MultiPart::related().singlepart(html).singlepart(image))
+                }
+            }
+        })
         .map_err(|e| format!("building the message: {e}"))?;
     Ok(message.formatted())
 }

@@ -5,11 +5,15 @@
 //! a pure function from a decoded event and a match to messages.
 
 mod chat;
+mod facts;
+pub mod gallery;
 mod key;
 mod message;
 mod payload;
 mod recipients;
 mod render;
+mod roles;
+mod samples;
 mod wording;
 
 pub use key::NotificationKey;
@@ -24,7 +28,7 @@ use serde::Serialize;
 
 pub use crate::channel::Format;
 use crate::config::{Branding, Config, ConfigError};
-use crate::event::AuditEvent;
+use crate::event::{AuditEvent, ModifiedProperty};
 use crate::rules::{Importance, Match};
 use render::TemplateNames;
 
@@ -59,6 +63,10 @@ pub struct Notification {
     /// What the channel delivers: the full RFC 5322 message, or the JSON payload.
     #[serde(skip)]
     pub message: Vec<u8>,
+    /// For a rule with `once_per_action`: the action (tenant and correlation id) this notice
+    /// tells its recipient about, told once per recipient and channel.
+    #[serde(skip)]
+    pub action: Option<String>,
 }
 
 /// A notification that could not be rendered; the match is kept so it is not silently lost.
@@ -199,6 +207,21 @@ impl Planner {
         );
         let target = recipient.target.map(|i| &event.targets[i]);
         let shown = target.map(shown_target);
+        let owner = facts::owner_name(target);
+        let reader = if recipient.via == "target" {
+            facts::Reader::Owner
+        } else {
+            facts::Reader::Other { owner: &owner }
+        };
+        let summary = wording::headline(event, target, reader);
+        let explained = facts::explain(event, target, reader);
+        // What the facts do not already say, for the notice's "other changes".
+        let changes: Vec<&ModifiedProperty> = shown
+            .iter()
+            .flat_map(|t| &t.modified_properties)
+            .filter(|p| p.name != "Included Updated Properties")
+            .filter(|p| !explained.explained.contains(&p.name))
+            .collect();
         let ctx = context! {
             event => Value::from(Serde(event)),
             target => Value::from(Serde(shown.as_ref())),
@@ -215,7 +238,17 @@ impl Planner {
                 channel => channel,
             },
             branding => Value::from(Serde(&self.branding)),
-            summary => wording::headline(event, target),
+            // The logo's source in mail: the inline image, else `logo_url`.
+            logo_src => match &self.branding.logo {
+                Some(_) => Some(format!("cid:{}", message::LOGO_CID)),
+                None => self.branding.logo_url.clone(),
+            },
+            summary => &summary,
+            explanation => matches!(reader, facts::Reader::Owner)
+                .then(|| wording::explanation(event))
+                .flatten(),
+            what_happened => &explained.facts,
+            changes => Value::from(Serde(&changes)),
             raw => Value::from(Serde(&event.raw)),
             key => key.as_str(),
         };
@@ -227,7 +260,6 @@ impl Planner {
         };
         let render = |name: &str| render_with(name, &ctx);
         let subject = clean_subject(&render(&templates.subject)?);
-        let summary = || wording::headline(event, target);
         let (format, html, text, message) = match delivery {
             Delivery::Mail(from) => {
                 let html = inline_css(&render(&templates.body.html)?)?;
@@ -240,6 +272,7 @@ impl Planner {
                     html: html.clone(),
                     key: &key,
                     importance: rule.importance,
+                    logo: self.branding.logo.as_ref(),
                 })?;
                 (Format::Email, html, text, message)
             }
@@ -252,14 +285,16 @@ impl Planner {
                     &recipient.address,
                     rule.importance,
                     &key,
+                    self.branding.logo.as_ref(),
                 )?;
                 (Format::GraphMessage, html, text, message)
             }
             Delivery::Json { format, template } => {
-                let summary = summary();
                 let card = chat::Card {
                     subject: &subject,
                     summary: &summary,
+                    facts: &explained.facts,
+                    changes: &changes,
                     event,
                     target,
                     report_url: self.branding.report_url.as_deref(),
@@ -313,29 +348,48 @@ impl Planner {
             text,
             format,
             message,
+            action: rule.once_per_action.then(|| action_of(event)).flatten(),
         })
     }
 }
 
-/// Moves `<style>` rules into `style` attributes: many mail clients drop `<style>` blocks.
+/// The action `event` is part of: its tenant and correlation id. `None` without a
+/// meaningful correlation id (absent, or all zeros as in anonymized records), so unrelated
+/// records are never taken for one action.
+fn action_of(event: &AuditEvent) -> Option<String> {
+    let id = event.correlation_id.as_deref()?.trim();
+    if id.is_empty() || id.chars().all(|c| c == '0' || c == '-') {
+        return None;
+    }
+    Some(format!(
+        "{}|{}",
+        event.tenant_id.as_deref().unwrap_or_default(),
+        id.to_ascii_lowercase()
+    ))
+}
+
 /// `target` as templates see it: without the modified properties a notice must not show
 /// (secrets, object ids: [`crate::event::sensitive`]) and with the rest's structured values
 /// scrubbed the same way.
 fn shown_target(target: &crate::event::Target) -> crate::event::Target {
-    use crate::event::sensitive::{is_guid, is_sensitive_name, scrub};
-    let only_ids =
-        |text: &Option<String>| text.as_deref().is_some_and(|t| t.split(", ").all(is_guid));
+    use crate::event::sensitive::{is_sensitive_name, scrub, without_ids};
     let mut shown = target.clone();
-    shown
-        .modified_properties
-        .retain(|p| !is_sensitive_name(&p.name) && !only_ids(&p.old) && !only_ids(&p.new));
-    for p in &mut shown.modified_properties {
+    shown.modified_properties.retain_mut(|p| {
+        if is_sensitive_name(&p.name) {
+            return false;
+        }
+        let had_value = p.old.is_some() || p.new.is_some();
+        p.old = p.old.as_deref().and_then(without_ids);
+        p.new = p.new.as_deref().and_then(without_ids);
         p.old_json = scrub(&p.old_json);
         p.new_json = scrub(&p.new_json);
-    }
+        // A property that held nothing but object ids says nothing a reader can use.
+        !had_value || p.old.is_some() || p.new.is_some()
+    });
     shown
 }
 
+/// Moves `<style>` rules into `style` attributes: many mail clients drop `<style>` blocks.
 fn inline_css(html: &str) -> Result<String, String> {
     css_inline::CSSInliner::options()
         .load_remote_stylesheets(false)

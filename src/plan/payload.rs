@@ -80,8 +80,9 @@ pub(super) fn graph_message(
     to: &str,
     importance: Importance,
     key: &NotificationKey,
+    logo: Option<&crate::config::Logo>,
 ) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(&serde_json::json!({
+    let mut message = serde_json::json!({
         "subject": subject,
         "body": { "contentType": "HTML", "content": html },
         "toRecipients": [ { "emailAddress": { "address": to } } ],
@@ -92,6 +93,59 @@ pub(super) fn graph_message(
             { "name": "X-Herald-Key", "value": key.as_str() },
             { "name": "X-Auto-Response-Suppress", "value": "All" },
         ],
-    }))
-    .map_err(|e| format!("building the Graph message: {e}"))
+    });
+    if let Some(logo) = logo {
+        use base64::Engine;
+        // The inline logo as Graph takes it: a fileAttachment with `isInline` and the
+        // `contentId` the HTML's `cid:` names.
+        message["attachments"] = serde_json::json!([{
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "name": logo.file_name,
+            "contentType": logo.content_type,
+            "contentBytes": base64::engine::general_purpose::STANDARD.encode(&logo.bytes),
+            "contentId": super::message::LOGO_CID,
+            "isInline": true,
+        }]);
+    }
+    serde_json::to_vec(&message).map_err(|e| format!("building the Graph message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graph_message_carries_the_logo_as_an_inline_attachment() {
+        let key = NotificationKey::new(Some("t"), "e1", "r", "o365", "adele@contoso.com");
+        let logo = crate::config::Logo {
+            bytes: b"\x89PNG\r\n\x1a\nlogo".as_slice().into(),
+            content_type: "image/png",
+            file_name: "logo.png".to_owned(),
+        };
+        let body = |logo| {
+            let bytes = graph_message(
+                "s",
+                "<img src=\"cid:logo@herald\">",
+                "adele@contoso.com",
+                Importance::Normal,
+                &key,
+                logo,
+            )
+            .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let with = body(Some(&logo));
+        assert_eq!(
+            with["attachments"],
+            serde_json::json!([{
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": "logo.png",
+                "contentType": "image/png",
+                "contentBytes": "iVBORw0KGgpsb2dv",
+                "contentId": "logo@herald",
+                "isInline": true,
+            }])
+        );
+        assert!(body(None).get("attachments").is_none());
+    }
 }

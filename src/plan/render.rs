@@ -27,8 +27,9 @@ const BUILT_IN: &[BuiltIn] = &[BuiltIn {
     text: include_str!("../../templates/security-notice.txt"),
 }];
 
-/// A subject for rules that do not write one.
-pub(crate) const DEFAULT_SUBJECT: &str = "Security notice: {{ event.activity }}";
+/// A subject for rules that do not write one: the notice's headline, in plain words for its
+/// reader ([`super::wording`]).
+pub(crate) const DEFAULT_SUBJECT: &str = "{{ summary }}";
 
 /// Longest subject kept, in characters; mail clients cut far earlier.
 const SUBJECT_MAX: usize = 200;

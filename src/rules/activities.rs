@@ -109,6 +109,15 @@ pub fn is_known(name: &str) -> bool {
     KNOWN_ACTIVITIES.iter().any(|k| normalize(k) == name)
 }
 
+/// The known activity `name` is (compared as rules compare), as Entra writes it.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    let name = normalize(name);
+    KNOWN_ACTIVITIES
+        .iter()
+        .copied()
+        .find(|k| normalize(k) == name)
+}
+
 /// The known activity nearest to `name`, if one is close enough to be a likely misspelling.
 pub fn nearest(name: &str) -> Option<&'static str> {
     let name = normalize(name);

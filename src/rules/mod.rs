@@ -47,6 +47,11 @@ pub struct RuleConfig {
     pub subject: Option<String>,
     #[serde(default)]
     pub importance: Importance,
+    /// One action, one notice: no notice when another notice of a rule with this flag has
+    /// already told the same recipient, on the same channel, about a record with the same
+    /// correlation id (Entra writes several records for one change).
+    #[serde(default)]
+    pub once_per_action: bool,
 }
 
 fn default_channels() -> Vec<String> {
@@ -116,6 +121,8 @@ pub struct Rule {
     pub template: String,
     pub subject: Option<String>,
     pub importance: Importance,
+    /// See [`RuleConfig::once_per_action`].
+    pub once_per_action: bool,
 }
 
 impl Rule {
@@ -210,6 +217,7 @@ impl RuleConfig {
             template: self.template.clone(),
             subject: self.subject.clone(),
             importance: self.importance,
+            once_per_action: self.once_per_action,
         })
     }
 }

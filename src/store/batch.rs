@@ -163,7 +163,25 @@ async fn insert_events(
             committed.first_seen.push(event.time);
         }
     }
+    // (event id, rule) of notices not queued, with why: another notice told the recipient
+    // about the same action.
+    let mut suppressed: Vec<(&str, &str, String)> = Vec::new();
     for n in &batch.notifications {
+        if let Some(action) = &n.action
+            && let Some(holder) = action_told(tx, action, n, now).await?
+        {
+            committed.suppressed += 1;
+            let correlation = action.rsplit('|').next().unwrap_or_default();
+            suppressed.push((
+                n.event_id.as_str(),
+                n.rule.as_str(),
+                format!(
+                    "once per action: {} was already told about correlation id {correlation} ({holder})",
+                    n.recipient
+                ),
+            ));
+            continue;
+        }
         let done = sqlx::query(
             "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (key) DO NOTHING",
@@ -206,24 +224,73 @@ async fn insert_events(
             if known.is_some() {
                 continue;
             }
+            let of_rule = |e: &str, r: &str| e == event.event_id && r == rule;
+            let held: Vec<&String> = suppressed
+                .iter()
+                .filter(|(e, r, _)| of_rule(e, r))
+                .map(|(.., why)| why)
+                .collect();
             let queued = batch
                 .notifications
                 .iter()
-                .filter(|n| n.event_id == event.event_id && &n.rule == rule)
-                .count() as i64;
+                .filter(|n| of_rule(&n.event_id, &n.rule))
+                .count() as i64
+                - held.len() as i64;
+            let reason = event.routine.clone().or_else(|| {
+                (queued == 0)
+                    .then(|| held.first().map(|w| (*w).clone()))
+                    .flatten()
+            });
             sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at, reason) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(text(&event.tenant))
                 .bind(text(&event.event_id))
                 .bind(rule)
                 .bind(queued)
                 .bind(now)
-                .bind(event.routine.as_deref().map(text))
+                .bind(reason.as_deref().map(text))
                 .execute(&mut **tx)
                 .await
                 .map_err(err("recording history"))?;
         }
     }
     Ok(committed)
+}
+
+/// Claims `action` for `n`'s recipient and channel (table `actions_told`). `None` when `n` may
+/// be queued: the claim is new, or already `n`'s own (its event read again); otherwise the key
+/// of the notice that told the recipient first.
+async fn action_told(
+    tx: &mut Transaction<'_, Any>,
+    action: &str,
+    n: &NewNotification,
+    now: Millis,
+) -> Result<Option<String>, StoreError> {
+    let recipient = n.recipient.to_lowercase();
+    let claimed = sqlx::query(
+        "INSERT INTO actions_told (action, channel, recipient, key, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(text(action))
+    .bind(&n.channel)
+    .bind(text(&recipient))
+    .bind(&n.key)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(err("claiming an action"))?;
+    if claimed.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let holder: Option<(String,)> = sqlx::query_as(
+        "SELECT key FROM actions_told WHERE action = $1 AND channel = $2 AND recipient = $3",
+    )
+    .bind(text(action))
+    .bind(&n.channel)
+    .bind(text(&recipient))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(err("reading an action"))?;
+    Ok(holder.map(|(key,)| key).filter(|key| *key != n.key))
 }
 
 /// Keeps one dead letter; `false` when the source already holds it.

@@ -58,6 +58,10 @@ pub struct NewNotification {
     pub recipient: String,
     pub subject: String,
     pub message: Vec<u8>,
+    /// The action (tenant and correlation id) of a `once_per_action` rule's notice: queued only
+    /// if no other notice has told this recipient, on this channel, about it (table
+    /// `actions_told`).
+    pub action: Option<String>,
 }
 
 /// A dead letter to keep.
@@ -87,6 +91,9 @@ pub struct Committed {
     pub queued: u64,
     /// Notifications whose key was already in the outbox (a redelivered event).
     pub duplicates: u64,
+    /// Notifications not queued because another notice told the recipient about the same
+    /// action (`once_per_action`).
+    pub suppressed: u64,
     pub dead_letters: u64,
     /// Dead letters the source already held (the same content failing the same way).
     #[serde(skip)]
@@ -105,6 +112,7 @@ impl Committed {
     pub fn absorb(&mut self, other: Committed) {
         self.queued += other.queued;
         self.duplicates += other.duplicates;
+        self.suppressed += other.suppressed;
         self.dead_letters += other.dead_letters;
         self.dead_letters_known += other.dead_letters_known;
         self.first_seen.extend(other.first_seen);

@@ -90,6 +90,8 @@ pub struct Pruned {
     pub dead_letters: u64,
     pub history: u64,
     pub events_seen: u64,
+    /// Claims of `once_per_action` notices (`actions_told`), kept as long as events are.
+    pub actions_told: u64,
 }
 
 impl Pruned {
@@ -100,6 +102,7 @@ impl Pruned {
             + self.dead_letters
             + self.history
             + self.events_seen
+            + self.actions_told
     }
 }
 
@@ -150,6 +153,18 @@ impl SqlStore {
                 "events_seen",
                 "tenant, event_id",
                 "first_seen",
+                before(retention.events_seen),
+                batch,
+                dry_run,
+            )
+            .await?;
+        // An action's records arrive together; its claim is needed no longer than a
+        // redelivery of them may come.
+        pruned.actions_told = self
+            .prune_table(
+                "actions_told",
+                "action, channel, recipient",
+                "created_at",
                 before(retention.events_seen),
                 batch,
                 dry_run,

@@ -748,6 +748,7 @@ mod tests {
                 recipient: "adele@contoso.com".to_owned(),
                 subject: "subject".to_owned(),
                 message: b"message".to_vec(),
+                action: None,
             }],
             dead_letters: Vec::new(),
             checkpoint: None,
