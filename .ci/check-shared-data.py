@@ -150,7 +150,7 @@ def forbidden_in(records):
     for r in records:
         actor = r.get("initiatedBy") or {}
         for who in (actor.get("user") or {}, actor.get("app") or {}):
-            for k in ("id", "servicePrincipalId"):
+            for k in ("id", "servicePrincipalId", "appId"):
                 if isinstance(who.get(k), str) and GUID.match(who[k]):
                     bad.add(who[k])
         for t in r.get("targetResources") or []:

@@ -717,7 +717,7 @@ async fn one_action_is_told_once_per_recipient_and_channel(store: SqlStore) {
         n.event_id = event.to_owned();
         n.recipient = recipient.to_owned();
         n.channel = channel.to_owned();
-        n.action = Some("t1|0b7e2f4a-6c1d-4e8f-9a2b-3c4d5e6f7a8b".to_owned());
+        n.action = Some("t1|0b7e2f4a-6c1d-4e8f-9a2b-3c4d5e6f7a8b|success".to_owned());
         b
     };
     let first = store

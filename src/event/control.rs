@@ -11,23 +11,33 @@ use serde_json::Value;
 
 use super::{AuditEvent, Target};
 
-/// `text` without control characters (C0, C1 and DEL: `char::is_control`): `\r`, `\n` and
-/// `\t` become a space, others go.
+/// Whether `c` is removed from audit text: a control character (C0, C1, DEL), or an
+/// invisible character that changes how the text around it reads — bidirectional overrides
+/// and isolates (U+202A–U+202E, U+2066–U+2069), the directional marks, zero-width characters
+/// (U+200B–U+200F) and the BOM — with which a display name could make "gmail.com" read as
+/// "moc.liamg" or hide text inside a headline.
+fn unwanted(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `text` without control characters and invisible direction or zero-width characters
+/// ([`unwanted`]): `\r`, `\n` and `\t` become a space, the others go.
 pub fn clean(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unwanted) {
         return text.to_owned();
     }
     text.chars()
         .filter_map(|c| match c {
             '\r' | '\n' | '\t' => Some(' '),
-            c if c.is_control() => None,
+            c if unwanted(c) => None,
             c => Some(c),
         })
         .collect()
 }
 
 fn clean_in_place(text: &mut String) {
-    if text.chars().any(char::is_control) {
+    if text.chars().any(unwanted) {
         *text = clean(text);
     }
 }
@@ -45,7 +55,7 @@ fn clean_json(value: &mut Value) {
         Value::Object(map) => {
             // Keys are decoded audit text too (`{"\u0007": 1}` inside a modified property);
             // of two keys that clean to the same text, the later is kept.
-            if map.keys().any(|k| k.chars().any(char::is_control)) {
+            if map.keys().any(|k| k.chars().any(unwanted)) {
                 *map = std::mem::take(map)
                     .into_iter()
                     .map(|(key, value)| (clean(&key), value))
@@ -112,6 +122,14 @@ fn clean_target(target: &mut Target) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direction_overrides_and_zero_width_characters_are_removed() {
+        assert_eq!(
+            clean("Adele\u{202E}moc.liamg\u{200B}\u{2066}x\u{FEFF}"),
+            "Adelemoc.liamgx"
+        );
+    }
 
     #[test]
     fn control_characters_are_removed_and_line_breaks_become_spaces() {

@@ -126,15 +126,24 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// What a notice shows for a structured value that does not parse.
+pub(crate) const UNREADABLE: &str = "(a value Herald cannot read; not shown)";
+
 /// The readable form of a `modifiedProperties` value. Entra JSON-encodes them inside strings:
 /// `"\"Member\""` → `Member`, `"[\"Guest\"]"` → `Guest`, `"[true]"` → `true`; empty values
 /// (`null`, `""`, `"[]"`, `"\"\""`) are `None`; structures stay compact JSON text.
 pub(crate) fn readable_property(value: Option<&Value>) -> (Option<String>, Value) {
     let decoded = match value {
         None | Some(Value::Null) => Value::Null,
-        Some(Value::String(s)) => {
-            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
-        }
+        Some(Value::String(s)) => match serde_json::from_str(s) {
+            Ok(v) => v,
+            // A structure cut short or mangled is no text to show: it may hold a push token
+            // or a phone number the scrubbing below never saw as fields.
+            Err(_) if s.trim_start().starts_with(['{', '[']) => {
+                return (Some(UNREADABLE.to_owned()), Value::Null);
+            }
+            Err(_) => Value::String(s.clone()),
+        },
         Some(other) => other.clone(),
     };
     let text = match &decoded {
@@ -199,6 +208,10 @@ mod tests {
             (json!("None"), None),
             (json!("\"None\""), None),
             (json!("[\"None\"]"), None),
+            (
+                json!("[{\"DeviceToken\":\"secret-push-token\",\"DeviceName\":\"SM"),
+                Some(UNREADABLE),
+            ),
             // A JSON value reads as its fields, never as a blob.
             (json!("{\"State\":0}"), Some("State: 0")),
             (

@@ -54,7 +54,7 @@ pub fn without_ids(text: &str) -> Option<String> {
 }
 
 /// `text` with every GUID in it replaced by `…`.
-fn mask_guids(text: &str) -> String {
+pub fn mask_guids(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while !rest.is_empty() {
@@ -79,7 +79,9 @@ pub fn mask_phone(number: &str) -> String {
     let number = number.trim();
     let (country, rest) = match number.strip_prefix('+') {
         Some(after) => match after.split_once(' ') {
-            Some((code, rest)) if code.chars().all(|c| c.is_ascii_digit()) => {
+            Some((code, rest))
+                if (1..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_digit()) =>
+            {
                 (format!("+{code} "), rest)
             }
             _ => (String::new(), number),
@@ -92,8 +94,19 @@ pub fn mask_phone(number: &str) -> String {
     format!("{country}{hidden}{shown}")
 }
 
-fn is_phone_field(name: &str) -> bool {
-    name.to_ascii_lowercase().contains("phone") && !name.to_ascii_lowercase().contains("app")
+/// Whether a field (or property) named `name` holds phone numbers: `PhoneNumber`,
+/// `TelephoneNumber`, `BusinessPhones`, `Mobile` — not `PhoneAppVersion`.
+pub fn is_phone_field(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    (lower.contains("phone") || lower.contains("mobile")) && !lower.contains("app")
+}
+
+/// A readable list of phone numbers (`, ` separated), each masked with [`mask_phone`].
+pub fn mask_phones(text: &str) -> String {
+    text.split(", ")
+        .map(mask_phone)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `value` without what a notice must not show: sensitive fields and GUID values removed
@@ -190,6 +203,12 @@ mod tests {
     fn phone_numbers_show_their_last_two_digits_only() {
         assert_eq!(mask_phone("+1 4255550167"), "+1 ••••••••67");
         assert_eq!(mask_phone("4255550167"), "••••••••67");
+        // A long "+digits " prefix is no country code: every digit but the last two hidden.
+        assert_eq!(mask_phone("+4255550167 1"), "•••••••••71");
+        assert_eq!(
+            mask_phones("+1 4255550167, +44 7700900123"),
+            "+1 ••••••••67, +44 ••••••••23"
+        );
         let details = json!({ "PhoneNumber": "+44 7700900123", "AlternativePhoneNumber": "+1 4255550167", "Email": "adele@contoso.com" });
         let text = readable(&details).unwrap();
         assert!(!text.contains("7700900"), "{text}");

@@ -85,7 +85,7 @@ impl Outcome {
                     true
                 }
                 Some(holder) => {
-                    let correlation = action.rsplit('|').next().unwrap_or_default();
+                    let correlation = action.split('|').nth(1).unwrap_or_default();
                     out.push(Suppressed {
                         rule: n.rule.clone(),
                         event_id: n.event_id.clone(),

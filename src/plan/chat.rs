@@ -39,11 +39,11 @@ fn clip(text: &str) -> String {
 
 fn actor(actor: &Actor) -> String {
     let name = actor.display_name.as_deref().unwrap_or_default();
+    // Never an object id (an app's id, a target's id): a name or nothing.
     let id = actor
         .upn
         .as_deref()
         .or(actor.service_principal_name.as_deref())
-        .or(actor.app_id.as_deref())
         .unwrap_or_default();
     let mut text = match (name.is_empty(), id.is_empty()) {
         (false, false) => format!("{name} ({id})"),
@@ -62,7 +62,7 @@ fn target(target: &Target) -> String {
         (Some(name), Some(upn)) => format!("{name} ({upn})"),
         (Some(name), None) => name.to_owned(),
         (None, Some(upn)) => upn.to_owned(),
-        (None, None) => target.id.clone().unwrap_or_else(|| "unknown".to_owned()),
+        (None, None) => "unknown".to_owned(),
     }
 }
 

@@ -36,6 +36,34 @@ impl Reader<'_> {
             Reader::Other { owner } => format!("{owner}'s"),
         }
     }
+
+    /// "Your" or "Adele Vance's", to begin a sentence: a name (or an address) as it is.
+    fn possessive_start(&self) -> String {
+        match self {
+            Reader::Owner => "Your".to_owned(),
+            Reader::Other { owner } => format!("{owner}'s"),
+        }
+    }
+}
+
+/// How an operation ended, as its `result` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// `success`, or no result recorded.
+    Succeeded,
+    /// `failure`: nothing was changed.
+    Failed,
+    /// Anything else (`timeout`, `unknownFutureValue`): it may or may not have taken effect.
+    Unsure,
+}
+
+pub(crate) fn ended(event: &AuditEvent) -> Ended {
+    match event.result.as_deref().map(str::trim) {
+        None | Some("") => Ended::Succeeded,
+        Some(r) if r.eq_ignore_ascii_case("success") => Ended::Succeeded,
+        Some(r) if r.eq_ignore_ascii_case("failure") => Ended::Failed,
+        Some(_) => Ended::Unsure,
+    }
 }
 
 /// The name a third-person notice calls the owner of `target` by.
@@ -51,17 +79,25 @@ pub(crate) fn owner_name(target: Option<&Target>) -> String {
 pub(crate) struct Explained {
     pub facts: Vec<String>,
     pub explained: BTreeSet<String>,
+    /// What happened to the sign-in methods, for a headline more exact than "settings changed".
+    pub methods: Methods,
 }
 
-/// The plain facts `event` states about `target`, worded for `reader`. A failed operation
-/// changed nothing, and its headline says so: it states no facts, but the properties the
-/// explainers understand are still accounted for (never shown raw as "other changes").
+/// Sign-in methods added, removed, or the default changed, by any explainer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Methods {
+    pub added: bool,
+    pub removed: bool,
+    pub other: bool,
+}
+
+/// The plain facts `event` states about `target`, worded for `reader`. An operation that did
+/// not succeed (or may not have) states no facts — its headline says how it ended — but the
+/// properties the explainers understand are still accounted for (never shown raw as "other
+/// changes").
 pub(crate) fn explain(event: &AuditEvent, target: Option<&Target>, reader: Reader) -> Explained {
     let mut out = Explained::default();
-    let succeeded = event
-        .result
-        .as_deref()
-        .is_none_or(|r| r.eq_ignore_ascii_case("success"));
+    let succeeded = ended(event) == Ended::Succeeded;
     let Some(target) = target else { return out };
     authenticator_apps(target, &mut out);
     user_details(target, &mut out);
@@ -76,6 +112,18 @@ pub(crate) fn explain(event: &AuditEvent, target: Option<&Target>, reader: Reade
     out
 }
 
+/// What happened to `target`'s sign-in methods, for the headline.
+pub(crate) fn explain_methods(target: Option<&Target>) -> Methods {
+    let Some(target) = target else {
+        return Methods::default();
+    };
+    let mut out = Explained::default();
+    authenticator_apps(target, &mut out);
+    user_details(target, &mut out);
+    method_list(target, Reader::Owner, &mut out);
+    out.methods
+}
+
 fn property<'a>(target: &'a Target, name: &str) -> Option<&'a ModifiedProperty> {
     target
         .modified_properties
@@ -86,6 +134,8 @@ fn property<'a>(target: &'a Target, name: &str) -> Option<&'a ModifiedProperty> 
 /// A value from a record, safe to put in a sentence: single-line, and short.
 fn shorten(text: &str) -> String {
     let text: String = text.trim().chars().filter(|c| !c.is_control()).collect();
+    // A name is never an object id, even when a record puts one there.
+    let text = crate::event::sensitive::mask_guids(&text);
     match text.char_indices().nth(80) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text,
@@ -133,18 +183,20 @@ fn authenticator_apps(target: &Target, out: &mut Explained) {
             })
             .collect()
     };
-    if !matches!(p.old_json, Value::Array(_) | Value::Null)
-        || !matches!(p.new_json, Value::Array(_) | Value::Null)
-    {
+    // A new value that is absent says nothing about what is there now: no facts.
+    if !matches!(p.old_json, Value::Array(_) | Value::Null) || !p.new_json.is_array() {
         return;
     }
     let (old, new) = (apps(&p.old_json), apps(&p.new_json));
     for (id, label) in &new {
         match old.iter().find(|(o, _)| o == id) {
-            None => out
-                .facts
-                .push(format!("{label} was added as a sign-in method")),
+            None => {
+                out.methods.added = true;
+                out.facts
+                    .push(format!("{label} was added as a sign-in method"));
+            }
             Some((_, was)) if was != label => {
+                out.methods.other = true;
                 out.facts.push(format!("{was} was replaced by {label}"));
             }
             Some(_) => {}
@@ -152,6 +204,7 @@ fn authenticator_apps(target: &Target, out: &mut Explained) {
     }
     for (id, label) in &old {
         if !new.iter().any(|(n, _)| n == id) {
+            out.methods.removed = true;
             out.facts
                 .push(format!("{label} was removed from the sign-in methods"));
         }
@@ -171,7 +224,7 @@ fn user_details(target: &Target, out: &mut Explained) {
         return;
     };
     let (old, new) = (items(&p.old_json), items(&p.new_json));
-    if old.is_empty() && new.is_empty() {
+    if new.is_empty() && !p.new_json.is_array() {
         return;
     }
     let get = |side: &[&serde_json::Map<String, Value>], name: &str| {
@@ -184,19 +237,28 @@ fn user_details(target: &Target, out: &mut Explained) {
             if phone { mask_phone(v) } else { shorten(v) }
         };
         match (get(&old, name), get(&new, name)) {
-            (None, Some(n)) => out.facts.push(format!(
-                "{label} {} was added as a sign-in method",
-                shown(&n)
-            )),
-            (Some(o), None) => out.facts.push(format!(
-                "{label} {} was removed from the sign-in methods",
-                shown(&o)
-            )),
-            (Some(o), Some(n)) if o != n => out.facts.push(format!(
-                "{label} {} was replaced by {}",
-                shown(&o),
-                shown(&n)
-            )),
+            (None, Some(n)) => {
+                out.methods.added = true;
+                out.facts.push(format!(
+                    "{label} {} was added as a sign-in method",
+                    shown(&n)
+                ));
+            }
+            (Some(o), None) => {
+                out.methods.removed = true;
+                out.facts.push(format!(
+                    "{label} {} was removed from the sign-in methods",
+                    shown(&o)
+                ));
+            }
+            (Some(o), Some(n)) if o != n => {
+                out.methods.other = true;
+                out.facts.push(format!(
+                    "{label} {} was replaced by {}",
+                    shown(&o),
+                    shown(&n)
+                ));
+            }
             _ => {}
         }
     }
@@ -210,6 +272,10 @@ fn method_list(target: &Target, reader: Reader, out: &mut Explained) {
     let Some(p) = property(target, "StrongAuthenticationMethod") else {
         return;
     };
+    // An absent new value says nothing about what is there now: no facts from it.
+    if p.new_json.is_null() {
+        return;
+    }
     let methods = |value: &Value| -> Option<(BTreeSet<i64>, Option<i64>)> {
         if value.is_null() {
             return Some((BTreeSet::new(), None));
@@ -239,16 +305,18 @@ fn method_list(target: &Target, reader: Reader, out: &mut Explained) {
     else {
         return;
     };
-    let said = |word: &str| out.facts.iter().any(|f| f.contains(word));
     let added = new.difference(&old).count();
     let removed = old.difference(&new).count();
+    // An app or a phone already named says what was added; the count would repeat it.
     let mut facts = Vec::new();
-    if added > 0 && !said("was added") {
+    if added > 0 && !out.methods.added {
         facts.push(count_fact(added, "added"));
     }
-    if removed > 0 && !said("was removed") {
+    if removed > 0 && !out.methods.removed {
         facts.push(count_fact(removed, "removed"));
     }
+    out.methods.added |= added > 0;
+    out.methods.removed |= removed > 0;
     if new.is_empty() && !old.is_empty() {
         facts.push(format!(
             "{} no sign-in methods for multi-factor authentication left",
@@ -258,10 +326,11 @@ fn method_list(target: &Target, reader: Reader, out: &mut Explained) {
             }
         ));
     } else if old_default.is_some() && new_default.is_some() && old_default != new_default {
-        facts.push(capitalized(&format!(
+        out.methods.other = true;
+        facts.push(format!(
             "{} default sign-in method was changed",
-            reader.possessive()
-        )));
+            reader.possessive_start()
+        ));
     }
     out.facts.extend(facts);
     out.explained.insert(p.name.clone());
@@ -285,7 +354,11 @@ fn requirement(target: &Target, reader: Reader, out: &mut Explained) {
         Value::Array(items) => Some(!items.is_empty()),
         _ => None,
     };
-    let (Some(was), Some(is)) = (on(&p.old_json), on(&p.new_json)) else {
+    // An absent new value is not "off": it says nothing.
+    let (Some(was), Some(is)) = (
+        on(&p.old_json),
+        p.new_json.as_array().map(|a| !a.is_empty()),
+    ) else {
         return;
     };
     let whose = reader.possessive();
@@ -330,19 +403,29 @@ fn role(event: &AuditEvent, target: &Target, reader: Reader, out: &mut Explained
         Some(name) => format!("the {name} role"),
         None => "an administrator role".to_owned(),
     };
-    let (you, they) = if activity.starts_with("add eligible member") {
-        ("You can now activate", "can now activate")
-    } else if activity.starts_with("add") {
-        ("You now have", "now has")
-    } else if activity.starts_with("remove") {
-        ("You no longer have", "no longer has")
+    // A request is not a grant, and eligibility is not the role itself.
+    if activity.contains("requested") {
+        out.facts.push(match reader {
+            Reader::Owner => capitalized(&format!("{role} was requested for you")),
+            Reader::Other { owner } => capitalized(&format!("{role} was requested for {owner}")),
+        });
     } else {
-        return;
-    };
-    out.facts.push(match reader {
-        Reader::Owner => format!("{you} {role}"),
-        Reader::Other { owner } => format!("{owner} {they} {role}"),
-    });
+        let (you, they) = if activity.starts_with("add eligible member") {
+            ("You can now activate", "can now activate")
+        } else if activity.starts_with("remove eligible member") {
+            ("You can no longer activate", "can no longer activate")
+        } else if activity.starts_with("add") {
+            ("You now have", "now has")
+        } else if activity.starts_with("remove") {
+            ("You no longer have", "no longer has")
+        } else {
+            return;
+        };
+        out.facts.push(match reader {
+            Reader::Owner => format!("{you} {role}"),
+            Reader::Other { owner } => format!("{owner} {they} {role}"),
+        });
+    }
     for p in &target.modified_properties {
         if p.name.to_ascii_lowercase().starts_with("role.") {
             out.explained.insert(p.name.clone());
@@ -395,10 +478,10 @@ fn account_state(event: &AuditEvent, target: &Target, reader: Reader, out: &mut 
     let Some(enabled) = enabled else { return };
     let by = actor(event).map(|a| format!(" by {a}")).unwrap_or_default();
     let state = if enabled { "enabled" } else { "disabled" };
-    out.facts.push(capitalized(&format!(
+    out.facts.push(format!(
         "{} account was {state}{by}",
-        reader.possessive()
-    )));
+        reader.possessive_start()
+    ));
 }
 
 /// Who did it, as a sentence names them.
@@ -631,5 +714,73 @@ mod tests {
         let mut e = event("Disable account", vec![]);
         e.result = Some("failure".to_owned());
         assert!(facts_of(&e, Reader::Owner).is_empty());
+    }
+
+    #[test]
+    fn a_request_or_an_eligibility_is_not_said_as_a_grant() {
+        let role = || {
+            vec![prop(
+                "Role.DisplayName",
+                json!(null),
+                json!("\"Global Administrator\""),
+            )]
+        };
+        let requested = event("Add member to role in PIM requested (permanent)", role());
+        assert_eq!(
+            facts_of(&requested, Reader::Owner),
+            ["The Global Administrator role was requested for you"]
+        );
+        let removed = event("Remove eligible member from role", role());
+        assert_eq!(
+            facts_of(&removed, Reader::Owner),
+            ["You can no longer activate the Global Administrator role"]
+        );
+    }
+
+    #[test]
+    fn an_absent_new_value_states_nothing_rather_than_everything_removed() {
+        let e = event(
+            "Update user",
+            vec![
+                prop(
+                    "StrongAuthenticationMethod",
+                    json!(r#"[{"MethodType":6,"Default":true}]"#),
+                    json!(null),
+                ),
+                prop(
+                    "StrongAuthenticationRequirement",
+                    json!(r#"[{"State":1}]"#),
+                    json!(null),
+                ),
+                prop(
+                    "StrongAuthenticationPhoneAppDetail",
+                    json!(r#"[{"DeviceName":"SM-A546B","Id":"1"}]"#),
+                    json!(null),
+                ),
+                prop(
+                    "StrongAuthenticationUserDetails",
+                    json!(r#"{"PhoneNumber":"+1 4255550167"}"#),
+                    json!(null),
+                ),
+            ],
+        );
+        assert!(facts_of(&e, Reader::Owner).is_empty());
+    }
+
+    #[test]
+    fn a_sentence_that_begins_with_an_address_keeps_it_as_written() {
+        let e = event(
+            "Disable account",
+            vec![prop("AccountEnabled", json!("[true]"), json!("[false]"))],
+        );
+        assert_eq!(
+            facts_of(
+                &e,
+                Reader::Other {
+                    owner: "adele@contoso.com"
+                }
+            ),
+            ["adele@contoso.com's account was disabled by Megan Bowen"]
+        );
     }
 }

@@ -183,6 +183,12 @@ pub fn write(
     dir: &Path,
 ) -> std::io::Result<(usize, Vec<String>)> {
     std::fs::create_dir_all(dir)?;
+    // Mail carries the logo inline (`cid:`); a page beside the renders shows the file.
+    let logo = config.branding.logo.as_ref();
+    if let Some(logo) = logo {
+        std::fs::write(dir.join(&logo.file_name), &logo.bytes)?;
+    }
+    let cid = format!("cid:{}", super::message::LOGO_CID);
     let mut rows: Vec<minijinja::Value> = Vec::new();
     let mut errors = Vec::new();
     let mut written = 0;
@@ -201,7 +207,11 @@ pub fn write(
             }
         };
         let file = format!("{}.html", render.name());
-        std::fs::write(dir.join(&file), &render.html)?;
+        let html = match logo {
+            Some(logo) => render.html.replace(&cid, &logo.file_name),
+            None => render.html.clone(),
+        };
+        std::fs::write(dir.join(&file), html)?;
         std::fs::write(
             dir.join(format!("{}.txt", render.name())),
             format!("Subject: {}\n\n{}", render.subject, render.text),

@@ -208,7 +208,15 @@ impl Planner {
         let target = recipient.target.map(|i| &event.targets[i]);
         let shown = target.map(shown_target);
         let owner = facts::owner_name(target);
-        let reader = if recipient.via == "target" {
+        // The owner reads "you" however the rule found them (`initiator` of a self-service
+        // change, an address, a group of one).
+        let is_owner = recipient.via == "target"
+            || target
+                .filter(|t| t.is_type("User"))
+                .and_then(|t| t.upn.as_deref())
+                .and_then(recipients::mail_address)
+                .is_some_and(|a| a.eq_ignore_ascii_case(&recipient.address));
+        let reader = if is_owner {
             facts::Reader::Owner
         } else {
             facts::Reader::Other { owner: &owner }
@@ -229,6 +237,7 @@ impl Planner {
                 address => &recipient.address,
                 via => recipient.via,
                 group => &recipient.group,
+                is_owner => is_owner,
                 is_actor => recipients::is_actor(event, recipient),
             },
             owner_told => recipient.target.is_some_and(|i| told.contains(&i)),
@@ -245,7 +254,7 @@ impl Planner {
             },
             summary => &summary,
             explanation => matches!(reader, facts::Reader::Owner)
-                .then(|| wording::explanation(event))
+                .then(|| wording::explanation(event, target))
                 .flatten(),
             what_happened => &explained.facts,
             changes => Value::from(Serde(&changes)),
@@ -353,18 +362,28 @@ impl Planner {
     }
 }
 
-/// The action `event` is part of: its tenant and correlation id. `None` without a
+/// The action `event` is part of: `tenant|correlation id|result`. The result is part of it,
+/// so a failed attempt never stands for the change that later succeeded. `None` without a
 /// meaningful correlation id (absent, or all zeros as in anonymized records), so unrelated
-/// records are never taken for one action.
+/// records are never taken for one action. Entra's correlation ids are GUIDs: a longer one is
+/// cut, and `|` is dropped, so the key stays one short row of three parts.
 fn action_of(event: &AuditEvent) -> Option<String> {
     let id = event.correlation_id.as_deref()?.trim();
     if id.is_empty() || id.chars().all(|c| c == '0' || c == '-') {
         return None;
     }
+    let part = |text: &str| -> String {
+        text.chars()
+            .filter(|c| *c != '|')
+            .take(128)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
     Some(format!(
-        "{}|{}",
-        event.tenant_id.as_deref().unwrap_or_default(),
-        id.to_ascii_lowercase()
+        "{}|{}|{}",
+        part(event.tenant_id.as_deref().unwrap_or_default()),
+        part(id),
+        part(event.result.as_deref().unwrap_or("success")),
     ))
 }
 
@@ -372,15 +391,22 @@ fn action_of(event: &AuditEvent) -> Option<String> {
 /// (secrets, object ids: [`crate::event::sensitive`]) and with the rest's structured values
 /// scrubbed the same way.
 fn shown_target(target: &crate::event::Target) -> crate::event::Target {
-    use crate::event::sensitive::{is_sensitive_name, scrub, without_ids};
+    use crate::event::sensitive::{
+        is_phone_field, is_sensitive_name, mask_phones, scrub, without_ids,
+    };
     let mut shown = target.clone();
+    // The target's object id is the tenant's business, not the reader's.
+    shown.id = None;
     shown.modified_properties.retain_mut(|p| {
         if is_sensitive_name(&p.name) {
             return false;
         }
         let had_value = p.old.is_some() || p.new.is_some();
-        p.old = p.old.as_deref().and_then(without_ids);
-        p.new = p.new.as_deref().and_then(without_ids);
+        let phone = is_phone_field(&p.name);
+        let readable =
+            |text: &str| without_ids(text).map(|t| if phone { mask_phones(&t) } else { t });
+        p.old = p.old.as_deref().and_then(readable);
+        p.new = p.new.as_deref().and_then(readable);
         p.old_json = scrub(&p.old_json);
         p.new_json = scrub(&p.new_json);
         // A property that held nothing but object ids says nothing a reader can use.

@@ -6,8 +6,8 @@
 //! group or the SOC. Every activity of the default rule set has both; an unknown activity falls
 //! back to its own name.
 
-use super::facts::{Reader, capitalized};
-use crate::event::{AuditEvent, Target};
+use super::facts::{Ended, Reader, capitalized, ended};
+use crate::event::{ActorKind, AuditEvent, Target};
 use crate::rules::normalize;
 
 /// A sentence in two persons: `you` for the owner, `they` with `{owner}` for the owner's name.
@@ -21,10 +21,12 @@ const fn p(you: &'static str, they: &'static str) -> Phrase {
 }
 
 impl Phrase {
+    /// The phrase for `reader`; a name that begins it stays as written (an address in lower
+    /// case is not capitalized).
     fn say(&self, reader: Reader) -> String {
         match reader {
             Reader::Owner => self.you.to_owned(),
-            Reader::Other { owner } => capitalized(&self.they.replace("{owner}", owner)),
+            Reader::Other { owner } => capitalized(self.they).replace("{owner}", owner),
         }
     }
 }
@@ -32,28 +34,39 @@ impl Phrase {
 /// The headline of a notice about `event` and `target`, for `reader`.
 pub(crate) fn headline(event: &AuditEvent, target: Option<&Target>, reader: Reader) -> String {
     let activity = normalize(&event.activity);
-    let succeeded = event
-        .result
-        .as_deref()
-        .is_none_or(|r| r.eq_ignore_ascii_case("success"));
-    if !succeeded {
-        return match attempted(&activity) {
+    let said = match ended(event) {
+        Ended::Failed => {
+            return match attempted(&activity) {
+                Some(phrase) => phrase.say(reader),
+                None => format!("{} — it did not succeed", event.activity),
+            };
+        }
+        // A timeout may or may not have taken effect: said as what was done, with a doubt.
+        Ended::Unsure => {
+            return match done(&activity, target) {
+                Some(phrase) => format!("{} — it may not have completed", phrase.say(reader)),
+                None => format!("{} — it may not have completed", event.activity),
+            };
+        }
+        Ended::Succeeded => match done(&activity, target) {
             Some(phrase) => phrase.say(reader),
-            None => format!("{} — it did not succeed", event.activity),
-        };
-    }
-    match done(&activity, target) {
-        // A role assignment names the role when the record does.
-        Some(phrase) => match super::facts::role_name(target) {
-            Some(role) if activity.contains("member to role") || activity.contains("from role") => {
-                phrase
-                    .say(reader)
-                    .replace("an administrator role", &format!("the {role} role"))
-            }
-            _ => phrase.say(reader),
+            None => return event.activity.clone(),
         },
-        None => event.activity.clone(),
+    };
+    let mut said = said;
+    // A role assignment names the role when the record does.
+    if activity.contains("role")
+        && let Some(role) = super::facts::role_name(target)
+    {
+        said = said
+            .replace("an administrator role", &format!("the {role} role"))
+            .replace("An administrator role", &format!("The {role} role"));
     }
+    // An application is not an administrator: a script or a compromised app may be acting.
+    if event.initiated_by.kind == ActorKind::App {
+        said = said.replace("by an administrator", "by an application");
+    }
+    said
 }
 
 fn done(activity: &str, target: Option<&Target>) -> Option<Phrase> {
@@ -131,10 +144,24 @@ fn done(activity: &str, target: Option<&Target>) -> Option<Phrase> {
             "Multi-factor authentication was turned off for your account",
             "Multi-factor authentication was turned off for {owner}'s account",
         ),
-        "update user" if changed("strongauthentication") => p(
-            "The multi-factor authentication settings of your account were changed",
-            "The multi-factor authentication settings of {owner}'s account were changed",
-        ),
+        // What the explainers found decides: an added method is said as one.
+        "update user" if changed("strongauthentication") => {
+            let methods = super::facts::explain_methods(target);
+            match (methods.added, methods.removed, methods.other) {
+                (true, false, false) => p(
+                    "A new sign-in method was added to your account",
+                    "A new sign-in method was added to {owner}'s account",
+                ),
+                (false, true, false) => p(
+                    "A sign-in method was removed from your account",
+                    "A sign-in method was removed from {owner}'s account",
+                ),
+                _ => p(
+                    "The multi-factor authentication settings of your account were changed",
+                    "The multi-factor authentication settings of {owner}'s account were changed",
+                ),
+            }
+        }
         "add member to role" | "add scoped member to role" => p(
             "You were given an administrator role",
             "{owner} was given an administrator role",
@@ -152,12 +179,21 @@ fn done(activity: &str, target: Option<&Target>) -> Option<Phrase> {
             "{owner}'s account was disabled",
         ),
         "enable account" => p("Your account was enabled", "{owner}'s account was enabled"),
+        "update user" if changed("accountenabled") => p(
+            "Whether your account can sign in was changed",
+            "Whether {owner}'s account can sign in was changed",
+        ),
+        "add member to group" => p("You were added to a group", "{owner} was added to a group"),
+        "remove member from group" => p(
+            "You were removed from a group",
+            "{owner} was removed from a group",
+        ),
         _ => return None,
     })
 }
 
-/// The headline of a notice about an operation that did not succeed (`result` other than
-/// `success`): what was attempted, and that it did not take effect. Never the wording of a
+/// The headline of a notice about an operation that failed (`result` is `failure`): what was
+/// attempted, and that it did not take effect. Never the wording of a
 /// change that happened: a failed reset must not tell the owner their password was reset.
 fn attempted(activity: &str) -> Option<Phrase> {
     Some(match activity {
@@ -203,6 +239,10 @@ fn attempted(activity: &str) -> Option<Phrase> {
             "Someone tried to give you an administrator role — it did not succeed",
             "Someone tried to give {owner} an administrator role — it did not succeed",
         ),
+        "remove member from role" | "remove eligible member from role" => p(
+            "Someone tried to take an administrator role away from you — it did not succeed",
+            "Someone tried to take an administrator role away from {owner} — it did not succeed",
+        ),
         "disable account" => p(
             "Someone tried to disable your account — it did not succeed",
             "Someone tried to disable {owner}'s account — it did not succeed",
@@ -217,28 +257,42 @@ fn attempted(activity: &str) -> Option<Phrase> {
 
 /// Why the owner of the account should care, in a sentence or two; `None` for an activity
 /// Herald has no words for. Said to the owner only: a group or the SOC knows why.
-pub(crate) fn explanation(event: &AuditEvent) -> Option<&'static str> {
+pub(crate) fn explanation(event: &AuditEvent, target: Option<&Target>) -> Option<&'static str> {
     let activity = normalize(&event.activity);
-    let succeeded = event
-        .result
-        .as_deref()
-        .is_none_or(|r| r.eq_ignore_ascii_case("success"));
-    if !succeeded {
+    let changed = |prefix: &str| {
+        target.is_some_and(|t| {
+            t.modified_properties
+                .iter()
+                .any(|p| p.name.to_ascii_lowercase().starts_with(prefix))
+        })
+    };
+    if ended(event) == Ended::Failed {
         return attempted(&activity).map(|_| {
             "Nothing was changed. An attempt you did not make can mean someone is trying to take over your account."
         });
     }
+    let password = activity.contains("password") && !activity.contains("passwordless");
     Some(match activity.as_str() {
-        a if a.contains("password") && !a.contains("security info") => {
+        "set force change user password" => {
+            "You will have to choose a new password when you next sign in. If you did not expect this, tell your IT support."
+        }
+        a if password && !a.contains("security info") => {
             "Your old password no longer works. If you did not expect this, someone else may be able to sign in as you."
         }
-        a if a.contains("role") => {
+        a if a.contains("member to role") || a.contains("member from role") => {
             "An administrator role lets an account change settings, users or data for the whole organization; attackers look for accounts that have one."
         }
         "disable account" => {
             "A disabled account cannot sign in until an administrator enables it again."
         }
         "enable account" => "The account can sign in again.",
+        "update user" if changed("accountenabled") && !changed("strongauthentication") => {
+            "Whether an account can sign in is an administrator's decision; a change you did not expect should be reported."
+        }
+        "update user" if !changed("strongauthentication") => return None,
+        "add member to group" | "remove member from group" => {
+            "Groups decide what an account may open and change; being added to the wrong one can give someone access they should not have."
+        }
         "enable strong authentication" | "disable strong authentication" | "update user" => {
             "Multi-factor authentication asks for a second proof, such as an app prompt or a code, when you sign in. Turning it off or changing it makes an account easier to take over."
         }
@@ -294,7 +348,7 @@ mod tests {
                         "{activity} ({result}): {third}"
                     );
                     assert!(
-                        explanation(&event).is_some(),
+                        explanation(&event, target).is_some(),
                         "{activity} ({result}) has no explanation"
                     );
                 }
@@ -309,5 +363,38 @@ mod tests {
             headline(&event, event.targets.first(), Reader::Owner),
             "You were given the Global Administrator role"
         );
+    }
+
+    #[test]
+    fn a_timeout_may_not_have_completed_and_a_failure_did_not() {
+        let mut event = super::super::samples::record("Reset user password", "timeout");
+        assert_eq!(
+            headline(&event, event.targets.first(), Reader::Owner),
+            "Your password was reset by an administrator — it may not have completed"
+        );
+        event.result = Some("Failure".to_owned());
+        assert_eq!(
+            headline(&event, event.targets.first(), Reader::Owner),
+            "Someone tried to reset your password — it did not succeed"
+        );
+    }
+
+    #[test]
+    fn an_application_is_not_called_an_administrator() {
+        let mut event = super::super::samples::record("Reset user password", "success");
+        event.initiated_by.kind = ActorKind::App;
+        assert_eq!(
+            headline(&event, event.targets.first(), Reader::Owner),
+            "Your password was reset by an application"
+        );
+    }
+
+    #[test]
+    fn a_passwordless_credential_is_no_password_change() {
+        let event =
+            super::super::samples::record("Add passwordless phone sign-in credential", "success");
+        let said = explanation(&event, event.targets.first()).unwrap();
+        assert!(!said.contains("password no longer works"), "{said}");
+        assert!(said.contains("Sign-in methods"), "{said}");
     }
 }

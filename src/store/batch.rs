@@ -171,7 +171,7 @@ async fn insert_events(
             && let Some(holder) = action_told(tx, action, n, now).await?
         {
             committed.suppressed += 1;
-            let correlation = action.rsplit('|').next().unwrap_or_default();
+            let correlation = action.split('|').nth(1).unwrap_or_default();
             suppressed.push((
                 n.event_id.as_str(),
                 n.rule.as_str(),
