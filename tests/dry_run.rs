@@ -949,3 +949,79 @@ fn one_registration_is_one_notice_to_the_user() {
     std::fs::write(&input, format!("{registered}\n{update}\n")).unwrap();
     assert_eq!(json_lines(&dry_run(&starter(), &input, None)).len(), 2);
 }
+
+/// Every fixture record, rendered by a rule that tells the owner and a group about anything:
+/// no notice shows a raw JSON value, `None`/`null`, a push token, or an object id outside its
+/// technical details (CI runs the same over the public samples in `../shared/data`).
+#[test]
+fn no_fixture_renders_raw_json_or_an_object_id() {
+    let dir = scratch("clean-fixtures");
+    let config = config_with(
+        &dir,
+        "[[rule]]\nname = \"everything\"\nrecipients = [\"target\", \"group:soc\"]\n",
+    );
+    let guid = |text: &str| {
+        text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .find(|w| {
+                let groups: Vec<&str> = w.split('-').collect();
+                groups.len() == 5
+                    && groups
+                        .iter()
+                        .zip([8, 4, 4, 4, 12])
+                        .all(|(g, n)| g.len() == n)
+            })
+            .map(str::to_owned)
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("tests/fixtures/entra")).unwrap() {
+        let input = entry.unwrap().path();
+        let out_dir = dir.join(input.file_stem().unwrap());
+        let mut args = vec![
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        args.extend([
+            "--render",
+            out_dir.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        let out = herald(&args);
+        for n in json_lines(&out) {
+            let key = n["key"].as_str().unwrap();
+            let message = readable(&std::fs::read(out_dir.join(format!("{key}.eml"))).unwrap());
+            // Each part (text, HTML) up to its technical details, which carry the correlation
+            // id and the key for the help desk.
+            for part in message.split("Content-Type: text/").skip(1) {
+                let shown = part.split("Technical details").next().unwrap();
+                let shown = shown.split_once("\r\n\r\n").map_or(shown, |(_, b)| b);
+                for bad in [
+                    "{\"",
+                    "[{",
+                    "\\\"",
+                    "None",
+                    "null",
+                    "undefined",
+                    "DeviceToken",
+                    "fcm-push-token",
+                ] {
+                    assert!(
+                        !shown.contains(bad),
+                        "{} {key} shows {bad:?}:\n{shown}",
+                        input.display()
+                    );
+                }
+                assert_eq!(
+                    guid(shown),
+                    None,
+                    "{} {key} shows an object id:\n{shown}",
+                    input.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} notices rendered");
+}
