@@ -13,6 +13,7 @@ pub mod event;
 pub mod msgraph;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod rules;
 pub mod source;
 pub mod store;

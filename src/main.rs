@@ -105,6 +105,38 @@ enum Command {
         #[command(subcommand)]
         command: DeadLetterCommand,
     },
+    /// What owners answered on their notices' report pages.
+    Reports {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// List reports, newest first.
+    List {
+        #[arg(long, short, default_value = "herald.toml")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        verdict: Option<VerdictArg>,
+        /// Reported within this long (`24h`, `7d`) or since this time (`2026-12-01T08:00:00Z`).
+        #[arg(long, value_name = "AGE|TIME")]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// A report's verdict on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VerdictArg {
+    /// "I did not do this".
+    NotMe,
+    /// "This was me".
+    Me,
 }
 
 #[derive(Subcommand)]
@@ -256,6 +288,7 @@ fn main() -> ExitCode {
         Command::Migrate { config } => block_on(service::migrate(&config)),
         Command::Outbox { command } => block_on(service::outbox(command)),
         Command::DeadLetters { command } => block_on(service::dead_letters(command)),
+        Command::Reports { command } => block_on(service::reports(command)),
         Command::Prune { config, dry_run } => block_on(service::prune(&config, dry_run)),
     };
     match result {
@@ -309,7 +342,14 @@ fn check(path: &Path) -> Result<ExitCode> {
     };
     let mut problems = pipeline.render_samples(SAMPLE_EVENT);
     let config = pipeline.config();
-    problems.extend(config.check_secrets().iter().map(|e| e.to_string()));
+    let secrets = config.check_secrets();
+    if secrets.is_empty()
+        && let Some(web) = &config.web
+        && let Err(e) = web.keys(config.dir())
+    {
+        problems.push(format!("{}: web.link_keys: {e}", path.display()));
+    }
+    problems.extend(secrets.iter().map(|e| e.to_string()));
     for (name, app) in &config.microsoft {
         if let Err(e) = app.check_certificate(config.dir()) {
             problems.push(format!("{}: microsoft.{name}: {e}", path.display()));

@@ -11,7 +11,9 @@ use herald::config::Config;
 use herald::pipeline::{self, Ingest, Pipeline};
 use herald::store::{OutboxQuery, Schema, State, Store};
 
-use super::{DeadLetterChoice, DeadLetterCommand, Format, OutboxCommand, StateArg};
+use super::{
+    DeadLetterChoice, DeadLetterCommand, Format, OutboxCommand, ReportCommand, StateArg, VerdictArg,
+};
 
 fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
@@ -351,6 +353,42 @@ pub async fn dead_letters(command: DeadLetterCommand) -> Result<ExitCode> {
                 .resolve_dead_letters(if all { None } else { id })
                 .await?;
             eprintln!("herald: {n} dead letters resolved");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `herald reports`.
+pub async fn reports(command: ReportCommand) -> Result<ExitCode> {
+    match command {
+        ReportCommand::List {
+            config,
+            verdict,
+            since,
+            limit,
+            format,
+        } => {
+            let store = pipeline::open_store(&load(&config)?, Schema::Check).await?;
+            let verdict = verdict.map(|v| match v {
+                VerdictArg::NotMe => herald::store::Verdict::NotMe,
+                VerdictArg::Me => herald::store::Verdict::Me,
+            });
+            let since = since.as_deref().map(parse_since).transpose()?;
+            for r in store.reports(verdict, since, limit).await? {
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string(&r)?),
+                    Format::Text => println!(
+                        "{}  {:<6}  {}  {}  {}  from {}  event {}",
+                        r.key,
+                        r.verdict,
+                        time(r.created_at),
+                        r.account,
+                        r.subject,
+                        r.client_ip,
+                        r.event_id
+                    ),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -137,7 +137,7 @@ fn a_single_graph_object_decodes_strong_authentication_changes() {
         .find(|p| p.name == "StrongAuthenticationMethod")
         .unwrap();
     // Readable, not a JSON blob; the structure stays in `old_json`/`new_json`.
-    assert_eq!(p.old.as_deref(), Some("Default: true, MethodType: 6"));
+    assert_eq!(p.old.as_deref(), Some("MethodType: 6, Default: true"));
     assert!(p.new_json.is_array());
     assert_eq!(p.new_json.as_array().unwrap().len(), 2);
 }

@@ -76,6 +76,7 @@ on_both_engines!(
     a_reread_adds_no_dead_letter_or_history_row,
     a_routine_event_is_recorded_with_why_it_told_nobody,
     one_action_is_told_once_per_recipient_and_channel,
+    a_report_is_recorded_once_and_listed_by_verdict,
     nul_in_any_text_never_fails_a_commit_or_an_outcome,
     every_attempt_is_recorded_and_the_outbox_lists_newest_first,
     retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing,
@@ -775,6 +776,56 @@ async fn one_action_is_told_once_per_recipient_and_channel(store: SqlStore) {
     let mut keys: Vec<&str> = pending.iter().map(|n| n.key.as_str()).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["k1", "k3", "k4"]);
+}
+
+/// A report names its notice (with its event's tenant and time), is recorded once — a second
+/// answer returns the first — and is listed by verdict and age.
+async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
+    use herald::store::{NewReport, Verdict};
+    store.commit(&batch(&["k1", "k2"])).await.unwrap();
+    assert!(store.reported_notice("nope").await.unwrap().is_none());
+    let notice = store.reported_notice("k1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            notice.tenant.as_str(),
+            notice.event_time,
+            notice.recipient.as_str()
+        ),
+        ("t1", Some(T0), "k1@contoso.com")
+    );
+    let answer = |key: &str, verdict| {
+        let store = store.clone();
+        let key = key.to_owned();
+        async move {
+            let notice = store.reported_notice(&key).await.unwrap().unwrap();
+            store
+                .record_report(&NewReport {
+                    notice,
+                    verdict,
+                    client_ip: "203.0.113.9".into(),
+                    user_agent: "Mozilla/5.0\0".into(),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let (first, new) = answer("k1", Verdict::NotMe).await;
+    assert!(new);
+    assert_eq!(
+        (first.verdict.as_str(), first.client_ip.as_str()),
+        ("not_me", "203.0.113.9")
+    );
+    let (again, new) = answer("k1", Verdict::Me).await;
+    assert!(!new);
+    assert_eq!(again.verdict, "not_me", "the first answer stands");
+    answer("k2", Verdict::Me).await;
+    let all = store.reports(None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let not_me = store.reports(Some(Verdict::NotMe), None, 10).await.unwrap();
+    assert_eq!(not_me.len(), 1);
+    assert_eq!(not_me[0].key, "k1");
+    let later = store.reports(None, Some(i64::MAX), 10).await.unwrap();
+    assert!(later.is_empty());
 }
 
 async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {

@@ -18,6 +18,7 @@ use crate::rules::{Known, RuleConfig, RuleSet};
 use crate::source::SourceConfig;
 use crate::values::SecretSource;
 use crate::web::AdminConfig;
+use crate::web::public::PublicConfig;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -31,6 +32,7 @@ struct ConfigFile {
     delivery: DeliveryConfig,
     #[serde(default)]
     admin: AdminConfig,
+    web: Option<PublicConfig>,
     #[serde(default)]
     branding: Branding,
     #[serde(default)]
@@ -192,6 +194,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub delivery: DeliveryConfig,
     pub admin: AdminConfig,
+    /// `[web]`: the public listener of the report pages, and the keys of the report links.
+    pub web: Option<PublicConfig>,
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -282,6 +286,11 @@ impl Config {
             located(line, key, plain_message(e.message().trim()))
         })?;
 
+        if let Some(web) = &file.web {
+            web.check().map_err(|(key, m)| {
+                located(key_line(text, "web", key), Some(format!("web.{key}")), m)
+            })?;
+        }
         let mut branding = file.branding;
         check_branding(&branding).map_err(|(key, m)| {
             located(
@@ -569,6 +578,7 @@ impl Config {
             sources,
             delivery: file.delivery,
             admin: file.admin,
+            web: file.web,
             branding,
             groups: file.groups,
             channels,
@@ -609,6 +619,11 @@ impl Config {
         for (name, app) in &self.microsoft {
             if let Some(secret) = &app.client_secret {
                 out.push((None, format!("microsoft.{name}.client_secret"), secret));
+            }
+        }
+        if let Some(web) = &self.web {
+            for (i, k) in web.link_keys.iter().enumerate() {
+                out.push((None, format!("web.link_keys[{i}] {:?}", k.id), &k.secret));
             }
         }
         for (name, channel) in &self.channels {

@@ -216,7 +216,7 @@ mod tests {
             (json!("{\"State\":0}"), Some("State: 0")),
             (
                 json!("[{\"MethodType\":6,\"Default\":true},{\"MethodType\":7,\"Default\":false}]"),
-                Some("Default: true, MethodType: 6; Default: false, MethodType: 7"),
+                Some("MethodType: 6, Default: true; MethodType: 7, Default: false"),
             ),
             (json!(7), Some("7")),
         ];

@@ -192,7 +192,7 @@ mod tests {
         let text = readable(&detail).unwrap();
         assert_eq!(
             text,
-            "AuthenticatorFlavor: Authenticator, DeviceName: SM-A546B, DeviceTag: SoftwareTokenActivated, PhoneAppVersion: 6.2510.7126"
+            "DeviceName: SM-A546B, DeviceTag: SoftwareTokenActivated, PhoneAppVersion: 6.2510.7126, AuthenticatorFlavor: Authenticator"
         );
         for hidden in ["APA91", "9e8d7c6b", "1a2b3c4d", "20115", "Drift"] {
             assert!(!text.contains(hidden), "{hidden} in {text}");

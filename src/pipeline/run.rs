@@ -111,6 +111,25 @@ pub async fn run(
             )
         })?),
     };
+    // The report pages, when `[web]` is configured: bound (and their keys read) before
+    // anything starts, so a wrong address or a missing secret stops `run` at once.
+    let public = match (&config.web, once) {
+        (Some(web), false) => {
+            let keys = web
+                .keys(config.dir())
+                .map_err(|e| anyhow::anyhow!("{}: web.link_keys: {e}", config.path.display()))?;
+            let listener = web::public::bind(web).await.map_err(|e| {
+                anyhow::anyhow!("{}: web.listen {}: {e}", config.path.display(), web.listen)
+            })?;
+            let pages = crate::report::page::Pages::new(
+                crate::plan::page_environment(&config.branding.timezone),
+                minijinja::Value::from(minijinja::value::Serde(&config.branding)),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            Some((web.clone(), keys, listener, config.dir().to_owned(), pages))
+        }
+        _ => None,
+    };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
@@ -174,6 +193,18 @@ pub async fn run(
             ingest.store().clone(),
             metrics,
             readiness.clone(),
+            stop.clone(),
+        ))
+    });
+
+    let public = public.map(|(web, keys, listener, dir, pages)| {
+        tokio::spawn(web::public::serve(
+            listener,
+            web,
+            dir,
+            keys,
+            pages,
+            ingest.store().clone(),
             stop.clone(),
         ))
     });
@@ -251,6 +282,11 @@ pub async fn run(
     if let Some(web) = web {
         web.await?
             .map_err(|e| anyhow::anyhow!("admin listener on {}: {e}", admin.listen))?;
+    }
+    if let Some(public) = public {
+        public
+            .await?
+            .map_err(|e| anyhow::anyhow!("public listener: {e}"))?;
     }
     match failed {
         Some(e) => Err(e),

@@ -93,6 +93,20 @@ pub struct Planner {
     deliveries: BTreeMap<String, Delivery>,
     groups: BTreeMap<String, Vec<String>>,
     branding: Branding,
+    links: Option<ReportLinks>,
+}
+
+/// How notices to an account's owner get their report link (`[web]`).
+struct ReportLinks {
+    keys: crate::report::link::LinkKeys,
+    public_url: String,
+    lifetime: std::time::Duration,
+}
+
+/// A minijinja environment with the notices' filters and globals (times in `timezone`), for
+/// pages rendered like notices.
+pub fn page_environment(timezone: &str) -> Environment<'static> {
+    render::environment(timezone)
 }
 
 impl Planner {
@@ -128,12 +142,29 @@ impl Planner {
             };
             deliveries.insert(name.clone(), delivery);
         }
+        // Without its keys (a secret not set for a dry run) a notice has no report link;
+        // `herald check` names the missing secret and `herald run` refuses to start.
+        let links = config
+            .web
+            .as_ref()
+            .and_then(|web| match web.keys(config.dir()) {
+                Ok(keys) => Some(ReportLinks {
+                    keys,
+                    public_url: web.public_url.clone(),
+                    lifetime: web.link_lifetime,
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "notices get no report link");
+                    None
+                }
+            });
         Ok(Planner {
             env,
             templates,
             deliveries,
             groups: config.groups.clone(),
             branding: config.branding.clone(),
+            links,
         })
     }
 
@@ -253,6 +284,14 @@ impl Planner {
                 None => self.branding.logo_url.clone(),
             },
             summary => &summary,
+            // The owner's signed link to the report page ([web]); `branding.report_url`
+            // stands in without one.
+            report_link => self.links.as_ref().filter(|_| is_owner).and_then(|l| {
+                let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
+                l.keys
+                    .sign(key.as_str(), expires)
+                    .map(|token| format!("{}/r/{token}", l.public_url))
+            }),
             explanation => matches!(reader, facts::Reader::Owner)
                 .then(|| wording::explanation(event, target))
                 .flatten(),

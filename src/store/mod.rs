@@ -12,10 +12,12 @@
 
 mod batch;
 mod engine;
+mod reports;
 mod retention;
 mod sql;
 
 pub use engine::{Engine, InstanceLock, QUEUED_CHANNEL, RunLock, Schema, listen_for_queued};
+pub use reports::{NewReport, Report, ReportedNotice, Verdict};
 pub use retention::{Pruned, Retention};
 pub use sql::SqlStore;
 
@@ -440,4 +442,29 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id: Option<i64>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The notice a report link names (by notification key), with its event's tenant, time
+    /// and activity while `events_seen` still holds them.
+    fn reported_notice(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ReportedNotice>, StoreError>> + Send;
+
+    /// Records the owner's answer once per notification key; returns the report as recorded
+    /// (the first answer, when there was one already) and whether this call recorded it.
+    fn record_report(
+        &self,
+        report: &NewReport,
+    ) -> impl Future<Output = Result<(Report, bool), StoreError>> + Send;
+
+    /// The report of notification `key`, if its owner answered.
+    fn report(&self, key: &str) -> impl Future<Output = Result<Option<Report>, StoreError>> + Send;
+
+    /// Reports, newest first: of one verdict, since a time (Unix ms), at most `limit`.
+    fn reports(
+        &self,
+        verdict: Option<Verdict>,
+        since: Option<Millis>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Report>, StoreError>> + Send;
 }

@@ -14,8 +14,8 @@ use super::batch::{insert_batch, insert_isolated};
 use super::engine::{Engine, Schema};
 use super::{
     AttemptEntry, Batch, Claimed, Committed, DeadLetterEntry, Done, Finish, HistoryEntry, Millis,
-    OutboxCounts, OutboxEntry, OutboxQuery, Pruned, Retention, State, Store, StoreError,
-    now_millis,
+    NewReport, OutboxCounts, OutboxEntry, OutboxQuery, Pruned, Report, ReportedNotice, Retention,
+    State, Store, StoreError, Verdict, now_millis,
 };
 
 /// A store on SQLite or PostgreSQL.
@@ -690,6 +690,27 @@ impl Store for SqlStore {
         }
         tx.commit().await.map_err(err("committing a replay"))?;
         Ok(committed)
+    }
+
+    async fn reported_notice(&self, key: &str) -> Result<Option<ReportedNotice>, StoreError> {
+        self.reported_notice_row(key).await
+    }
+
+    async fn record_report(&self, report: &NewReport) -> Result<(Report, bool), StoreError> {
+        self.record_report_row(report).await
+    }
+
+    async fn report(&self, key: &str) -> Result<Option<Report>, StoreError> {
+        self.report_row(key).await
+    }
+
+    async fn reports(
+        &self,
+        verdict: Option<Verdict>,
+        since: Option<Millis>,
+        limit: i64,
+    ) -> Result<Vec<Report>, StoreError> {
+        self.report_rows(verdict, since, limit).await
     }
 
     async fn resolve_dead_letters(&self, id: Option<i64>) -> Result<u64, StoreError> {

@@ -74,6 +74,10 @@ impl TlsFiles {
     }
 }
 
+/// The address a request's connection came from (a reverse proxy's, behind one).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves `app` on `listener` until `stop`, over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
@@ -98,7 +102,9 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let tls = tls.clone();
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for handlers that answer per client (the public pages' rate
+        // limit and the client recorded with a report).
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer))));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let io = match tls {

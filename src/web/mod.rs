@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use crate::store::Store;
 
 pub mod listener;
+pub mod public;
 
 /// How long a client of the admin listener may take to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize)]

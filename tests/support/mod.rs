@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http_receiver;
 pub mod instance;
 pub mod kafka;

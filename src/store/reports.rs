@@ -1,0 +1,175 @@
+//! Reports: what the owner of an account answered on a notice's report page (table
+//! `reports`, ARCHITECTURE.md §7). One row per notification key, inserted once: a second
+//! answer finds the first.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::sql::{SqlStore, err, text};
+use super::{Millis, StoreError};
+
+/// The notice a report link names, as the outbox holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportedNotice {
+    pub key: String,
+    pub event_id: String,
+    /// From the event's `events_seen` row; empty when it has been pruned.
+    pub tenant: String,
+    pub rule: String,
+    pub recipient: String,
+    pub subject: String,
+    /// When the event happened (Unix ms), when still known.
+    pub event_time: Option<Millis>,
+    pub activity: Option<String>,
+}
+
+/// The owner's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// "I did not do this".
+    NotMe,
+    /// "This was me".
+    Me,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NotMe => "not_me",
+            Verdict::Me => "me",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Verdict> {
+        match text {
+            "not_me" => Some(Verdict::NotMe),
+            "me" => Some(Verdict::Me),
+            _ => None,
+        }
+    }
+}
+
+/// A recorded report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub key: String,
+    pub event_id: String,
+    pub tenant: String,
+    pub account: String,
+    pub subject: String,
+    pub verdict: String,
+    pub created_at: Millis,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub actions: String,
+}
+
+/// A report to record.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub notice: ReportedNotice,
+    pub verdict: Verdict,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+fn report(row: &sqlx::any::AnyRow) -> Report {
+    Report {
+        key: row.get("key"),
+        event_id: row.get("event_id"),
+        tenant: row.get("tenant"),
+        account: row.get("account"),
+        subject: row.get("subject"),
+        verdict: row.get("verdict"),
+        created_at: row.get("created_at"),
+        client_ip: row.get("client_ip"),
+        user_agent: row.get("user_agent"),
+        actions: row.get("actions"),
+    }
+}
+
+impl SqlStore {
+    pub(super) async fn reported_notice_row(
+        &self,
+        key: &str,
+    ) -> Result<Option<ReportedNotice>, StoreError> {
+        let row = sqlx::query(
+            "SELECT o.key, o.event_id, o.rule, o.recipient, o.subject,
+                    e.tenant, e.event_time, e.activity
+             FROM outbox o LEFT JOIN events_seen e ON e.event_id = o.event_id
+             WHERE o.key = $1 LIMIT 1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err("reading a reported notice"))?;
+        Ok(row.map(|row| ReportedNotice {
+            key: row.get("key"),
+            event_id: row.get("event_id"),
+            tenant: row.get::<Option<String>, _>("tenant").unwrap_or_default(),
+            rule: row.get("rule"),
+            recipient: row.get("recipient"),
+            subject: row.get("subject"),
+            event_time: row.get("event_time"),
+            activity: row.get("activity"),
+        }))
+    }
+
+    pub(super) async fn record_report_row(
+        &self,
+        new: &NewReport,
+    ) -> Result<(Report, bool), StoreError> {
+        let _writing = self.writing().await;
+        let now = self.now(&self.pool).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reports (key, event_id, tenant, account, subject, verdict, created_at, client_ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&new.notice.key)
+        .bind(text(&new.notice.event_id))
+        .bind(text(&new.notice.tenant))
+        .bind(text(&new.notice.recipient))
+        .bind(text(&new.notice.subject))
+        .bind(new.verdict.as_str())
+        .bind(now)
+        .bind(text(&new.client_ip))
+        .bind(text(&new.user_agent))
+        .execute(&self.pool)
+        .await
+        .map_err(err("recording a report"))?;
+        let recorded = self
+            .report_row(&new.notice.key)
+            .await?
+            .ok_or_else(|| StoreError::new("recording a report", "the row is gone"))?;
+        Ok((recorded, inserted.rows_affected() == 1))
+    }
+
+    pub(super) async fn report_row(&self, key: &str) -> Result<Option<Report>, StoreError> {
+        let row = sqlx::query("SELECT * FROM reports WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("reading a report"))?;
+        Ok(row.as_ref().map(report))
+    }
+
+    pub(super) async fn report_rows(
+        &self,
+        verdict: Option<Verdict>,
+        since: Option<Millis>,
+        limit: i64,
+    ) -> Result<Vec<Report>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM reports WHERE ($1 = '' OR verdict = $1) AND created_at >= $2
+             ORDER BY created_at DESC, key LIMIT $3",
+        )
+        .bind(verdict.map_or("", Verdict::as_str))
+        .bind(since.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("listing reports"))?;
+        Ok(rows.iter().map(report).collect())
+    }
+}

@@ -1,0 +1,347 @@
+//! "This wasn't me", end to end: `herald run` delivers a notice with a signed report link into
+//! an `.eml`; a real browser (Debian's chromium) opens the link taken from that file, sees the
+//! page, answers, and sees the confirmation; `herald reports list` has the report. Every
+//! refusal is checked with its page in the browser and its status over HTTP. Screenshots of
+//! each page are written to `target/tmp/pages/`.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::browser::Browser;
+use support::instance::Instance;
+use support::{HERALD, Scratch, fixture, free_port, text};
+use thirtyfour::prelude::*;
+
+/// A key file of 48 random-enough bytes, base64.
+fn key_file(dir: &Path, name: &str) {
+    let seed: String = (0..48)
+        .map(|i| {
+            char::from(b'A' + ((i * 7 + name.len() * 13 + std::process::id() as usize) % 26) as u8)
+        })
+        .collect();
+    std::fs::write(dir.join(name), seed).unwrap();
+}
+
+fn config(port: u16, keys: &str, lifetime: &str) -> String {
+    format!(
+        r#"[store]
+url = "sqlite://herald.db"
+
+[web]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+link_keys = [{keys}]
+link_lifetime = "{lifetime}"
+
+[branding]
+organization = "Contoso"
+support_phone = "+1 425 555 0100"
+
+[[source]]
+kind = "file"
+name = "events"
+path = "events"
+follow = true
+
+[channel.email]
+kind = "file"
+from = "Contoso Security <security-notices@contoso.com>"
+dir = "mail"
+
+[[rule]]
+name = "reset"
+activities = ["Reset user password", "Disable account"]
+recipients = ["target"]
+"#
+    )
+}
+
+/// The report links in the text parts of the messages delivered into `dir/mail`, by recipient.
+fn links(dir: &Path, n: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir.join("mail")).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "eml") {
+                continue;
+            }
+            let eml = decode_qp(&std::fs::read(&path).unwrap());
+            let to = eml
+                .lines()
+                .find_map(|l| l.strip_prefix("To: "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let at = eml.find("Tell us whether this was you: ").unwrap();
+            let link = eml[at..]
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap()
+                .to_owned();
+            found.push((to, link));
+        }
+        if found.len() >= n {
+            found.sort();
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} messages delivered",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Quoted-printable soft breaks joined and `=XX` decoded.
+fn decode_qp(eml: &[u8]) -> String {
+    let joined = String::from_utf8_lossy(eml).replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) if bytes[i] == b'=' => {
+                out.push(b);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn reports(config: &Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(HERALD)
+        .args([
+            "reports",
+            "list",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str) -> Instance {
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    std::fs::copy(fixture(events), dir.join("events").join(events)).unwrap();
+    let instance = Instance::start(dir, &config(port, keys, lifetime));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the public listener did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    instance
+}
+
+/// The CSRF token of the page at `link`.
+async fn csrf_of(link: &str) -> String {
+    let page = reqwest::get(link).await.unwrap().text().await.unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    page[at..at + page[at..].find('"').unwrap()].to_owned()
+}
+
+async fn post(link: &str, form: &[(&str, &str)], origin: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().post(link).form(form);
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
+    let scratch = Scratch::new("report-pages");
+    let dir = scratch.path().to_owned();
+    key_file(&dir, "k1.key");
+    key_file(&dir, "k2.key");
+    let port = free_port();
+    let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
+    let mut herald = start(&dir, port, k1, "7d", "two-user-targets.json");
+    let delivered = links(&dir, 2);
+    let (owner, link) = delivered[0].clone();
+    let other_link = delivered[1].1.clone();
+    let origin = format!("http://127.0.0.1:{port}");
+
+    // A scanner's GET shows the page and records nothing.
+    let scanned = reqwest::get(&link).await.unwrap();
+    assert_eq!(scanned.status().as_u16(), 200);
+    assert_eq!(
+        scanned.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some("default-src 'none'")
+    );
+    assert!(
+        reports(&herald.config).is_empty(),
+        "a GET recorded something"
+    );
+
+    // The owner, in a browser: the page, then "I did not do this", then the confirmation.
+    let browser = Browser::start("report-pages").await;
+    let driver = browser.driver();
+    driver.goto(&link).await.unwrap();
+    assert_eq!(browser.heading().await, "Did you do this?");
+    let page = driver.source().await.unwrap();
+    assert!(page.contains("Your account was disabled"), "{page}");
+    assert!(page.contains(&owner), "{page}");
+    assert!(!page.contains("<script"), "{page}");
+    browser.screenshot("report-ask").await;
+    driver
+        .find(By::Css("button[value=not_me]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.heading().await,
+        "Thank you — your report was recorded"
+    );
+    assert!(driver.source().await.unwrap().contains("+1 425 555 0100"));
+    browser.screenshot("report-recorded").await;
+
+    let recorded = reports(&herald.config);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["verdict"], "not_me");
+    assert_eq!(recorded[0]["account"], owner.as_str());
+    assert_eq!(recorded[0]["client_ip"], "127.0.0.1");
+    assert!(
+        recorded[0]["user_agent"]
+            .as_str()
+            .unwrap()
+            .contains("Chrome"),
+        "{recorded:?}"
+    );
+
+    // The link again: what was recorded, and a second answer changes nothing.
+    driver.goto(&link).await.unwrap();
+    assert_eq!(browser.heading().await, "This was already reported");
+    browser.screenshot("report-already").await;
+    let csrf = csrf_of(&other_link).await;
+    let (status, body) = post(&link, &[("csrf", &csrf), ("verdict", "me")], Some(&origin)).await;
+    assert_eq!(status, 403, "another link's CSRF token: {body}");
+    let own_csrf = {
+        // The page shows no form any more; the token is derived from the link alone.
+        let csrf = csrf_of(&other_link).await;
+        let (status, body) = post(
+            &other_link,
+            &[("csrf", &csrf), ("verdict", "me")],
+            Some(&origin),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("Thank you — your answer was recorded"),
+            "{body}"
+        );
+        csrf
+    };
+    let (status, body) = post(
+        &other_link,
+        &[("csrf", &own_csrf), ("verdict", "not_me")],
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("This was already answered"), "{body}");
+    let recorded = reports(&herald.config);
+    assert_eq!(recorded.len(), 2);
+    let verdicts: Vec<&str> = recorded
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert!(
+        verdicts.contains(&"me") && verdicts.contains(&"not_me"),
+        "{verdicts:?}"
+    );
+
+    // A form posted from another site, whatever it carries.
+    let (status, _) = post(
+        &other_link,
+        &[("csrf", &own_csrf), ("verdict", "not_me")],
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A changed link: refused, in the browser and over HTTP.
+    let mut tampered = link.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    driver.goto(&tampered).await.unwrap();
+    assert_eq!(browser.heading().await, "This link is not valid");
+    browser.screenshot("report-invalid").await;
+    assert_eq!(
+        reqwest::get(&tampered).await.unwrap().status().as_u16(),
+        400
+    );
+    let (status, _) = post(
+        &tampered,
+        &[("csrf", &own_csrf), ("verdict", "me")],
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        reqwest::get(format!("{origin}/admin"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // The key rotated out: the old links are refused with the same page.
+    herald.terminate();
+    let k2 = r#"{ id = "k2", secret = { file = "k2.key" } }"#;
+    let mut rotated = Instance::start(&dir, &config(port, k2, "7d"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reqwest::get(&link).await.unwrap().status().as_u16(), 400);
+    driver.goto(&link).await.unwrap();
+    assert_eq!(browser.heading().await, "This link is not valid");
+    rotated.terminate();
+
+    // An expired link: its own page, and a 410.
+    let expiring = scratch.path().join("expiring");
+    std::fs::create_dir_all(&expiring).unwrap();
+    key_file(&expiring, "k1.key");
+    let port = free_port();
+    let mut short = start(&expiring, port, k1, "1s", "envelope-reset-password.json");
+    let expired_link = links(&expiring, 1)[0].1.clone();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = reqwest::get(&expired_link).await.unwrap();
+    assert_eq!(response.status().as_u16(), 410);
+    driver.goto(&expired_link).await.unwrap();
+    assert_eq!(browser.heading().await, "This link has expired");
+    browser.screenshot("report-expired").await;
+    short.terminate();
+    browser.quit().await;
+}
