@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::browser::Browser;
 use support::instance::Instance;
-use support::{HERALD, Scratch, fixture, free_port, text};
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture, free_port, text};
 use thirtyfour::prelude::*;
 
 /// A key file of 48 random-enough bytes, base64.
@@ -24,7 +24,7 @@ fn key_file(dir: &Path, name: &str) {
     std::fs::write(dir.join(name), seed).unwrap();
 }
 
-fn config(port: u16, keys: &str, lifetime: &str) -> String {
+fn config(port: u16, keys: &str, lifetime: &str, smtp: u16) -> String {
     format!(
         r#"[store]
 url = "sqlite://herald.db"
@@ -49,6 +49,22 @@ follow = true
 kind = "file"
 from = "Contoso Security <security-notices@contoso.com>"
 dir = "mail"
+
+# The SOC hears of every answer, by mail through a real SMTP server.
+[channel.soc-mail]
+kind = "smtp"
+from = "Herald <herald@contoso.com>"
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+
+[groups]
+soc = ["soc@contoso.com"]
+
+[report]
+notify = ["group:soc"]
+channels = ["soc-mail"]
+notify_confirmed = true
 
 [[rule]]
 name = "reset"
@@ -139,10 +155,10 @@ fn reports(config: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str) -> Instance {
+fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str, smtp: u16) -> Instance {
     std::fs::create_dir_all(dir.join("events")).unwrap();
     std::fs::copy(fixture(events), dir.join("events").join(events)).unwrap();
-    let instance = Instance::start(dir, &config(port, keys, lifetime));
+    let instance = Instance::start(dir, &config(port, keys, lifetime, smtp));
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -177,8 +193,9 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     key_file(&dir, "k1.key");
     key_file(&dir, "k2.key");
     let port = free_port();
+    let smtp = SmtpServer::start(&dir, SmtpOptions::default());
     let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
-    let mut herald = start(&dir, port, k1, "7d", "two-user-targets.json");
+    let mut herald = start(&dir, port, k1, "7d", "two-user-targets.json", smtp.port);
     let delivered = links(&dir, 2);
     let (owner, link) = delivered[0].clone();
     let other_link = delivered[1].1.clone();
@@ -223,6 +240,33 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     );
     assert!(driver.source().await.unwrap().contains("+1 425 555 0100"));
     browser.screenshot("report-recorded").await;
+
+    // The SOC's notice arrives at the real SMTP server: who answered, what, from where.
+    let log = herald.log.clone();
+    smtp.wait_for(1, &|| std::fs::read_to_string(&log).unwrap_or_default());
+    // Headers unfolded: a long subject continues on the next line.
+    let soc = decode_qp(smtp.messages()[0].as_bytes())
+        .replace("\r\n ", " ")
+        .replace("\n ", " ");
+    assert!(
+        soc.contains("X-Envelope-To: soc@contoso.com") || soc.contains("To: soc@contoso.com"),
+        "{soc}"
+    );
+    assert!(
+        soc.contains(&format!(
+            "Subject: {owner} says this was not them: Your account was disabled"
+        )),
+        "{soc}"
+    );
+    assert!(
+        soc.contains(&format!("{owner} says they did not do this")),
+        "{soc}"
+    );
+    assert!(
+        soc.contains("Answered:") && soc.contains("from 127.0.0.1"),
+        "{soc}"
+    );
+    assert!(soc.contains("Done by:       Irvin Sayers"), "{soc}");
 
     let recorded = reports(&herald.config);
     assert_eq!(recorded.len(), 1, "{recorded:?}");
@@ -270,6 +314,11 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     assert!(body.contains("This was already answered"), "{body}");
     let recorded = reports(&herald.config);
     assert_eq!(recorded.len(), 2);
+    // "This was me" is told too (`notify_confirmed`), and the second answers told nothing.
+    smtp.wait_for(2, &|| std::fs::read_to_string(&log).unwrap_or_default());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 2, "an answer was told twice");
+    assert!(decode_qp(smtp.messages()[1].as_bytes()).contains("confirmed this was them"));
     let verdicts: Vec<&str> = recorded
         .iter()
         .map(|r| r["verdict"].as_str().unwrap())
@@ -318,7 +367,7 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     // The key rotated out: the old links are refused with the same page.
     herald.terminate();
     let k2 = r#"{ id = "k2", secret = { file = "k2.key" } }"#;
-    let mut rotated = Instance::start(&dir, &config(port, k2, "7d"));
+    let mut rotated = Instance::start(&dir, &config(port, k2, "7d", smtp.port));
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline);
@@ -334,7 +383,14 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     std::fs::create_dir_all(&expiring).unwrap();
     key_file(&expiring, "k1.key");
     let port = free_port();
-    let mut short = start(&expiring, port, k1, "1s", "envelope-reset-password.json");
+    let mut short = start(
+        &expiring,
+        port,
+        k1,
+        "1s",
+        "envelope-reset-password.json",
+        smtp.port,
+    );
     let expired_link = links(&expiring, 1)[0].1.clone();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let response = reqwest::get(&expired_link).await.unwrap();

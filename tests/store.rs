@@ -93,6 +93,7 @@ fn notification(key: &str, event: &str) -> NewNotification {
         subject: format!("subject {key}"),
         message: format!("message {key}").into_bytes(),
         action: None,
+        summary: None,
     }
 }
 
@@ -799,12 +800,15 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
         async move {
             let notice = store.reported_notice(&key).await.unwrap().unwrap();
             store
-                .record_report(&NewReport {
-                    notice,
-                    verdict,
-                    client_ip: "203.0.113.9".into(),
-                    user_agent: "Mozilla/5.0\0".into(),
-                })
+                .record_report(
+                    &NewReport {
+                        notice,
+                        verdict,
+                        client_ip: "203.0.113.9".into(),
+                        user_agent: "Mozilla/5.0\0".into(),
+                    },
+                    &[],
+                )
                 .await
                 .unwrap()
         }

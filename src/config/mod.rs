@@ -34,6 +34,8 @@ struct ConfigFile {
     admin: AdminConfig,
     web: Option<PublicConfig>,
     #[serde(default)]
+    report: crate::report::ReportConfig,
+    #[serde(default)]
     branding: Branding,
     #[serde(default)]
     groups: BTreeMap<String, Vec<String>>,
@@ -196,6 +198,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[web]`: the public listener of the report pages, and the keys of the report links.
     pub web: Option<PublicConfig>,
+    /// `[report]`: who hears of an owner's answer on a report page.
+    pub report: crate::report::ReportConfig,
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -562,8 +566,59 @@ impl Config {
             rules.push(rule);
             rule_lines.push(line);
         }
+        // `[report]`: known groups and addresses, on channels that send mail.
+        let report = &file.report;
+        let report_error = |key: &str, m: String| {
+            located(
+                key_line(text, "report", key),
+                Some(format!("report.{key}")),
+                m,
+            )
+        };
+        for spec in &report.notify {
+            match spec.strip_prefix("group:") {
+                Some(group) if !file.groups.contains_key(group) => {
+                    return Err(report_error(
+                        "notify",
+                        format!("no group {group:?} in [groups]"),
+                    ));
+                }
+                Some(_) => {}
+                None if !crate::values::sendable_address(spec) => {
+                    return Err(report_error(
+                        "notify",
+                        format!("{spec:?} is neither an email address nor \"group:NAME\""),
+                    ));
+                }
+                None => {}
+            }
+        }
+        if !report.notify.is_empty() {
+            for name in &report.channels {
+                match channels.get(name) {
+                    None => {
+                        return Err(report_error("channels", format!("no channel {name:?}")));
+                    }
+                    Some(c)
+                        if !matches!(
+                            c.format(),
+                            crate::channel::Format::Email | crate::channel::Format::GraphMessage
+                        ) =>
+                    {
+                        return Err(report_error(
+                            "channels",
+                            format!(
+                                "channel {name:?} does not send mail; the SOC's report notice is a mail"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         for (name, line) in &channel_lines {
-            if !rules.iter().any(|r| r.channels.contains(name)) {
+            let reports_use_it = !report.notify.is_empty() && report.channels.contains(name);
+            if !rules.iter().any(|r| r.channels.contains(name)) && !reports_use_it {
                 warnings.push(ConfigWarning(located(
                     Some(*line),
                     Some(format!("channel.{name}")),
@@ -579,6 +634,7 @@ impl Config {
             delivery: file.delivery,
             admin: file.admin,
             web: file.web,
+            report: file.report,
             branding,
             groups: file.groups,
             channels,

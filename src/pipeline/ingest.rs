@@ -144,6 +144,11 @@ impl<S: Store> Ingest<S> {
         &self.store
     }
 
+    /// The pipeline, shared (the report pages render the SOC's notices with its planner).
+    pub fn pipeline_arc(&self) -> Arc<Pipeline> {
+        self.pipeline.clone()
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
@@ -438,6 +443,7 @@ fn to_batch(source: &str, checkpoint: Option<(String, String)>, out: &mut Outcom
                 subject: n.subject,
                 message: n.message,
                 action: n.action,
+                summary: n.summary,
             })
             .collect(),
         dead_letters,

@@ -198,12 +198,40 @@ pub async fn run(
     });
 
     let public = public.map(|(web, keys, listener, dir, pages)| {
+        let pipeline = ingest.pipeline_arc();
+        let notifier: web::public::Notifier = Arc::new(move |answer| {
+            pipeline
+                .planner()
+                .report_notices(answer)
+                .into_iter()
+                .filter_map(|n| match n {
+                    Ok(n) => Some(crate::store::NewNotification {
+                        key: n.key.to_string(),
+                        event_id: n.event_id,
+                        rule: n.rule,
+                        channel: n.channel,
+                        recipient: n.recipient,
+                        subject: n.subject,
+                        message: n.message,
+                        action: None,
+                        summary: None,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a report notice could not be rendered");
+                        None
+                    }
+                })
+                .collect()
+        });
         tokio::spawn(web::public::serve(
             listener,
-            web,
-            dir,
-            keys,
-            pages,
+            web::public::Public {
+                config: web,
+                base: dir,
+                keys,
+                pages,
+                notifier,
+            },
             ingest.store().clone(),
             stop.clone(),
         ))

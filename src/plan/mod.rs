@@ -67,6 +67,10 @@ pub struct Notification {
     /// tells its recipient about, told once per recipient and channel.
     #[serde(skip)]
     pub action: Option<String>,
+    /// For a notice with a report link: what it said ([`crate::report::NoticeSummary`], as
+    /// JSON), kept in the outbox so the SOC's notice of a report can repeat it.
+    #[serde(skip)]
+    pub summary: Option<String>,
 }
 
 /// A notification that could not be rendered; the match is kept so it is not silently lost.
@@ -94,6 +98,7 @@ pub struct Planner {
     groups: BTreeMap<String, Vec<String>>,
     branding: Branding,
     links: Option<ReportLinks>,
+    report: crate::report::ReportConfig,
 }
 
 /// How notices to an account's owner get their report link (`[web]`).
@@ -113,6 +118,19 @@ impl Planner {
     /// Loads every rule's templates; errors name the rule and the file.
     pub fn new(config: &Config) -> Result<Planner, ConfigError> {
         let mut env = render::environment(&config.branding.timezone);
+        for (name, source) in [
+            (
+                "report-notice.html",
+                include_str!("../../templates/report-notice.html"),
+            ),
+            (
+                "report-notice.txt",
+                include_str!("../../templates/report-notice.txt"),
+            ),
+        ] {
+            env.add_template(name, source)
+                .expect("built-in report notice compiles");
+        }
         let mut templates = BTreeMap::new();
         for (i, rule) in config.rules.rules().iter().enumerate() {
             let body = render::load(&mut env, &rule.template, config.dir())
@@ -165,6 +183,7 @@ impl Planner {
             groups: config.groups.clone(),
             branding: config.branding.clone(),
             links,
+            report: config.report.clone(),
         })
     }
 
@@ -261,6 +280,26 @@ impl Planner {
             .filter(|p| p.name != "Included Updated Properties")
             .filter(|p| !explained.explained.contains(&p.name))
             .collect();
+        let report_link = self.links.as_ref().filter(|_| is_owner).and_then(|l| {
+            let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
+            l.keys
+                .sign(key.as_str(), expires)
+                .map(|token| format!("{}/r/{token}", l.public_url))
+        });
+        // What this notice says, for the SOC's notice should its owner answer the link.
+        let report_summary = report_link.as_ref().and_then(|_| {
+            let actor = &event.initiated_by;
+            serde_json::to_string(&crate::report::NoticeSummary {
+                headline: summary.clone(),
+                facts: explained.facts.clone(),
+                activity: event.activity.clone(),
+                event_time: event.time.as_millisecond(),
+                account: target.and_then(|t| t.upn.clone().or_else(|| t.display_name.clone())),
+                initiator: actor.display_name.clone().or_else(|| actor.upn.clone()),
+                ip: actor.ip.clone(),
+            })
+            .ok()
+        });
         let ctx = context! {
             event => Value::from(Serde(event)),
             target => Value::from(Serde(shown.as_ref())),
@@ -286,12 +325,7 @@ impl Planner {
             summary => &summary,
             // The owner's signed link to the report page ([web]); `branding.report_url`
             // stands in without one.
-            report_link => self.links.as_ref().filter(|_| is_owner).and_then(|l| {
-                let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
-                l.keys
-                    .sign(key.as_str(), expires)
-                    .map(|token| format!("{}/r/{token}", l.public_url))
-            }),
+            report_link => &report_link,
             explanation => matches!(reader, facts::Reader::Owner)
                 .then(|| wording::explanation(event, target))
                 .flatten(),
@@ -397,6 +431,140 @@ impl Planner {
             format,
             message,
             action: rule.once_per_action.then(|| action_of(event)).flatten(),
+            summary: report_summary,
+        })
+    }
+
+    /// The notices telling `[report] notify` of an owner's answer: one per recipient and
+    /// channel, keyed by the reported event, the verdict, the channel and the recipient, so an
+    /// answer is told once however often it is posted. "This was me" is told only with
+    /// `notify_confirmed`. A channel that cannot carry it is an error (refused at load).
+    pub fn report_notices(
+        &self,
+        answer: &crate::report::Answer,
+    ) -> Vec<Result<Notification, String>> {
+        let config = &self.report;
+        if answer.verdict != "not_me" && !config.notify_confirmed {
+            return Vec::new();
+        }
+        let mut recipients: Vec<String> = Vec::new();
+        for spec in &config.notify {
+            let addresses = match spec.strip_prefix("group:") {
+                Some(group) => self.groups.get(group).cloned().unwrap_or_default(),
+                None => vec![spec.clone()],
+            };
+            for address in addresses {
+                if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
+                    recipients.push(address);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for channel in &config.channels {
+            for recipient in &recipients {
+                out.push(self.render_report(answer, channel, recipient));
+            }
+        }
+        out
+    }
+
+    fn render_report(
+        &self,
+        answer: &crate::report::Answer,
+        channel: &str,
+        recipient: &str,
+    ) -> Result<Notification, String> {
+        let rule = format!("report-{}", answer.verdict);
+        let key = NotificationKey::new(
+            Some(&answer.tenant),
+            &answer.event_id,
+            &rule,
+            channel,
+            recipient,
+        );
+        let summary = answer.summary.clone().unwrap_or_default();
+        let headline = match answer.verdict.as_str() {
+            "not_me" => format!(
+                "{} says this was not them: {}",
+                answer.account, answer.subject
+            ),
+            _ => format!(
+                "{} confirmed this was them: {}",
+                answer.account, answer.subject
+            ),
+        };
+        let time = |ms: i64| {
+            jiff::Timestamp::from_millisecond(ms)
+                .ok()
+                .map(|t| t.to_string())
+        };
+        let ctx = context! {
+            headline => &headline,
+            account => &answer.account,
+            notice => context! {
+                subject => &answer.subject,
+                key => &answer.notice_key,
+                event_id => &answer.event_id,
+            },
+            summary => context! {
+                facts => &summary.facts,
+                activity => &summary.activity,
+                event_time => (summary.event_time != 0).then(|| time(summary.event_time)).flatten(),
+                initiator => &summary.initiator,
+                ip => &summary.ip,
+            },
+            report => context! {
+                verdict => &answer.verdict,
+                at => time(answer.at),
+                client_ip => &answer.client_ip,
+                user_agent => &answer.user_agent,
+            },
+            key => key.as_str(),
+        };
+        let render = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| format!("template {name}: {e}"))
+        };
+        let subject = clean_subject(&headline);
+        let html = inline_css(&render("report-notice.html")?)?;
+        let text = render("report-notice.txt")?;
+        let (format, message) = match self.deliveries.get(channel) {
+            Some(Delivery::Mail(from)) => (
+                Format::Email,
+                message::build(message::Email {
+                    from,
+                    to: recipient,
+                    subject: &subject,
+                    text: text.clone(),
+                    html: html.clone(),
+                    key: &key,
+                    importance: Importance::High,
+                    logo: None,
+                })?,
+            ),
+            Some(Delivery::GraphMessage) => (
+                Format::GraphMessage,
+                payload::graph_message(&subject, &html, recipient, Importance::High, &key, None)?,
+            ),
+            _ => return Err(format!("channel {channel:?} does not send mail")),
+        };
+        Ok(Notification {
+            key,
+            event_id: answer.event_id.clone(),
+            activity: summary.activity.clone(),
+            rule,
+            channel: channel.to_owned(),
+            recipient: recipient.to_owned(),
+            subject,
+            importance: Importance::High,
+            html,
+            text,
+            format,
+            message,
+            action: None,
+            summary: None,
         })
     }
 }

@@ -151,6 +151,7 @@ mod tests {
             subject: "<script>alert(1)</script> was added".into(),
             event_time: Some(0),
             activity: None,
+            summary: None,
         };
         let html = pages.render(&Page::Ask {
             notice,

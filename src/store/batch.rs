@@ -183,8 +183,8 @@ async fn insert_events(
             continue;
         }
         let done = sqlx::query(
-            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (key) DO NOTHING",
+            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at, summary)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10) ON CONFLICT (key) DO NOTHING",
         )
         .bind(&n.key)
         .bind(&n.event_id)
@@ -195,6 +195,7 @@ async fn insert_events(
         .bind(&n.message)
         .bind(now)
         .bind(now)
+        .bind(n.summary.as_deref().map(text))
         .execute(&mut **tx)
         .await
         .map_err(err("queueing a notification"))?;

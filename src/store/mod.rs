@@ -64,6 +64,8 @@ pub struct NewNotification {
     /// if no other notice has told this recipient, on this channel, about it (table
     /// `actions_told`).
     pub action: Option<String>,
+    /// What a notice with a report link said (JSON), for the SOC's notice of an answer.
+    pub summary: Option<String>,
 }
 
 /// A dead letter to keep.
@@ -452,9 +454,12 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Records the owner's answer once per notification key; returns the report as recorded
     /// (the first answer, when there was one already) and whether this call recorded it.
+    /// The first time, `notices` (the SOC's notices of the answer) are queued in the same
+    /// transaction: an answer recorded is an answer told, once.
     fn record_report(
         &self,
         report: &NewReport,
+        notices: &[NewNotification],
     ) -> impl Future<Output = Result<(Report, bool), StoreError>> + Send;
 
     /// The report of notification `key`, if its owner answered.

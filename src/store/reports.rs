@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::sql::{SqlStore, err, text};
-use super::{Millis, StoreError};
+use super::{Batch, Millis, NewNotification, StoreError};
 
 /// The notice a report link names, as the outbox holds it.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +21,8 @@ pub struct ReportedNotice {
     /// When the event happened (Unix ms), when still known.
     pub event_time: Option<Millis>,
     pub activity: Option<String>,
+    /// What the notice said (JSON, `crate::report::NoticeSummary`), when it had a report link.
+    pub summary: Option<String>,
 }
 
 /// The owner's answer.
@@ -95,7 +97,7 @@ impl SqlStore {
         key: &str,
     ) -> Result<Option<ReportedNotice>, StoreError> {
         let row = sqlx::query(
-            "SELECT o.key, o.event_id, o.rule, o.recipient, o.subject,
+            "SELECT o.key, o.event_id, o.rule, o.recipient, o.subject, o.summary,
                     e.tenant, e.event_time, e.activity
              FROM outbox o LEFT JOIN events_seen e ON e.event_id = o.event_id
              WHERE o.key = $1 LIMIT 1",
@@ -113,15 +115,18 @@ impl SqlStore {
             subject: row.get("subject"),
             event_time: row.get("event_time"),
             activity: row.get("activity"),
+            summary: row.get("summary"),
         }))
     }
 
     pub(super) async fn record_report_row(
         &self,
         new: &NewReport,
+        notices: &[NewNotification],
     ) -> Result<(Report, bool), StoreError> {
         let _writing = self.writing().await;
-        let now = self.now(&self.pool).await?;
+        let mut tx = self.pool.begin().await.map_err(err("beginning a report"))?;
+        let now = self.now(&mut *tx).await?;
         let inserted = sqlx::query(
             "INSERT INTO reports (key, event_id, tenant, account, subject, verdict, created_at, client_ip, user_agent)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING",
@@ -135,14 +140,27 @@ impl SqlStore {
         .bind(now)
         .bind(text(&new.client_ip))
         .bind(text(&new.user_agent))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(err("recording a report"))?;
+        let new_row = inserted.rows_affected() == 1;
+        if new_row && !notices.is_empty() {
+            let batch = Batch {
+                source: "report".to_owned(),
+                notifications: notices.to_vec(),
+                ..Batch::default()
+            };
+            let committed = super::batch::insert_batch(&mut tx, &batch, now).await?;
+            if committed.queued > 0 {
+                self.notify_queued(&mut tx).await?;
+            }
+        }
+        tx.commit().await.map_err(err("committing a report"))?;
         let recorded = self
             .report_row(&new.notice.key)
             .await?
             .ok_or_else(|| StoreError::new("recording a report", "the row is gone"))?;
-        Ok((recorded, inserted.rows_affected() == 1))
+        Ok((recorded, new_row))
     }
 
     pub(super) async fn report_row(&self, key: &str) -> Result<Option<Report>, StoreError> {

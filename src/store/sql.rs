@@ -101,7 +101,10 @@ impl SqlStore {
 
     /// On PostgreSQL, tells every instance's dispatcher that rows are due, when `tx` commits
     /// (ARCHITECTURE.md §8).
-    async fn notify_queued(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    pub(super) async fn notify_queued(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+    ) -> Result<(), StoreError> {
         if self.engine == Engine::Postgres {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "NOTIFY {}",
@@ -696,8 +699,12 @@ impl Store for SqlStore {
         self.reported_notice_row(key).await
     }
 
-    async fn record_report(&self, report: &NewReport) -> Result<(Report, bool), StoreError> {
-        self.record_report_row(report).await
+    async fn record_report(
+        &self,
+        report: &NewReport,
+        notices: &[super::NewNotification],
+    ) -> Result<(Report, bool), StoreError> {
+        self.record_report_row(report, notices).await
     }
 
     async fn report(&self, key: &str) -> Result<Option<Report>, StoreError> {
@@ -770,6 +777,7 @@ mod tests {
                 subject: "subject".to_owned(),
                 message: b"message".to_vec(),
                 action: None,
+                summary: None,
             }],
             dead_letters: Vec::new(),
             checkpoint: None,

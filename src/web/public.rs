@@ -24,9 +24,14 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::listener::{Peer, TlsFiles};
+use crate::report::Answer;
 use crate::report::link::{LinkError, LinkKey, LinkKeys};
 use crate::report::page::{Page, Pages};
-use crate::store::{NewReport, Store, Verdict};
+use crate::store::{NewNotification, NewReport, Store, Verdict};
+
+/// What renders the SOC's notices of an answer (`[report] notify`), built by the service from
+/// the loaded rules' renderer.
+pub type Notifier = Arc<dyn Fn(&Answer) -> Vec<NewNotification> + Send + Sync>;
 use crate::values::SecretSource;
 
 /// `[web]`: where the report pages are served, and the keys their links are signed with.
@@ -164,6 +169,7 @@ impl Cidr {
 struct Shared<S> {
     store: S,
     keys: LinkKeys,
+    notifier: Notifier,
     pages: Pages,
     origin: String,
     trusted: Vec<Cidr>,
@@ -220,16 +226,30 @@ pub async fn bind(config: &PublicConfig) -> std::io::Result<tokio::net::TcpListe
     tokio::net::TcpListener::bind(config.listen).await
 }
 
+/// What the public listener serves with: its `[web]` table, the configuration's folder (for
+/// TLS files), the link keys, the pages, and what renders the SOC's notices.
+pub struct Public {
+    pub config: PublicConfig,
+    pub base: std::path::PathBuf,
+    pub keys: LinkKeys,
+    pub pages: Pages,
+    pub notifier: Notifier,
+}
+
 /// Serves the report pages until `stop`.
 pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
-    config: PublicConfig,
-    base: std::path::PathBuf,
-    keys: LinkKeys,
-    pages: Pages,
+    public: Public,
     store: S,
     stop: CancellationToken,
 ) -> Result<(), String> {
+    let Public {
+        config,
+        base,
+        keys,
+        pages,
+        notifier,
+    } = public;
     let tls = match &config.tls {
         Some(files) => Some(files.acceptor(&base)?),
         None => None,
@@ -238,6 +258,7 @@ pub async fn serve<S: Store>(
     let shared = Arc::new(Shared {
         store,
         keys,
+        notifier,
         pages,
         origin,
         trusted: config
@@ -450,13 +471,29 @@ async fn decide<S: Store>(
         .filter(|c| !c.is_control())
         .take(300)
         .collect();
+    let answer = Answer {
+        notice_key: notice.key.clone(),
+        event_id: notice.event_id.clone(),
+        tenant: notice.tenant.clone(),
+        account: notice.recipient.clone(),
+        subject: notice.subject.clone(),
+        verdict: verdict.as_str().to_owned(),
+        at: jiff::Timestamp::now().as_millisecond(),
+        client_ip: client.to_string(),
+        user_agent: user_agent.clone(),
+        summary: notice
+            .summary
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok()),
+    };
+    let notices = (shared.notifier)(&answer);
     let new = NewReport {
         notice: notice.clone(),
         verdict,
         client_ip: client.to_string(),
         user_agent,
     };
-    match shared.store.record_report(&new).await {
+    match shared.store.record_report(&new, &notices).await {
         Ok((report, recorded)) => {
             if recorded {
                 metrics::counter!("herald_reports_total", "verdict" => verdict.as_str())
