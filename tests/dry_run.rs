@@ -1,5 +1,7 @@
 //! The dry run end to end, through the real `herald` binary: check, test, preview, init.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -499,29 +501,9 @@ recipients = ["initiator", "group:soc", "audit@contoso.com"]
     );
 }
 
-/// A rendered `.eml` as text a reader sees: quoted-printable soft breaks joined and `=XX`
-/// decoded (the parts are UTF-8).
+/// A rendered `.eml` as text a reader sees.
 fn readable(eml: &[u8]) -> String {
-    let joined = String::from_utf8_lossy(eml).replace("=\r\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(b) if bytes[i] == b'=' => {
-                out.push(b);
-                i += 3;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    support::decode_qp(eml)
 }
 
 /// `herald test --config CONFIG --format json INPUT`, rendering every message into `render`

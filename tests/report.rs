@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::browser::Browser;
 use support::instance::Instance;
-use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture, free_port, text};
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, decode_qp, fixture, free_port, text};
 use thirtyfour::prelude::*;
 
 /// A key file of 48 random-enough bytes, base64.
@@ -112,30 +112,6 @@ fn links(dir: &Path, n: usize) -> Vec<(String, String)> {
     }
 }
 
-/// Quoted-printable soft breaks joined and `=XX` decoded.
-fn decode_qp(eml: &[u8]) -> String {
-    let joined = String::from_utf8_lossy(eml).replace("=\r\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(b) if bytes[i] == b'=' => {
-                out.push(b);
-                i += 3;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn reports(config: &Path) -> Vec<serde_json::Value> {
     let out = std::process::Command::new(HERALD)
         .args([
@@ -221,7 +197,10 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     let browser = Browser::start("report-pages").await;
     let driver = browser.driver();
     driver.goto(&link).await.unwrap();
-    assert_eq!(browser.heading().await, "Did you do this?");
+    assert_eq!(
+        browser.heading_becomes("Did you do this?").await,
+        "Did you do this?"
+    );
     let page = driver.source().await.unwrap();
     assert!(page.contains("Your account was disabled"), "{page}");
     assert!(page.contains(&owner), "{page}");
@@ -235,7 +214,9 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         .await
         .unwrap();
     assert_eq!(
-        browser.heading().await,
+        browser
+            .heading_becomes("Thank you — your report was recorded")
+            .await,
         "Thank you — your report was recorded"
     );
     assert!(driver.source().await.unwrap().contains("+1 425 555 0100"));
@@ -283,7 +264,10 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
 
     // The link again: what was recorded, and a second answer changes nothing.
     driver.goto(&link).await.unwrap();
-    assert_eq!(browser.heading().await, "This was already reported");
+    assert_eq!(
+        browser.heading_becomes("This was already reported").await,
+        "This was already reported"
+    );
     browser.screenshot("report-already").await;
     let csrf = csrf_of(&other_link).await;
     let (status, body) = post(&link, &[("csrf", &csrf), ("verdict", "me")], Some(&origin)).await;
@@ -342,7 +326,10 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     driver.goto(&tampered).await.unwrap();
-    assert_eq!(browser.heading().await, "This link is not valid");
+    assert_eq!(
+        browser.heading_becomes("This link is not valid").await,
+        "This link is not valid"
+    );
     browser.screenshot("report-invalid").await;
     assert_eq!(
         reqwest::get(&tampered).await.unwrap().status().as_u16(),
@@ -375,7 +362,10 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     }
     assert_eq!(reqwest::get(&link).await.unwrap().status().as_u16(), 400);
     driver.goto(&link).await.unwrap();
-    assert_eq!(browser.heading().await, "This link is not valid");
+    assert_eq!(
+        browser.heading_becomes("This link is not valid").await,
+        "This link is not valid"
+    );
     rotated.terminate();
 
     // An expired link: its own page, and a 410.
@@ -396,7 +386,10 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     let response = reqwest::get(&expired_link).await.unwrap();
     assert_eq!(response.status().as_u16(), 410);
     driver.goto(&expired_link).await.unwrap();
-    assert_eq!(browser.heading().await, "This link has expired");
+    assert_eq!(
+        browser.heading_becomes("This link has expired").await,
+        "This link has expired"
+    );
     browser.screenshot("report-expired").await;
     short.terminate();
     browser.quit().await;

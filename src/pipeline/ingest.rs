@@ -378,6 +378,21 @@ where
     }
 }
 
+/// A rendered notification as the store queues it.
+pub(crate) fn queued(n: crate::plan::Notification) -> NewNotification {
+    NewNotification {
+        key: n.key.to_string(),
+        event_id: n.event_id,
+        rule: n.rule,
+        channel: n.channel,
+        recipient: n.recipient,
+        subject: n.subject,
+        message: n.message,
+        action: n.action,
+        summary: n.summary,
+    }
+}
+
 /// Counts what a committed batch brought in (after the commit: only what is durable counts).
 fn count(source: &str, intake: &Intake) {
     let source = source.to_owned();
@@ -431,21 +446,7 @@ fn to_batch(source: &str, checkpoint: Option<(String, String)>, out: &mut Outcom
     Batch {
         source: source.to_owned(),
         events: std::mem::take(&mut out.events),
-        notifications: out
-            .notifications
-            .drain(..)
-            .map(|n| NewNotification {
-                key: n.key.to_string(),
-                event_id: n.event_id,
-                rule: n.rule,
-                channel: n.channel,
-                recipient: n.recipient,
-                subject: n.subject,
-                message: n.message,
-                action: n.action,
-                summary: n.summary,
-            })
-            .collect(),
+        notifications: out.notifications.drain(..).map(queued).collect(),
         dead_letters,
         checkpoint,
     }

@@ -205,17 +205,7 @@ pub async fn run(
                 .report_notices(answer)
                 .into_iter()
                 .filter_map(|n| match n {
-                    Ok(n) => Some(crate::store::NewNotification {
-                        key: n.key.to_string(),
-                        event_id: n.event_id,
-                        rule: n.rule,
-                        channel: n.channel,
-                        recipient: n.recipient,
-                        subject: n.subject,
-                        message: n.message,
-                        action: None,
-                        summary: None,
-                    }),
+                    Ok(n) => Some(super::ingest::queued(n)),
                     Err(e) => {
                         tracing::error!(error = %e, "a report notice could not be rendered");
                         None

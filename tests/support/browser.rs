@@ -73,6 +73,22 @@ impl Browser {
             .unwrap()
     }
 
+    /// The main heading once it reads `expected` (a click's navigation takes a moment), or what
+    /// it read after ten seconds.
+    pub async fn heading_becomes(&self, expected: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = match self.driver().find(By::Css("h1")).await {
+                Ok(h1) => h1.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if seen == expected || Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A screenshot of the page into the tests' output folder (`target/tmp/pages/NAME.png`).
     pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pages");
