@@ -350,6 +350,11 @@ fn check(path: &Path) -> Result<ExitCode> {
         problems.push(format!("{}: web.link_keys: {e}", path.display()));
     }
     problems.extend(secrets.iter().map(|e| e.to_string()));
+    if config.web.is_some()
+        && let Err(e) = herald::pipeline::report_pages(config)
+    {
+        problems.push(format!("{}: web.page_template: {e}", path.display()));
+    }
     for (name, app) in &config.microsoft {
         if let Err(e) = app.check_certificate(config.dir()) {
             problems.push(format!("{}: microsoft.{name}: {e}", path.display()));

@@ -1007,3 +1007,47 @@ fn no_fixture_renders_raw_json_or_an_object_id() {
     }
     assert!(checked > 40, "only {checked} notices rendered");
 }
+
+/// With `[web]`, the owner's mail and the owner's Teams card carry the owner's own report link
+/// (a copy to a group does not: it is not theirs to answer).
+#[test]
+fn the_owners_notices_carry_their_own_report_link() {
+    let dir = scratch("report-link");
+    std::fs::write(
+        dir.join("link.key"),
+        "a-link-key-of-at-least-thirty-two-bytes-0001",
+    )
+    .unwrap();
+    let config = config_with(
+        &dir,
+        "[web]\nlisten = \"127.0.0.1:1\"\npublic_url = \"https://herald.contoso.com\"\nlink_keys = [{ id = \"k1\", secret = { file = \"link.key\" } }]\n\n[channel.teams]\nkind = \"teams\"\nurl = \"https://contoso.example/workflows/invoke\"\n\n[[rule]]\nname = \"reset\"\nactivities = [\"Reset user password\"]\nrecipients = [\"target\", \"group:soc\"]\nchannels = [\"email\", \"teams\"]\n",
+    );
+    let out_dir = dir.join("rendered");
+    let out = dry_run(
+        &config,
+        &fixture("envelope-reset-password.json"),
+        Some(&out_dir),
+    );
+    let notices = json_lines(&out);
+    assert_eq!(
+        notices.len(),
+        6,
+        "owner and two SOC addresses, on two channels"
+    );
+    for n in &notices {
+        let key = n["key"].as_str().unwrap();
+        let ext = if n["channel"] == "teams" {
+            "json"
+        } else {
+            "eml"
+        };
+        let body = readable(&std::fs::read(out_dir.join(format!("{key}.{ext}"))).unwrap());
+        let owner = n["recipient"] == "adele.vance@contoso.com";
+        assert_eq!(
+            body.contains("https://herald.contoso.com/r/v1.k1."),
+            owner,
+            "{}: {body}",
+            n["recipient"]
+        );
+    }
+}

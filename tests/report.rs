@@ -394,3 +394,85 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     short.terminate();
     browser.quit().await;
 }
+
+/// `[web] page_template`: the organization's own page is served (and escaped), and a broken
+/// one is refused by `herald check`, naming the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organizations_own_page_template_is_served_and_checked() {
+    let scratch = Scratch::new("report-own-page");
+    let dir = scratch.path().to_owned();
+    key_file(&dir, "k1.key");
+    std::fs::write(
+        dir.join("page.html"),
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Contoso</title></head><body><h1>Contoso check: {{ state }}</h1>{% if notice %}<p>{{ notice.subject }}</p><form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{{ csrf }}\"><button name=\"verdict\" value=\"not_me\">Not me</button></form>{% endif %}</body></html>",
+    )
+    .unwrap();
+    let port = free_port();
+    let smtp = SmtpServer::start(&dir, SmtpOptions::default());
+    let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
+    let own = config(port, k1, "7d", smtp.port).replace(
+        "link_lifetime = \"7d\"",
+        "link_lifetime = \"7d\"\npage_template = \"page.html\"",
+    );
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    std::fs::copy(
+        fixture("envelope-reset-password.json"),
+        dir.join("events/reset.json"),
+    )
+    .unwrap();
+    let mut herald = Instance::start(&dir, &own);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the public listener did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let link = links(&dir, 1)[0].1.clone();
+    let browser = Browser::start("report-own-page").await;
+    browser.driver().goto(&link).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Contoso check: ask").await,
+        "Contoso check: ask"
+    );
+    browser
+        .driver()
+        .find(By::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.heading_becomes("Contoso check: recorded").await,
+        "Contoso check: recorded"
+    );
+    browser.screenshot("report-own-template").await;
+    browser.quit().await;
+    herald.terminate();
+
+    // A template that does not compile, or is not HTML, is refused with the key named.
+    for (name, body) in [("page.html", "{% if %}"), ("page.txt", "plain")] {
+        std::fs::write(dir.join(name), body).unwrap();
+        let broken = own.replace(
+            "page_template = \"page.html\"",
+            &format!("page_template = \"{name}\""),
+        );
+        std::fs::write(
+            &herald.config,
+            format!("[admin]\nlisten = \"127.0.0.1:{}\"\n{broken}", free_port()),
+        )
+        .unwrap();
+        let out = std::process::Command::new(HERALD)
+            .args(["check", "--config", herald.config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(
+            text(&out.stderr).contains("web.page_template"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

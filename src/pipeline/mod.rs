@@ -58,6 +58,32 @@ pub struct Outcome {
     seen: HashSet<NotificationKey>,
 }
 
+/// The report pages of `config`: its branding, its time zone, and `[web] page_template` if it
+/// names one (read and compiled here, so `herald check` and `run` refuse a broken one).
+pub fn report_pages(config: &Config) -> Result<crate::report::page::Pages, String> {
+    let template = match config.web.as_ref().and_then(|w| w.page_template.as_ref()) {
+        Some(path) => {
+            let path = config.dir().join(path);
+            if path.extension().is_none_or(|e| e != "html") {
+                return Err(format!(
+                    "{} must end in .html, so that every value is escaped",
+                    path.display()
+                ));
+            }
+            Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    crate::report::page::Pages::new(
+        crate::plan::page_environment(&config.branding.timezone),
+        minijinja::Value::from(minijinja::value::Serde(&config.branding)),
+        template,
+    )
+}
+
 /// A notice a dry run leaves out because another told its recipient about the same action.
 #[derive(Debug, Clone)]
 pub struct Suppressed {

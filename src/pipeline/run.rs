@@ -121,11 +121,9 @@ pub async fn run(
             let listener = web::public::bind(web).await.map_err(|e| {
                 anyhow::anyhow!("{}: web.listen {}: {e}", config.path.display(), web.listen)
             })?;
-            let pages = crate::report::page::Pages::new(
-                crate::plan::page_environment(&config.branding.timezone),
-                minijinja::Value::from(minijinja::value::Serde(&config.branding)),
-            )
-            .map_err(|e| anyhow::anyhow!(e))?;
+            let pages = super::report_pages(&config).map_err(|e| {
+                anyhow::anyhow!("{}: web.page_template: {e}", config.path.display())
+            })?;
             Some((web.clone(), keys, listener, config.dir().to_owned(), pages))
         }
         _ => None,

@@ -379,7 +379,10 @@ impl Planner {
                     changes: &changes,
                     event,
                     target,
-                    report_url: self.branding.report_url.as_deref(),
+                    // The owner's own link when there is one, as in mail.
+                    report_url: report_link
+                        .as_deref()
+                        .or(self.branding.report_url.as_deref()),
                 };
                 let json = |value: serde_json::Value| {
                     serde_json::to_vec(&value).map_err(|e| format!("building the payload: {e}"))

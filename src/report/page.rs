@@ -62,10 +62,18 @@ pub struct Pages {
 
 impl Pages {
     /// Pages rendered in `env` (the notices' environment: its time filters and zone), with
-    /// `branding` (the `[branding]` table as a value).
-    pub fn new(mut env: Environment<'static>, branding: Value) -> Result<Pages, String> {
-        env.add_template("report-page.html", TEMPLATE)
-            .map_err(|e| format!("report page template: {e}"))?;
+    /// `branding` (the `[branding]` table as a value), from `template` (the organization's
+    /// own, `[web] page_template`) or the built-in one.
+    pub fn new(
+        mut env: Environment<'static>,
+        branding: Value,
+        template: Option<String>,
+    ) -> Result<Pages, String> {
+        env.add_template_owned(
+            "report-page.html",
+            template.unwrap_or_else(|| TEMPLATE.to_owned()),
+        )
+        .map_err(|e| format!("report page template: {e}"))?;
         Ok(Pages { env, branding })
     }
 
@@ -140,6 +148,7 @@ mod tests {
         let pages = Pages::new(
             crate::plan::page_environment("UTC"),
             Value::from(minijinja::value::Serde(crate::config::Branding::default())),
+            None,
         )
         .unwrap();
         let notice = ReportedNotice {

@@ -57,6 +57,11 @@ pub struct PublicConfig {
     /// Requests per minute a client may make (default 30).
     #[serde(default = "default_rate")]
     pub rate_limit: u32,
+    /// The organization's own page template, instead of the built-in one: a path ending in
+    /// `.html` (escaped like notices), relative to the configuration file. It gets `state`
+    /// (`ask`, `recorded`, `invalid`, `retired`, `expired`, `not_found`, `forbidden`, `busy`,
+    /// `unavailable`), `branding`, `notice`, `report`, `csrf`, `expires`, `recorded_now`.
+    pub page_template: Option<std::path::PathBuf>,
     pub tls: Option<TlsFiles>,
 }
 
