@@ -146,6 +146,10 @@ fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str, smtp: 
     instance
 }
 
+fn origin_of_port(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
 /// The CSRF token of the page at `link`.
 async fn csrf_of(link: &str) -> String {
     let page = reqwest::get(link).await.unwrap().text().await.unwrap();
@@ -288,6 +292,34 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         );
         csrf
     };
+    // "This was me" is told too (`notify_confirmed`); "me" again changes nothing.
+    smtp.wait_for(2, &|| std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(decode_qp(smtp.messages()[1].as_bytes()).contains("confirmed this was them"));
+    let (status, body) = post(
+        &other_link,
+        &[("csrf", &own_csrf), ("verdict", "me")],
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("This was already answered"), "{body}");
+    // Whoever said "This was me" first (someone in the mailbox, a scanner) cannot silence
+    // the owner: the page still offers "I did not do this", and it replaces the answer and is
+    // told — once.
+    driver.goto(&other_link).await.unwrap();
+    driver
+        .find(By::Css("button[value=not_me]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .heading_becomes("Thank you — your report was recorded")
+            .await,
+        "Thank you — your report was recorded"
+    );
     let (status, body) = post(
         &other_link,
         &[("csrf", &own_csrf), ("verdict", "not_me")],
@@ -295,23 +327,27 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     )
     .await;
     assert_eq!(status, 200);
-    assert!(body.contains("This was already answered"), "{body}");
+    assert!(body.contains("This was already reported"), "{body}");
+    smtp.wait_for(3, &|| std::fs::read_to_string(&log).unwrap_or_default());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let told = smtp.messages();
+    assert_eq!(told.len(), 3, "an answer was told twice");
+    // Both owners said "not me": two notices, one each.
+    let not_them = told
+        .iter()
+        .filter(|m| {
+            decode_qp(m.as_bytes())
+                .replace("\r\n ", " ")
+                .contains("says this was not them")
+        })
+        .count();
+    assert_eq!(not_them, 2);
     let recorded = reports(&herald.config);
     assert_eq!(recorded.len(), 2);
-    // "This was me" is told too (`notify_confirmed`), and the second answers told nothing.
-    smtp.wait_for(2, &|| std::fs::read_to_string(&log).unwrap_or_default());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(smtp.messages().len(), 2, "an answer was told twice");
-    assert!(decode_qp(smtp.messages()[1].as_bytes()).contains("confirmed this was them"));
-    let verdicts: Vec<&str> = recorded
-        .iter()
-        .map(|r| r["verdict"].as_str().unwrap())
-        .collect();
     assert!(
-        verdicts.contains(&"me") && verdicts.contains(&"not_me"),
-        "{verdicts:?}"
+        recorded.iter().all(|r| r["verdict"] == "not_me"),
+        "{recorded:?}"
     );
-
     // A form posted from another site, whatever it carries.
     let (status, _) = post(
         &other_link,
@@ -377,12 +413,33 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         &expiring,
         port,
         k1,
-        "1s",
+        "5s",
         "envelope-reset-password.json",
         smtp.port,
     );
     let expired_link = links(&expiring, 1)[0].1.clone();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let csrf = csrf_of(&expired_link).await;
+    let (status, _) = post(
+        &expired_link,
+        &[("csrf", &csrf), ("verdict", "not_me")],
+        Some(&origin_of_port(port)),
+    )
+    .await;
+    assert_eq!(status, 200, "answered while the link was good");
+    // Expiry is in whole seconds and inclusive: past it for sure.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    // Expired: its own page, and nothing of the notice or the answer, even to a POST.
+    let (status, body) = post(
+        &expired_link,
+        &[("csrf", &csrf), ("verdict", "me")],
+        Some(&origin_of_port(port)),
+    )
+    .await;
+    assert_eq!(status, 410);
+    assert!(
+        !body.contains("password") && !body.contains("adele"),
+        "{body}"
+    );
     let response = reqwest::get(&expired_link).await.unwrap();
     assert_eq!(response.status().as_u16(), 410);
     driver.goto(&expired_link).await.unwrap();

@@ -821,13 +821,22 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
     );
     let (again, new) = answer("k1", Verdict::Me).await;
     assert!(!new);
-    assert_eq!(again.verdict, "not_me", "the first answer stands");
+    assert_eq!(again.verdict, "not_me", "\"me\" never replaces \"not me\"");
     answer("k2", Verdict::Me).await;
+    // Whoever said "me" first cannot silence the owner: "not me" replaces it, once.
+    let (over, new) = answer("k2", Verdict::NotMe).await;
+    assert!(new);
+    assert_eq!(over.verdict, "not_me");
+    let (_, new) = answer("k2", Verdict::NotMe).await;
+    assert!(!new);
+    let (_, new) = answer("k2", Verdict::Me).await;
+    assert!(!new);
     let all = store.reports(None, None, 10).await.unwrap();
     assert_eq!(all.len(), 2);
+    let me = store.reports(Some(Verdict::Me), None, 10).await.unwrap();
+    assert!(me.is_empty(), "{me:?}");
     let not_me = store.reports(Some(Verdict::NotMe), None, 10).await.unwrap();
-    assert_eq!(not_me.len(), 1);
-    assert_eq!(not_me[0].key, "k1");
+    assert_eq!(not_me.len(), 2);
     let later = store.reports(None, Some(i64::MAX), 10).await.unwrap();
     assert!(later.is_empty());
 }

@@ -280,12 +280,19 @@ impl Planner {
             .filter(|p| p.name != "Included Updated Properties")
             .filter(|p| !explained.explained.contains(&p.name))
             .collect();
-        let report_link = self.links.as_ref().filter(|_| is_owner).and_then(|l| {
-            let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
-            l.keys
-                .sign(key.as_str(), expires)
-                .map(|token| format!("{}/r/{token}", l.public_url))
-        });
+        // The owner's signed link goes only by mail to the owner: a chat channel or webhook is
+        // read by others, who must not answer for them.
+        let by_mail = matches!(delivery, Delivery::Mail(_) | Delivery::GraphMessage);
+        let report_link = self
+            .links
+            .as_ref()
+            .filter(|_| is_owner && by_mail)
+            .and_then(|l| {
+                let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
+                l.keys
+                    .sign(key.as_str(), expires)
+                    .map(|token| format!("{}/r/{token}", l.public_url))
+            });
         // What this notice says, for the SOC's notice should its owner answer the link.
         let report_summary = report_link.as_ref().and_then(|_| {
             let actor = &event.initiated_by;
@@ -379,10 +386,9 @@ impl Planner {
                     changes: &changes,
                     event,
                     target,
-                    // The owner's own link when there is one, as in mail.
-                    report_url: report_link
-                        .as_deref()
-                        .or(self.branding.report_url.as_deref()),
+                    // Never the owner's own link: a Teams or Slack channel is shared, and
+                    // whoever answered there would decide for the owner.
+                    report_url: self.branding.report_url.as_deref(),
                 };
                 let json = |value: serde_json::Value| {
                     serde_json::to_vec(&value).map_err(|e| format!("building the payload: {e}"))
@@ -477,14 +483,11 @@ impl Planner {
         channel: &str,
         recipient: &str,
     ) -> Result<Notification, String> {
+        // One notice per answering owner: two owners of one event who both say "not me" are
+        // two notices.
         let rule = format!("report-{}", answer.verdict);
-        let key = NotificationKey::new(
-            Some(&answer.tenant),
-            &answer.event_id,
-            &rule,
-            channel,
-            recipient,
-        );
+        let about = format!("{}|{}", answer.event_id, answer.account.to_lowercase());
+        let key = NotificationKey::new(Some(&answer.tenant), &about, &rule, channel, recipient);
         let summary = answer.summary.clone().unwrap_or_default();
         let headline = match answer.verdict.as_str() {
             "not_me" => format!(

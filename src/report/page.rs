@@ -8,8 +8,9 @@ use crate::store::{Report, ReportedNotice};
 
 const TEMPLATE: &str = include_str!("../../templates/report-page.html");
 
-/// What a page says.
+/// What a page says. (One is built per request and rendered at once: its size is no cost.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Page {
     /// The notice and the two choices.
     Ask {
@@ -17,11 +18,13 @@ pub enum Page {
         csrf: String,
         expires: i64,
     },
-    /// What was recorded; `now` when this request recorded it.
+    /// What was recorded; `now` when this request recorded it. After "This was me", `csrf`
+    /// lets the owner still say "I did not do this".
     Recorded {
         notice: ReportedNotice,
         report: Report,
         now: bool,
+        csrf: Option<String>,
     },
     /// The link was changed or is no Herald link.
     Invalid,
@@ -94,7 +97,8 @@ impl Pages {
                 notice,
                 report,
                 now,
-            } => (Some(notice), Some(report), None, None, *now),
+                csrf,
+            } => (Some(notice), Some(report), csrf.as_deref(), None, *now),
             _ => (None, None, None, None, false),
         };
         let millis = |ms: i64| {

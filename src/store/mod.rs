@@ -452,8 +452,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<ReportedNotice>, StoreError>> + Send;
 
-    /// Records the owner's answer once per notification key; returns the report as recorded
-    /// (the first answer, when there was one already) and whether this call recorded it.
+    /// Records the owner's answer once per notification key ("not me" replaces an earlier
+    /// "me", never the reverse); returns the report as recorded and whether this call changed
+    /// it.
     /// The first time, `notices` (the SOC's notices of the answer) are queued in the same
     /// transaction: an answer recorded is an answer told, once.
     fn record_report(

@@ -1,6 +1,6 @@
 //! Reports: what the owner of an account answered on a notice's report page (table
-//! `reports`, ARCHITECTURE.md §7). One row per notification key, inserted once: a second
-//! answer finds the first.
+//! `reports`, ARCHITECTURE.md §7). One row per notification key: a second answer finds the
+//! first, except that "I did not do this" replaces an earlier "This was me".
 
 use serde::Serialize;
 use sqlx::Row;
@@ -128,8 +128,14 @@ impl SqlStore {
         let mut tx = self.pool.begin().await.map_err(err("beginning a report"))?;
         let now = self.now(&mut *tx).await?;
         let inserted = sqlx::query(
+            // A link decides once — except that "I did not do this" overrides an earlier "This
+            // was me": whoever clicked first (someone in the owner's mailbox, a scanner) must
+            // not be able to silence the owner. Never the other way round.
             "INSERT INTO reports (key, event_id, tenant, account, subject, verdict, created_at, client_ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (key) DO UPDATE SET verdict = excluded.verdict, created_at = excluded.created_at,
+                 client_ip = excluded.client_ip, user_agent = excluded.user_agent
+             WHERE reports.verdict = 'me' AND excluded.verdict = 'not_me'",
         )
         .bind(&new.notice.key)
         .bind(text(&new.notice.event_id))

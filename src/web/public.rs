@@ -93,6 +93,28 @@ impl PublicConfig {
                 format!("{url:?} must be an http:// or https:// address without a trailing /"),
             ));
         }
+        match reqwest::Url::parse(url) {
+            Ok(u)
+                if u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.host_str().is_some() => {}
+            _ => {
+                return Err((
+                    "public_url",
+                    format!(
+                        "{url:?} must be a plain http(s)://host[:port][/path] address: no user, query or fragment"
+                    ),
+                ));
+            }
+        }
+        if self.link_lifetime.is_zero() {
+            return Err((
+                "link_lifetime",
+                "a link that expires at once answers nothing".into(),
+            ));
+        }
         if self.link_keys.is_empty() {
             return Err((
                 "link_keys",
@@ -182,39 +204,60 @@ struct Shared<S> {
     clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
-/// Most clients the rate limiter remembers; past it, the oldest window is forgotten first.
+/// Most clients the rate limiter remembers; past it, the oldest window is forgotten.
 const CLIENTS_MAX: usize = 10_000;
 
 impl<S> Shared<S> {
     /// Who the client is: the peer, or, behind a trusted proxy, the nearest address in
-    /// `X-Forwarded-For` that is not one of the proxies.
+    /// `X-Forwarded-For` that is not one of the proxies. The header is read from the right
+    /// (what the nearest proxy appended first); an entry that is no address (`unknown`, garbage)
+    /// ends the walk at the last address a trusted proxy vouched for, so nothing the client
+    /// wrote further left is believed.
     fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = peer.ip();
-        if !self.trusted.iter().any(|c| c.contains(peer)) {
-            return peer;
+        let trusted = |ip: IpAddr| self.trusted.iter().any(|c| c.contains(ip));
+        let mut client = peer.ip().to_canonical();
+        if !trusted(client) {
+            return client;
         }
-        let forwarded: Vec<IpAddr> = headers
+        let entries: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse().ok())
             .collect();
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|a| !self.trusted.iter().any(|c| c.contains(*a)))
-            .unwrap_or(peer)
+        for entry in entries.into_iter().rev() {
+            let Some(ip) = forwarded_address(entry.trim()) else {
+                break;
+            };
+            client = ip;
+            if !trusted(ip) {
+                break;
+            }
+        }
+        client
     }
 
-    /// Whether `client` may make one more request this minute.
+    /// Whether `client` may make one more request this minute. IPv6 clients count by their
+    /// /64 (one host has a whole one). When the table is full, the oldest window is forgotten:
+    /// a flood of new addresses costs the flood's own addresses their limit, not everyone's.
     fn allow(&self, client: IpAddr) -> bool {
+        let client = match client {
+            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+            v4 => v4,
+        };
         let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if clients.len() >= CLIENTS_MAX && !clients.contains_key(&client) {
             clients.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-            if clients.len() >= CLIENTS_MAX {
-                return false;
+            if clients.len() >= CLIENTS_MAX
+                && let Some(oldest) = clients
+                    .iter()
+                    .min_by_key(|(_, (start, _))| *start)
+                    .map(|(k, _)| *k)
+            {
+                clients.remove(&oldest);
             }
         }
         let entry = clients.entry(client).or_insert((now, 0));
@@ -224,6 +267,18 @@ impl<S> Shared<S> {
         entry.1 += 1;
         entry.1 <= self.rate
     }
+}
+
+/// An `X-Forwarded-For` entry's address: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or
+/// `[2001:db8::1]:4711`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    entry
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical())
 }
 
 /// Binds `[web] listen`.
@@ -278,6 +333,7 @@ pub async fn serve<S: Store>(
         .route("/r/{token}", get(show::<S>).post(decide::<S>))
         .fallback(|| async { page_response(StatusCode::NOT_FOUND, Page::NotFound, None) })
         .layer(DefaultBodyLimit::max(4096))
+        .layer(axum::middleware::map_response(secure_headers))
         .with_state(shared.clone());
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %local, public_url = %config.public_url, "public listener: report pages");
@@ -285,27 +341,22 @@ pub async fn serve<S: Store>(
     Ok(())
 }
 
-/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin` (lower-case host, no
+/// default port).
 fn origin_of(url: &str) -> String {
-    let after = url.find("://").map_or(0, |i| i + 3);
-    match url[after..].find('/') {
-        Some(slash) => url[..after + slash].to_owned(),
-        None => url.to_owned(),
-    }
+    reqwest::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| url.to_owned())
 }
 
 fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// A page with the headers every page carries: no caching, no referrer, no framing, and a
-/// policy under which no script runs.
-fn page_response(status: StatusCode, page: Page, pages: Option<&Pages>) -> Response {
-    let body = match pages {
-        Some(p) => p.render(&page),
-        None => Pages::fallback(&page),
-    };
-    let mut response = (status, axum::response::Html(body)).into_response();
+/// The headers every answer of this listener carries (its pages, and axum's own rejections
+/// such as a 405): no caching, no referrer to other sites, no framing, and a policy under
+/// which no script runs.
+async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
@@ -322,6 +373,15 @@ fn page_response(status: StatusCode, page: Page, pages: Option<&Pages>) -> Respo
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// A page.
+fn page_response(status: StatusCode, page: Page, pages: Option<&Pages>) -> Response {
+    let body = match pages {
+        Some(p) => p.render(&page),
+        None => Pages::fallback(&page),
+    };
+    (status, axum::response::Html(body)).into_response()
 }
 
 /// The page for a token that does not verify.
@@ -368,15 +428,20 @@ async fn show<S: Store>(
         Err(e) => return store_down(&shared, e),
     };
     match shared.store.report(&link.key).await {
-        Ok(Some(report)) => page_response(
-            StatusCode::OK,
-            Page::Recorded {
-                notice,
-                report,
-                now: false,
-            },
-            Some(&shared.pages),
-        ),
+        Ok(Some(report)) => {
+            // After "This was me", the owner can still say it was not them.
+            let csrf = (report.verdict == "me").then(|| shared.keys.csrf(&token));
+            page_response(
+                StatusCode::OK,
+                Page::Recorded {
+                    notice,
+                    report,
+                    now: false,
+                    csrf,
+                },
+                Some(&shared.pages),
+            )
+        }
         Ok(None) => {
             let csrf = shared.keys.csrf(&token);
             page_response(
@@ -419,30 +484,15 @@ async fn decide<S: Store>(
     // A form posted from another site is refused, whatever it carries.
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let cross_site = matches!(header("sec-fetch-site"), Some(site) if site != "same-origin" && site != "none")
-        || header("origin").is_some_and(|o| o != shared.origin);
+        || header("origin").is_some_and(|o| !o.eq_ignore_ascii_case(&shared.origin));
     if cross_site {
         return page_response(StatusCode::FORBIDDEN, Page::Forbidden, Some(&shared.pages));
     }
     let link = match shared.keys.verify(&token, now_secs()) {
         Ok(link) => link,
+        // An expired link shows nothing of its notice, whatever was recorded: the page is
+        // the same for anyone holding it.
         Err(e) => {
-            // After expiry, what was already recorded is still shown.
-            if let LinkError::Expired(link) = &e
-                && let (Ok(Some(notice)), Ok(Some(report))) = (
-                    shared.store.reported_notice(&link.key).await,
-                    shared.store.report(&link.key).await,
-                )
-            {
-                return page_response(
-                    StatusCode::GONE,
-                    Page::Recorded {
-                        notice,
-                        report,
-                        now: false,
-                    },
-                    Some(&shared.pages),
-                );
-            }
             return refused(&shared, &e);
         }
     };
@@ -508,6 +558,7 @@ async fn decide<S: Store>(
             page_response(
                 StatusCode::OK,
                 Page::Recorded {
+                    csrf: (report.verdict == "me").then(|| shared.keys.csrf(&token)),
                     notice,
                     report,
                     now: recorded,
