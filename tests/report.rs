@@ -34,6 +34,7 @@ listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 link_keys = [{keys}]
 link_lifetime = "{lifetime}"
+rate_limit = 1000
 
 [branding]
 organization = "Contoso"
@@ -348,6 +349,39 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         recorded.iter().all(|r| r["verdict"] == "not_me"),
         "{recorded:?}"
     );
+    // A form without its CSRF token, with an unknown answer, too large, or marked cross-site
+    // by the browser without an `Origin`: refused, and nothing recorded.
+    let (status, _) = post(&other_link, &[("verdict", "me")], Some(&origin)).await;
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &other_link,
+        &[("csrf", &own_csrf), ("verdict", "maybe")],
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let big = "x".repeat(8192);
+    let (status, _) = post(
+        &other_link,
+        &[("csrf", &own_csrf), ("verdict", "me"), ("pad", &big)],
+        Some(&origin),
+    )
+    .await;
+    assert!(status == 400 || status == 413, "{status}");
+    let cross = reqwest::Client::new()
+        .post(&other_link)
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("csrf", own_csrf.as_str()), ("verdict", "me")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    assert!(
+        reports(&herald.config)
+            .iter()
+            .all(|r| r["verdict"] == "not_me")
+    );
+
     // A form posted from another site, whatever it carries.
     let (status, _) = post(
         &other_link,
@@ -467,10 +501,12 @@ async fn an_organizations_own_page_template_is_served_and_checked() {
     let port = free_port();
     let smtp = SmtpServer::start(&dir, SmtpOptions::default());
     let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
-    let own = config(port, k1, "7d", smtp.port).replace(
-        "link_lifetime = \"7d\"",
-        "link_lifetime = \"7d\"\npage_template = \"page.html\"",
-    );
+    let own = config(port, k1, "7d", smtp.port)
+        .replace(
+            "link_lifetime = \"7d\"",
+            "link_lifetime = \"7d\"\npage_template = \"page.html\"",
+        )
+        .replace("rate_limit = 1000", "rate_limit = 5");
     std::fs::create_dir_all(dir.join("events")).unwrap();
     std::fs::copy(
         fixture("envelope-reset-password.json"),
@@ -506,6 +542,17 @@ async fn an_organizations_own_page_template_is_served_and_checked() {
         "Contoso check: recorded"
     );
     browser.screenshot("report-own-template").await;
+    // Past `rate_limit` requests a minute, a client gets "Too many requests" (429).
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(reqwest::get(&link).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    browser.driver().goto(&link).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Contoso check: busy").await,
+        "Contoso check: busy"
+    );
     browser.quit().await;
     herald.terminate();
 

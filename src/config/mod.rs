@@ -593,6 +593,14 @@ impl Config {
                 None => {}
             }
         }
+        if !report.notify.is_empty() && file.web.is_none() {
+            warnings.push(ConfigWarning(located(
+                key_line(text, "report", "notify"),
+                Some("report.notify".to_owned()),
+                "no [web]: notices carry no report link, so nobody can answer and nothing is told"
+                    .to_owned(),
+            )));
+        }
         if !report.notify.is_empty() {
             for name in &report.channels {
                 match channels.get(name) {
