@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use support::browser::Browser;
 use support::instance::Instance;
 use support::{HERALD, Scratch, SmtpOptions, SmtpServer, decode_qp, fixture, free_port, text};
-use thirtyfour::prelude::*;
 
 /// A key file of 48 random-enough bytes, base64.
 fn key_file(dir: &Path, name: &str) {
@@ -136,6 +135,16 @@ fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str, smtp: 
     std::fs::create_dir_all(dir.join("events")).unwrap();
     std::fs::copy(fixture(events), dir.join("events").join(events)).unwrap();
     let instance = Instance::start(dir, &config(port, keys, lifetime, smtp));
+    wait_listening(port);
+    instance
+}
+
+fn origin_of_port(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Waits (up to 30 s) until the public listener on `port` takes connections.
+fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -144,11 +153,6 @@ fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str, smtp: 
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    instance
-}
-
-fn origin_of_port(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
 }
 
 /// The CSRF token of the page at `link`.
@@ -211,13 +215,7 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     assert!(page.contains(&owner), "{page}");
     assert!(!page.contains("<script"), "{page}");
     browser.screenshot("report-ask").await;
-    driver
-        .find(By::Css("button[value=not_me]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("button[value=not_me]").await;
     assert_eq!(
         browser
             .heading_becomes("Thank you — your report was recorded")
@@ -308,13 +306,7 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     // the owner: the page still offers "I did not do this", and it replaces the answer and is
     // told — once.
     driver.goto(&other_link).await.unwrap();
-    driver
-        .find(By::Css("button[value=not_me]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("button[value=not_me]").await;
     assert_eq!(
         browser
             .heading_becomes("Thank you — your report was recorded")
@@ -425,11 +417,7 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     herald.terminate();
     let k2 = r#"{ id = "k2", secret = { file = "k2.key" } }"#;
     let mut rotated = Instance::start(&dir, &config(port, k2, "7d", smtp.port));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(port);
     assert_eq!(reqwest::get(&link).await.unwrap().status().as_u16(), 400);
     driver.goto(&link).await.unwrap();
     assert_eq!(
@@ -514,14 +502,7 @@ async fn an_organizations_own_page_template_is_served_and_checked() {
     )
     .unwrap();
     let mut herald = Instance::start(&dir, &own);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the public listener did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(port);
     let link = links(&dir, 1)[0].1.clone();
     let browser = Browser::start("report-own-page").await;
     browser.driver().goto(&link).await.unwrap();
@@ -529,14 +510,7 @@ async fn an_organizations_own_page_template_is_served_and_checked() {
         browser.heading_becomes("Contoso check: ask").await,
         "Contoso check: ask"
     );
-    browser
-        .driver()
-        .find(By::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("button").await;
     assert_eq!(
         browser.heading_becomes("Contoso check: recorded").await,
         "Contoso check: recorded"

@@ -112,18 +112,6 @@ pub(crate) fn explain(event: &AuditEvent, target: Option<&Target>, reader: Reade
     out
 }
 
-/// What happened to `target`'s sign-in methods, for the headline.
-pub(crate) fn explain_methods(target: Option<&Target>) -> Methods {
-    let Some(target) = target else {
-        return Methods::default();
-    };
-    let mut out = Explained::default();
-    authenticator_apps(target, &mut out);
-    user_details(target, &mut out);
-    method_list(target, Reader::Owner, &mut out);
-    out.methods
-}
-
 fn property<'a>(target: &'a Target, name: &str) -> Option<&'a ModifiedProperty> {
     target
         .modified_properties

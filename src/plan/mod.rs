@@ -271,8 +271,8 @@ impl Planner {
         } else {
             facts::Reader::Other { owner: &owner }
         };
-        let summary = wording::headline(event, target, reader);
         let explained = facts::explain(event, target, reader);
+        let summary = wording::headline(event, target, reader, explained.methods);
         // What the facts do not already say, for the notice's "other changes".
         let changes: Vec<&ModifiedProperty> = shown
             .iter()

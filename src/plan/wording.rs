@@ -6,7 +6,7 @@
 //! group or the SOC. Every activity of the default rule set has both; an unknown activity falls
 //! back to its own name.
 
-use super::facts::{Ended, Reader, capitalized, ended};
+use super::facts::{Ended, Methods, Reader, capitalized, ended};
 use crate::event::{ActorKind, AuditEvent, Target};
 use crate::rules::normalize;
 
@@ -31,8 +31,14 @@ impl Phrase {
     }
 }
 
-/// The headline of a notice about `event` and `target`, for `reader`.
-pub(crate) fn headline(event: &AuditEvent, target: Option<&Target>, reader: Reader) -> String {
+/// The headline of a notice about `event` and `target`, for `reader`; `methods` is what the
+/// explainers found happened to the sign-in methods ([`super::facts::Explained::methods`]).
+pub(crate) fn headline(
+    event: &AuditEvent,
+    target: Option<&Target>,
+    reader: Reader,
+    methods: Methods,
+) -> String {
     let activity = normalize(&event.activity);
     let said = match ended(event) {
         Ended::Failed => {
@@ -43,12 +49,12 @@ pub(crate) fn headline(event: &AuditEvent, target: Option<&Target>, reader: Read
         }
         // A timeout may or may not have taken effect: said as what was done, with a doubt.
         Ended::Unsure => {
-            return match done(&activity, target) {
+            return match done(&activity, target, methods) {
                 Some(phrase) => format!("{} — it may not have completed", phrase.say(reader)),
                 None => format!("{} — it may not have completed", event.activity),
             };
         }
-        Ended::Succeeded => match done(&activity, target) {
+        Ended::Succeeded => match done(&activity, target, methods) {
             Some(phrase) => phrase.say(reader),
             None => return event.activity.clone(),
         },
@@ -69,7 +75,7 @@ pub(crate) fn headline(event: &AuditEvent, target: Option<&Target>, reader: Read
     said
 }
 
-fn done(activity: &str, target: Option<&Target>) -> Option<Phrase> {
+fn done(activity: &str, target: Option<&Target>, methods: Methods) -> Option<Phrase> {
     let changed = |prefix: &str| {
         target.is_some_and(|t| {
             t.modified_properties
@@ -146,7 +152,6 @@ fn done(activity: &str, target: Option<&Target>) -> Option<Phrase> {
         ),
         // What the explainers found decides: an added method is said as one.
         "update user" if changed("strongauthentication") => {
-            let methods = super::facts::explain_methods(target);
             match (methods.added, methods.removed, methods.other) {
                 (true, false, false) => p(
                     "A new sign-in method was added to your account",
@@ -317,6 +322,12 @@ pub(crate) fn explanation(event: &AuditEvent, target: Option<&Target>) -> Option
 mod tests {
     use super::*;
 
+    /// The headline as a notice renders it: with what the explainers found.
+    fn said(event: &AuditEvent, target: Option<&Target>, reader: Reader) -> String {
+        let methods = super::super::facts::explain(event, target, reader).methods;
+        headline(event, target, reader, methods)
+    }
+
     /// Every activity of the default rule set has a headline in plain words for both readers,
     /// for success and failure, and an explanation for the owner.
     #[test]
@@ -332,8 +343,8 @@ mod tests {
                 for result in ["success", "failure"] {
                     let event = super::super::samples::record(activity, result);
                     let target = event.targets.first();
-                    let owner = headline(&event, target, Reader::Owner);
-                    let third = headline(&event, target, other);
+                    let owner = said(&event, target, Reader::Owner);
+                    let third = said(&event, target, other);
                     assert_ne!(owner, activity, "{activity} ({result}) has no headline");
                     assert!(
                         owner.to_lowercase().contains("you"),
@@ -360,7 +371,7 @@ mod tests {
     fn a_role_assignment_names_the_role_in_its_headline() {
         let event = super::super::samples::record("Add member to role", "success");
         assert_eq!(
-            headline(&event, event.targets.first(), Reader::Owner),
+            said(&event, event.targets.first(), Reader::Owner),
             "You were given the Global Administrator role"
         );
     }
@@ -369,12 +380,12 @@ mod tests {
     fn a_timeout_may_not_have_completed_and_a_failure_did_not() {
         let mut event = super::super::samples::record("Reset user password", "timeout");
         assert_eq!(
-            headline(&event, event.targets.first(), Reader::Owner),
+            said(&event, event.targets.first(), Reader::Owner),
             "Your password was reset by an administrator — it may not have completed"
         );
         event.result = Some("Failure".to_owned());
         assert_eq!(
-            headline(&event, event.targets.first(), Reader::Owner),
+            said(&event, event.targets.first(), Reader::Owner),
             "Someone tried to reset your password — it did not succeed"
         );
     }
@@ -384,7 +395,7 @@ mod tests {
         let mut event = super::super::samples::record("Reset user password", "success");
         event.initiated_by.kind = ActorKind::App;
         assert_eq!(
-            headline(&event, event.targets.first(), Reader::Owner),
+            said(&event, event.targets.first(), Reader::Owner),
             "Your password was reset by an application"
         );
     }

@@ -73,6 +73,17 @@ impl Browser {
             .unwrap()
     }
 
+    /// Clicks the element `css` selects.
+    pub async fn click(&self, css: &str) {
+        self.driver()
+            .find(By::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
     /// The main heading once it reads `expected` (a click's navigation takes a moment), or what
     /// it read after ten seconds.
     pub async fn heading_becomes(&self, expected: &str) -> String {
