@@ -104,22 +104,22 @@ impl Outcome {
         let mut out = Vec::new();
         self.notifications.retain(|n| {
             let Some(action) = &n.action else { return true };
-            let claim = (action.clone(), n.channel.clone(), n.recipient.to_lowercase());
+            let claim = (
+                action.clone(),
+                n.channel.clone(),
+                n.recipient.to_lowercase(),
+            );
             match told.get(&claim) {
                 None => {
                     told.insert(claim, n.key.to_string());
                     true
                 }
                 Some(holder) => {
-                    let correlation = action.split('|').nth(1).unwrap_or_default();
                     out.push(Suppressed {
                         rule: n.rule.clone(),
                         event_id: n.event_id.clone(),
                         recipient: n.recipient.clone(),
-                        reason: format!(
-                            "once per action: {} was already told about correlation id {correlation} ({holder})",
-                            n.recipient
-                        ),
+                        reason: crate::store::told_already(&n.recipient, action, holder),
                     });
                     false
                 }

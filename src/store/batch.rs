@@ -171,14 +171,10 @@ async fn insert_events(
             && let Some(holder) = action_told(tx, action, n, now).await?
         {
             committed.suppressed += 1;
-            let correlation = action.split('|').nth(1).unwrap_or_default();
             suppressed.push((
                 n.event_id.as_str(),
                 n.rule.as_str(),
-                format!(
-                    "once per action: {} was already told about correlation id {correlation} ({holder})",
-                    n.recipient
-                ),
+                told_already(&n.recipient, action, &holder),
             ));
             continue;
         }
@@ -255,6 +251,15 @@ async fn insert_events(
         }
     }
     Ok(committed)
+}
+
+/// Why a notice of `action` to `recipient` is not queued: `holder` told them first. The one
+/// wording, for the history and for the dry run.
+pub fn told_already(recipient: &str, action: &str, holder: &str) -> String {
+    let correlation = action.split('|').nth(1).unwrap_or_default();
+    format!(
+        "once per action: {recipient} was already told about correlation id {correlation} ({holder})"
+    )
 }
 
 /// Claims `action` for `n`'s recipient and channel (table `actions_told`). `None` when `n` may

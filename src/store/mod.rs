@@ -11,6 +11,7 @@
 //! holds what differs: how each is opened and migrated.
 
 mod batch;
+pub use batch::told_already;
 mod engine;
 mod reports;
 mod retention;
