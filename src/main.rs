@@ -380,6 +380,23 @@ fn check(path: &Path) -> Result<ExitCode> {
             rule.name
         );
     }
+    // The Graph permissions the response actions need, granted to the app with an
+    // administrator's consent: a missing one fails its action with Graph's 403.
+    let mut actions: Vec<_> = config.report.actions.clone();
+    for rule in config.rules.rules() {
+        actions.extend(rule.report_actions.iter().flatten().copied());
+    }
+    actions.sort();
+    actions.dedup();
+    if let (Some(app), false) = (&config.report.app, actions.is_empty()) {
+        for action in &actions {
+            eprintln!(
+                "herald: note: report action {} needs the Graph application permission {} for microsoft.{app}, with an administrator's consent",
+                action.as_str(),
+                action.permission()
+            );
+        }
+    }
     println!(
         "{}: valid ({} rules, {} channels, {} groups{})",
         path.display(),

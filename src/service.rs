@@ -377,16 +377,30 @@ pub async fn reports(command: ReportCommand) -> Result<ExitCode> {
             for r in store.reports(verdict, since, limit).await? {
                 match format {
                     Format::Json => println!("{}", serde_json::to_string(&r)?),
-                    Format::Text => println!(
-                        "{}  {:<6}  {}  {}  {}  from {}  event {}",
-                        r.key,
-                        r.verdict,
-                        time(r.created_at),
-                        r.account,
-                        r.subject,
-                        r.client_ip,
-                        r.event_id
-                    ),
+                    Format::Text => {
+                        println!(
+                            "{}  {:<6}  {}  {}  {}  from {}  event {}",
+                            r.key,
+                            r.verdict,
+                            time(r.created_at),
+                            r.account,
+                            r.subject,
+                            r.client_ip,
+                            r.event_id
+                        );
+                        for a in &r.actions {
+                            println!(
+                                "    {}: {} after {} attempts{}",
+                                a.action,
+                                a.state,
+                                a.attempts,
+                                a.error
+                                    .as_deref()
+                                    .map(|e| format!(" — {e}"))
+                                    .unwrap_or_default()
+                            );
+                        }
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -1,8 +1,9 @@
 //! "This wasn't me", end to end: `herald run` delivers a notice with a signed report link into
 //! an `.eml`; a real browser (Debian's chromium) opens the link taken from that file, sees the
-//! page, answers, and sees the confirmation; `herald reports list` has the report. Every
-//! refusal is checked with its page in the browser and its status over HTTP. Screenshots of
-//! each page are written to `target/tmp/pages/`.
+//! page, answers, and sees the confirmation; the SOC hears of it at a real SMTP server and a
+//! Teams receiver, and the Graph stand-in sees the account's sessions revoked; `herald reports
+//! list` has the report and its actions. Every refusal is checked with its page in the browser
+//! and its status over HTTP. Screenshots of each page are written to `target/tmp/pages/`.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::browser::Browser;
+use support::http_receiver::HttpReceiver;
 use support::instance::Instance;
 use support::{HERALD, Scratch, SmtpOptions, SmtpServer, decode_qp, fixture, free_port, text};
 
@@ -74,6 +76,68 @@ recipients = ["target"]
     )
 }
 
+/// The tenant of the fixtures' records.
+const TENANT: &str = "7f3c2a10-4b6e-4d2a-9c1e-2f5a8b0d6e41";
+/// Adele Vance's object id in the fixtures.
+const ADELE: &str = "ad7140d9-2cc2-4134-8bae-6b90ba3dede2";
+/// Megan Bowen's.
+const MEGAN: &str = "7b48b9a9-ceae-4290-a647-9f2fc4a7ce3a";
+
+/// `config` with the SOC told on Teams too, and `actions` performed through `graph`, the
+/// stand-in for Microsoft's identity platform and Graph.
+fn responding(
+    config: &str,
+    dir: &Path,
+    teams: &HttpReceiver,
+    graph: &HttpReceiver,
+    actions: &str,
+) -> String {
+    std::fs::write(dir.join("graph.secret"), "s3cr3t").unwrap();
+    let app = graph
+        .microsoft_app()
+        .replace("00000000-0000-0000-0000-000000000000", TENANT)
+        .replace(
+            r#"{ env = "GRAPH_CLIENT_SECRET" }"#,
+            r#"{ file = "graph.secret" }"#,
+        );
+    let config = config.replace(
+        "channels = [\"soc-mail\"]",
+        &format!(
+            "channels = [\"soc-mail\", \"soc-teams\"]\napp = \"contoso\"\nactions = {actions}"
+        ),
+    );
+    format!(
+        "{config}\n[channel.soc-teams]\nkind = \"teams\"\nurl = \"http://127.0.0.1:{}/teams\"\n{app}",
+        teams.port
+    )
+}
+
+/// Waits (up to 60 s) until `receiver` has a request `filter` takes, and returns them all.
+fn wait_requests(
+    receiver: &HttpReceiver,
+    n: usize,
+    filter: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found: Vec<_> = receiver.requests().into_iter().filter(&filter).collect();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} requests: {:?}",
+            found.len(),
+            receiver.requests()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn path_has(request: &serde_json::Value, text: &str) -> bool {
+    request["path"].as_str().is_some_and(|p| p.contains(text))
+}
+
 /// The report links in the text parts of the messages delivered into `dir/mail`, by recipient.
 fn links(dir: &Path, n: usize) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -131,6 +195,22 @@ fn reports(config: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `herald reports list` once `done` takes it (up to 60 s).
+fn wait_reports(
+    config: &Path,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let recorded = reports(config);
+        if done(&recorded) {
+            return recorded;
+        }
+        assert!(Instant::now() < deadline, "{recorded:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn start(dir: &Path, port: u16, keys: &str, lifetime: &str, events: &str, smtp: u16) -> Instance {
     std::fs::create_dir_all(dir.join("events")).unwrap();
     std::fs::copy(fixture(events), dir.join("events").join(events)).unwrap();
@@ -179,8 +259,26 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     key_file(&dir, "k2.key");
     let port = free_port();
     let smtp = SmtpServer::start(&dir, SmtpOptions::default());
+    let teams = HttpReceiver::start(&dir.join("teams"));
+    let graph = HttpReceiver::start(&dir.join("graph"));
     let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
-    let mut herald = start(&dir, port, k1, "7d", "two-user-targets.json", smtp.port);
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    std::fs::copy(
+        fixture("two-user-targets.json"),
+        dir.join("events/two-user-targets.json"),
+    )
+    .unwrap();
+    let full = |keys: &str| {
+        responding(
+            &config(port, keys, "7d", smtp.port),
+            &dir,
+            &teams,
+            &graph,
+            r#"["revoke_sessions"]"#,
+        )
+    };
+    let mut herald = Instance::start(&dir, &full(k1));
+    wait_listening(port);
     let delivered = links(&dir, 2);
     let (owner, link) = delivered[0].clone();
     let other_link = delivered[1].1.clone();
@@ -251,9 +349,43 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         "{soc}"
     );
     assert!(soc.contains("Done by:       Irvin Sayers"), "{soc}");
+    assert!(
+        soc.contains(&format!("Revoke the sign-in sessions of {owner}")),
+        "{soc}"
+    );
 
-    let recorded = reports(&herald.config);
-    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    // The same on Teams: one card, its values as text runs, and no report link (a channel is
+    // shared: whoever clicked would answer for the owner).
+    let cards = wait_requests(&teams, 1, |r| path_has(r, "/teams"));
+    let card = cards[0]["body"].as_str().unwrap();
+    assert!(
+        card.contains(&format!("{owner} says this was not them")),
+        "{card}"
+    );
+    assert!(card.contains("TextRun") && !card.contains("/r/"), "{card}");
+
+    // The owner's sessions are revoked through Graph, with a token the identity platform
+    // issued, for the account's object id.
+    let owner_id = if owner.contains("adele") {
+        ADELE
+    } else {
+        MEGAN
+    };
+    let other_id = if owner_id == ADELE { MEGAN } else { ADELE };
+    let revoked = wait_requests(&graph, 1, |r| path_has(r, "/revokeSignInSessions"));
+    assert_eq!(
+        revoked[0]["path"],
+        format!("/v1.0/users/{owner_id}/revokeSignInSessions")
+    );
+    assert_eq!(revoked[0]["method"], "POST");
+    assert_eq!(revoked[0]["bearer"], "issued");
+    assert_eq!(revoked[0]["status"], 200);
+
+    let recorded = wait_reports(&herald.config, |r| {
+        r.len() == 1 && r[0]["actions"][0]["state"] == "sent"
+    });
+    assert_eq!(recorded[0]["actions"][0]["action"], "revoke_sessions");
+    assert_eq!(recorded[0]["actions"].as_array().unwrap().len(), 1);
     assert_eq!(recorded[0]["verdict"], "not_me");
     assert_eq!(recorded[0]["account"], owner.as_str());
     assert_eq!(recorded[0]["client_ip"], "127.0.0.1");
@@ -341,6 +473,27 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         recorded.iter().all(|r| r["verdict"] == "not_me"),
         "{recorded:?}"
     );
+    // Teams heard every answer once too; the second owner's sessions were revoked only when
+    // they said "not me", and each owner's once.
+    wait_requests(&teams, 3, |r| path_has(r, "/teams"));
+    wait_requests(&graph, 2, |r| path_has(r, "/revokeSignInSessions"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        teams
+            .requests()
+            .iter()
+            .filter(|r| path_has(r, "/teams"))
+            .count(),
+        3
+    );
+    for id in [owner_id, other_id] {
+        let revocations: Vec<_> = graph
+            .requests()
+            .into_iter()
+            .filter(|r| path_has(r, &format!("/users/{id}/revokeSignInSessions")))
+            .collect();
+        assert_eq!(revocations.len(), 1, "{id}: {revocations:?}");
+    }
     // A form without its CSRF token, with an unknown answer, too large, or marked cross-site
     // by the browser without an `Origin`: refused, and nothing recorded.
     let (status, _) = post(&other_link, &[("verdict", "me")], Some(&origin)).await;
@@ -416,7 +569,7 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
     // The key rotated out: the old links are refused with the same page.
     herald.terminate();
     let k2 = r#"{ id = "k2", secret = { file = "k2.key" } }"#;
-    let mut rotated = Instance::start(&dir, &config(port, k2, "7d", smtp.port));
+    let mut rotated = Instance::start(&dir, &full(k2));
     wait_listening(port);
     assert_eq!(reqwest::get(&link).await.unwrap().status().as_u16(), 400);
     driver.goto(&link).await.unwrap();
@@ -553,4 +706,167 @@ async fn an_organizations_own_page_template_is_served_and_checked() {
             text(&out.stderr)
         );
     }
+}
+
+/// Response actions through Graph: a `429` is waited out and retried, a refused permission
+/// (`403`) fails at once with Graph's error and the permission named, and an action still
+/// pending when Herald is killed (`kill -9`, between the report's commit and the action's
+/// delivery) is performed once after the restart. `herald check` names each permission.
+#[tokio::test(flavor = "multi_thread")]
+async fn response_actions_are_retried_kept_and_performed_once_across_a_kill() {
+    let scratch = Scratch::new("report-actions");
+    let dir = scratch.path().to_owned();
+    key_file(&dir, "k1.key");
+    let port = free_port();
+    let smtp = SmtpServer::start(&dir, SmtpOptions::default());
+    let teams = HttpReceiver::start(&dir.join("teams"));
+    let graph = HttpReceiver::start(&dir.join("graph"));
+    // Graph throttles the revocation once, refuses the risk confirmation (the permission was
+    // never granted), and cannot disable accounts until it is back.
+    let mut script = vec![
+        r#"~revokeSignInSessions 429 {"error":{"code":"TooManyRequests","message":"Too many requests"}}"#,
+        r#"~confirmCompromised 403 {"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#,
+    ];
+    script.extend(std::iter::repeat_n(
+        r#"~PATCH 503 {"error":{"code":"ServiceUnavailable","message":"Try again later"}}"#,
+        500,
+    ));
+    graph.script(&script);
+    let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
+    let toml = responding(
+        &config(port, k1, "7d", smtp.port),
+        &dir,
+        &teams,
+        &graph,
+        r#"["revoke_sessions", "confirm_compromised", "disable_account"]"#,
+    );
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    std::fs::copy(
+        fixture("envelope-reset-password.json"),
+        dir.join("events/reset.json"),
+    )
+    .unwrap();
+    let mut herald = Instance::start(&dir, &toml);
+    wait_listening(port);
+
+    // `herald check` names the permission of each action.
+    let out = std::process::Command::new(HERALD)
+        .args(["check", "--config", herald.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (action, permission) in [
+        ("revoke_sessions", "User.RevokeSessions.All"),
+        ("confirm_compromised", "IdentityRiskyUser.ReadWrite.All"),
+        ("disable_account", "User.EnableDisableAccount.All"),
+    ] {
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "report action {action} needs the Graph application permission {permission} for microsoft.contoso"
+            )),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    let link = links(&dir, 1)[0].1.clone();
+    let csrf = csrf_of(&link).await;
+    let (status, body) = post(
+        &link,
+        &[("csrf", &csrf), ("verdict", "not_me")],
+        Some(&origin_of_port(port)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The revocation after its 429, the refusal, and the disabling still failing: then kill -9.
+    wait_requests(&graph, 1, |r| {
+        path_has(r, "/revokeSignInSessions") && r["status"] == 200
+    });
+    wait_requests(&graph, 1, |r| path_has(r, "/confirmCompromised"));
+    wait_requests(&graph, 2, |r| r["method"] == "PATCH");
+    herald.kill();
+    let during = wait_reports(&herald.config, |r| r.len() == 1);
+    let state = |report: &serde_json::Value, action: &str| {
+        report["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == action)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action}: {report}"))
+    };
+    assert_eq!(state(&during[0], "disable_account")["state"], "pending");
+
+    // Graph is back; the restarted instance disables the account, once.
+    graph.script(&[]);
+    herald.restart();
+    let recorded = wait_reports(&herald.config, |r| {
+        r.len() == 1 && state(&r[0], "disable_account")["state"] == "sent"
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = graph.requests();
+    let calls = |text: &str| -> Vec<serde_json::Value> {
+        requests
+            .iter()
+            .filter(|r| {
+                let request = format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap(),
+                    r["path"].as_str().unwrap()
+                );
+                request.contains(text)
+            })
+            .cloned()
+            .collect()
+    };
+    let statuses = |text: &str| -> Vec<i64> {
+        calls(text)
+            .iter()
+            .map(|r| r["status"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        statuses(&format!("POST /v1.0/users/{ADELE}/revokeSignInSessions")),
+        [429, 200]
+    );
+    assert_eq!(
+        statuses("POST /v1.0/identityProtection/riskyUsers/confirmCompromised"),
+        [403],
+        "a refused permission is not retried"
+    );
+    let confirm: serde_json::Value =
+        serde_json::from_str(calls("confirmCompromised")[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(confirm, serde_json::json!({ "userIds": [ADELE] }));
+    let disabled: Vec<_> = calls(&format!("PATCH /v1.0/users/{ADELE}"))
+        .into_iter()
+        .filter(|r| r["status"] == 204)
+        .collect();
+    assert_eq!(disabled.len(), 1, "the account was disabled once");
+    let body: serde_json::Value =
+        serde_json::from_str(disabled[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({ "accountEnabled": false }));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| !path_has(r, "/oauth2/"))
+            .all(|r| r["bearer"] == "issued"),
+        "{requests:?}"
+    );
+
+    // The report keeps each action's outcome, Graph's error and the permission it needs.
+    let revoke = state(&recorded[0], "revoke_sessions");
+    assert_eq!(
+        (revoke["state"].as_str(), revoke["attempts"].as_i64()),
+        (Some("sent"), Some(2))
+    );
+    let confirm = state(&recorded[0], "confirm_compromised");
+    assert_eq!(confirm["state"], "failed");
+    let error = confirm["error"].as_str().unwrap();
+    assert!(
+        error.contains("Authorization_RequestDenied: Insufficient privileges")
+            && error.contains("IdentityRiskyUser.ReadWrite.All"),
+        "{error}"
+    );
+    herald.terminate();
 }

@@ -782,7 +782,7 @@ async fn one_action_is_told_once_per_recipient_and_channel(store: SqlStore) {
 /// A report names its notice (with its event's tenant and time), is recorded once — a second
 /// answer returns the first — and is listed by verdict and age.
 async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
-    use herald::store::{NewReport, Verdict};
+    use herald::store::{NewReport, ReportAction, Verdict};
     store.commit(&batch(&["k1", "k2"])).await.unwrap();
     assert!(store.reported_notice("nope").await.unwrap().is_none());
     let notice = store.reported_notice("k1").await.unwrap().unwrap();
@@ -794,11 +794,18 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
         ),
         ("t1", Some(T0), "k1@contoso.com")
     );
+    // With every "not me", a response action is queued and named on the report.
     let answer = |key: &str, verdict| {
         let store = store.clone();
         let key = key.to_owned();
         async move {
             let notice = store.reported_notice(&key).await.unwrap().unwrap();
+            let action = NewNotification {
+                channel: "graph_action".to_owned(),
+                rule: "action-revoke_sessions".to_owned(),
+                ..notification(&format!("{key}-revoke"), "e1")
+            };
+            let acting = verdict == Verdict::NotMe;
             store
                 .record_report(
                     &NewReport {
@@ -806,8 +813,19 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
                         verdict,
                         client_ip: "203.0.113.9".into(),
                         user_agent: "Mozilla/5.0\0".into(),
+                        actions: acting
+                            .then(|| ReportAction {
+                                action: "revoke_sessions".into(),
+                                key: action.key.clone(),
+                            })
+                            .into_iter()
+                            .collect(),
                     },
-                    &[],
+                    if acting {
+                        std::slice::from_ref(&action)
+                    } else {
+                        &[]
+                    },
                 )
                 .await
                 .unwrap()
@@ -827,6 +845,16 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
     let (over, new) = answer("k2", Verdict::NotMe).await;
     assert!(new);
     assert_eq!(over.verdict, "not_me");
+    // The action it set off is named with its outbox row's state; a second answer queues none.
+    assert_eq!(over.actions.len(), 1, "{over:?}");
+    assert_eq!(
+        (
+            over.actions[0].action.as_str(),
+            over.actions[0].key.as_str(),
+            over.actions[0].state.as_str()
+        ),
+        ("revoke_sessions", "k2-revoke", "pending")
+    );
     let (_, new) = answer("k2", Verdict::NotMe).await;
     assert!(!new);
     let (_, new) = answer("k2", Verdict::Me).await;
@@ -839,6 +867,15 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
     assert_eq!(not_me.len(), 2);
     let later = store.reports(None, Some(i64::MAX), 10).await.unwrap();
     assert!(later.is_empty());
+    // Only the first "not me" of each link queued its action.
+    let pending = store.outbox(&listing(None, 10)).await.unwrap();
+    let mut actions: Vec<&str> = pending
+        .iter()
+        .filter(|n| n.channel == "graph_action")
+        .map(|n| n.key.as_str())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(actions, ["k1-revoke", "k2-revoke"]);
 }
 
 async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {

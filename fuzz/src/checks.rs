@@ -257,6 +257,12 @@ pub fn notification(n: &Notification) {
                 );
             }
         }
+        Format::GraphAction => {
+            // A response action names an action and an account; no audit text chooses a URL.
+            let v = json(&n.message);
+            assert!(v["action"].is_string(), "{v}");
+            assert_eq!(v["account"].as_str(), Some(n.recipient.as_str()), "{v}");
+        }
     }
 }
 

@@ -7,11 +7,14 @@
 //! never decode, plan or touch the store.
 
 mod file;
+mod graph;
+pub mod graph_action;
 mod graph_mail;
 mod smtp;
 mod webhook;
 
 pub use file::FileConfig;
+pub use graph_action::GraphActionConfig;
 pub use graph_mail::GraphMailConfig;
 pub use smtp::{SmtpConfig, TlsMode};
 pub use webhook::{ChatConfig, WebhookConfig, signature};
@@ -41,6 +44,10 @@ pub enum ChannelConfig {
     Teams(ChatConfig),
     /// Block Kit blocks to a Slack incoming webhook.
     Slack(ChatConfig),
+    /// The response actions of `[report] actions` through Microsoft Graph: never written as a
+    /// `[channel.NAME]`, added as `graph_action` when actions are configured.
+    #[serde(skip)]
+    GraphAction(GraphActionConfig),
 }
 
 /// What a channel delivers, rendered when a notification is planned.
@@ -57,6 +64,8 @@ pub enum Format {
     TeamsCard,
     /// A Slack message with Block Kit blocks (`slack`).
     SlackMessage,
+    /// A response action ([`graph_action::Request`], `graph_action`).
+    GraphAction,
 }
 
 impl Format {
@@ -64,9 +73,11 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Email => "eml",
-            Format::Json | Format::GraphMessage | Format::TeamsCard | Format::SlackMessage => {
-                "json"
-            }
+            Format::Json
+            | Format::GraphMessage
+            | Format::TeamsCard
+            | Format::SlackMessage
+            | Format::GraphAction => "json",
         }
     }
 }
@@ -81,7 +92,8 @@ impl ChannelConfig {
             ChannelConfig::Webhook(_)
             | ChannelConfig::GraphMail(_)
             | ChannelConfig::Teams(_)
-            | ChannelConfig::Slack(_) => None,
+            | ChannelConfig::Slack(_)
+            | ChannelConfig::GraphAction(_) => None,
         }
     }
 
@@ -93,6 +105,7 @@ impl ChannelConfig {
             ChannelConfig::GraphMail(_) => Format::GraphMessage,
             ChannelConfig::Teams(_) => Format::TeamsCard,
             ChannelConfig::Slack(_) => Format::SlackMessage,
+            ChannelConfig::GraphAction(_) => Format::GraphAction,
         }
     }
 
@@ -102,7 +115,10 @@ impl ChannelConfig {
         match self {
             ChannelConfig::Webhook(c) => c.template.as_deref(),
             ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => c.template.as_deref(),
-            ChannelConfig::Smtp(_) | ChannelConfig::File(_) | ChannelConfig::GraphMail(_) => None,
+            ChannelConfig::Smtp(_)
+            | ChannelConfig::File(_)
+            | ChannelConfig::GraphMail(_)
+            | ChannelConfig::GraphAction(_) => None,
         }
     }
 
@@ -114,6 +130,7 @@ impl ChannelConfig {
             ChannelConfig::Webhook(c) => c.concurrency,
             ChannelConfig::GraphMail(c) => c.concurrency,
             ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => c.concurrency,
+            ChannelConfig::GraphAction(c) => c.concurrency,
         }
         .max(1)
     }
@@ -126,6 +143,7 @@ impl ChannelConfig {
             ChannelConfig::Webhook(c) => Some(c.timeout),
             ChannelConfig::GraphMail(c) => Some(c.timeout),
             ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => Some(c.timeout),
+            ChannelConfig::GraphAction(c) => Some(c.timeout),
         }
     }
 }
@@ -238,6 +256,10 @@ pub fn build_all(
                 ChannelConfig::GraphMail(c) => Arc::new(
                     graph_mail::GraphMail::new(c, apps, base)
                         .map_err(|e| format!("channel.{name}: {e}"))?,
+                ),
+                ChannelConfig::GraphAction(c) => Arc::new(
+                    graph_action::GraphAction::new(c, apps, base)
+                        .map_err(|e| format!("report.app: {e}"))?,
                 ),
             };
             Ok((name.clone(), channel))

@@ -603,26 +603,54 @@ impl Config {
         }
         if !report.notify.is_empty() {
             for name in &report.channels {
-                match channels.get(name) {
-                    None => {
-                        return Err(report_error("channels", format!("no channel {name:?}")));
-                    }
-                    Some(c)
-                        if !matches!(
-                            c.format(),
-                            crate::channel::Format::Email | crate::channel::Format::GraphMessage
-                        ) =>
-                    {
-                        return Err(report_error(
-                            "channels",
-                            format!(
-                                "channel {name:?} does not send mail; the SOC's report notice is a mail"
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
+                if !channels.contains_key(name) {
+                    return Err(report_error("channels", format!("no channel {name:?}")));
                 }
             }
+        }
+        // Response actions: through a known app registration, on the internal channel
+        // `graph_action`, which no `[channel.NAME]` may take.
+        use crate::channel::graph_action;
+        if let Some(line) = channel_lines.get(graph_action::CHANNEL) {
+            return Err(located(
+                Some(*line),
+                Some(format!("channel.{}", graph_action::CHANNEL)),
+                "this name is Herald's own, for the response actions of [report] actions: name the channel otherwise".to_owned(),
+            ));
+        }
+        let acting = !report.actions.is_empty()
+            || rules
+                .iter()
+                .any(|r| r.report_actions.as_ref().is_some_and(|a| !a.is_empty()));
+        match (&report.app, acting) {
+            (Some(app), _) if !microsoft.contains_key(app) => {
+                return Err(report_error("app", format!("no [microsoft.{app}] table")));
+            }
+            (None, true) => {
+                return Err(located(
+                    key_line(text, "report", "actions"),
+                    Some("report.app".to_owned()),
+                    "response actions need the [microsoft.NAME] app they are performed with: set [report] app".to_owned(),
+                ));
+            }
+            (Some(app), true) => {
+                if file.web.is_none() {
+                    warnings.push(ConfigWarning(located(
+                        key_line(text, "report", "actions"),
+                        Some("report.actions".to_owned()),
+                        "no [web]: notices carry no report link, so no answer sets off an action"
+                            .to_owned(),
+                    )));
+                }
+                let mut action = crate::channel::GraphActionConfig::new(app);
+                // A call ends well inside its claim, as for every channel (§7).
+                action.timeout = action.timeout.min(file.delivery.lease / 3);
+                channels.insert(
+                    graph_action::CHANNEL.to_owned(),
+                    ChannelConfig::GraphAction(action),
+                );
+            }
+            (_, false) => {}
         }
         for (name, line) in &channel_lines {
             let reports_use_it = !report.notify.is_empty() && report.channels.contains(name);
@@ -711,7 +739,9 @@ impl Config {
                 ChannelConfig::Teams(c) | ChannelConfig::Slack(c) => {
                     out.push((line, key("url"), &c.url));
                 }
-                ChannelConfig::File(_) | ChannelConfig::GraphMail(_) => {}
+                ChannelConfig::File(_)
+                | ChannelConfig::GraphMail(_)
+                | ChannelConfig::GraphAction(_) => {}
             }
         }
         for (i, source) in self.sources.iter().enumerate() {
@@ -947,6 +977,66 @@ soc = ["soc@contoso.com"]
         let text = err.to_string();
         assert!(text.starts_with("herald.toml:12"), "{text}");
         assert!(text.contains("unknown field `recipient`"), "{text}");
+    }
+
+    #[test]
+    fn response_actions_need_a_known_app_and_take_a_channel_of_their_own() {
+        let rule = "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n";
+        let app = "[microsoft.contoso]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = { env = \"S\" }\n";
+        let err = parse(&format!(
+            "{rule}[report]\nactions = [\"revoke_sessions\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("report.app"), "{err}");
+        assert!(err.message.contains("set [report] app"), "{err}");
+        let err = parse(&format!(
+            "{rule}[report]\napp = \"fabrikam\"\nactions = [\"revoke_sessions\"]\n{app}"
+        ))
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("report.app"), "{err}");
+        // A rule's own actions need the app too.
+        let err = parse(&format!("{rule}report_actions = [\"disable_account\"]\n")).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("report.app"), "{err}");
+        let err = parse(&format!("{rule}[report]\nactions = [\"reboot\"]\n")).unwrap_err();
+        assert!(err.message.contains("unknown variant `reboot`"), "{err}");
+        // Configured, they get the `graph_action` channel, which no table may take.
+        let config = parse(&format!(
+            "{rule}[report]\napp = \"contoso\"\nactions = [\"revoke_sessions\"]\n{app}"
+        ))
+        .unwrap();
+        assert!(matches!(
+            config.channels.get("graph_action"),
+            Some(ChannelConfig::GraphAction(c)) if c.app == "contoso"
+        ));
+        let err = parse(&format!(
+            "{rule}[channel.graph_action]\nkind = \"file\"\nfrom = \"a@contoso.com\"\ndir = \"d\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("channel.graph_action"), "{err}");
+        // Nobody writes the kind themselves, and no rule sends notices on it.
+        let err = parse(&format!("{rule}[channel.x]\nkind = \"graph_action\"\n")).unwrap_err();
+        assert!(err.message.contains("unknown variant"), "{err}");
+        let err = parse(&format!(
+            "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nchannels = [\"graph_action\"]\n[report]\napp = \"contoso\"\nactions = [\"revoke_sessions\"]\n{app}"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("graph_action"), "{err}");
+    }
+
+    #[test]
+    fn the_soc_hears_of_reports_on_any_channel_it_has() {
+        let rule = "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n";
+        let teams =
+            "[channel.soc]\nkind = \"teams\"\nurl = \"https://contoso.webhook.office.com/x\"\n";
+        parse(&format!(
+            "{rule}{teams}[report]\nnotify = [\"group:soc\"]\nchannels = [\"email\", \"soc\"]\n"
+        ))
+        .unwrap();
+        let err = parse(&format!(
+            "{rule}[report]\nnotify = [\"group:soc\"]\nchannels = [\"pager\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("report.channels"), "{err}");
     }
 
     #[test]

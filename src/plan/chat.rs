@@ -107,23 +107,33 @@ pub(super) fn facts(card: &Card) -> Vec<(&'static str, String)> {
 
 /// A Teams Workflows message with the built-in Adaptive Card.
 pub(super) fn teams(card: &Card) -> Value {
+    teams_parts(card.subject, card.summary, &facts(card), card.report_url)
+}
+
+/// The built-in Adaptive Card of a subject, a summary and (label, value) facts, every value a
+/// `TextRun`; also the SOC's card of a report.
+pub(super) fn teams_parts(
+    subject: &str,
+    summary: &str,
+    facts: &[(&str, String)],
+    report_url: Option<&str>,
+) -> Value {
     let run = |text: &str| json!({ "type": "TextRun", "text": text });
     let mut body = vec![
         json!({ "type": "RichTextBlock", "inlines": [
-            { "type": "TextRun", "text": clip(card.subject), "weight": "Bolder", "size": "Medium" }
+            { "type": "TextRun", "text": clip(subject), "weight": "Bolder", "size": "Medium" }
         ] }),
-        json!({ "type": "RichTextBlock", "inlines": [ run(card.summary) ] }),
+        json!({ "type": "RichTextBlock", "inlines": [ run(summary) ] }),
     ];
-    for (label, value) in facts(card) {
+    for (label, value) in facts {
         body.push(
             json!({ "type": "RichTextBlock", "spacing": "Small", "inlines": [
             { "type": "TextRun", "text": format!("{label}: "), "weight": "Bolder" },
-            run(&value),
+            run(&clip(value)),
         ] }),
         );
     }
-    let actions: Vec<Value> = card
-        .report_url
+    let actions: Vec<Value> = report_url
         .map(|url| json!({ "type": "Action.OpenUrl", "title": "Report this", "url": url }))
         .into_iter()
         .collect();
@@ -180,22 +190,33 @@ pub(super) fn slack_escape(text: &str) -> String {
 
 /// A Slack incoming-webhook message: a notification fallback and Block Kit blocks.
 pub(super) fn slack(card: &Card) -> Value {
+    slack_parts(card.subject, card.summary, &facts(card), card.report_url)
+}
+
+/// The built-in Slack message of a subject, a summary and (label, value) facts, every value
+/// `plain_text`; also the SOC's message of a report.
+pub(super) fn slack_parts(
+    subject: &str,
+    summary: &str,
+    facts: &[(&str, String)],
+    report_url: Option<&str>,
+) -> Value {
     let plain = |text: &str| json!({ "type": "plain_text", "text": text, "emoji": false });
-    let header: String = card.subject.chars().take(150).collect();
-    let fields: Vec<Value> = facts(card)
+    let header: String = subject.chars().take(150).collect();
+    let fields: Vec<Value> = facts
         .iter()
         .take(10)
-        .map(|(label, value)| plain(&format!("{label}: {value}")))
+        .map(|(label, value)| plain(&format!("{label}: {}", clip(value))))
         .collect();
     let mut blocks = vec![
         json!({ "type": "header", "text": plain(&header) }),
-        json!({ "type": "section", "text": plain(card.summary) }),
+        json!({ "type": "section", "text": plain(summary) }),
         json!({ "type": "section", "fields": fields }),
     ];
-    if let Some(url) = card.report_url {
+    if let Some(url) = report_url {
         blocks.push(json!({ "type": "actions", "elements": [
             { "type": "button", "text": plain("Report this"), "url": url }
         ] }));
     }
-    json!({ "text": slack_escape(card.subject), "blocks": blocks })
+    json!({ "text": slack_escape(subject), "blocks": blocks })
 }

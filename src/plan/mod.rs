@@ -12,6 +12,7 @@ mod message;
 mod payload;
 mod recipients;
 mod render;
+mod report;
 mod roles;
 mod samples;
 mod wording;
@@ -99,6 +100,8 @@ pub struct Planner {
     branding: Branding,
     links: Option<ReportLinks>,
     report: crate::report::ReportConfig,
+    /// The rules whose own `report_actions` take the place of `[report] actions`.
+    rule_actions: BTreeMap<String, Vec<crate::channel::graph_action::Action>>,
 }
 
 /// How notices to an account's owner get their report link (`[web]`).
@@ -157,6 +160,8 @@ impl Planner {
                 format @ (Format::Json | Format::TeamsCard | Format::SlackMessage) => {
                     Delivery::Json { format, template }
                 }
+                // Response actions are queued by `report_notices`, never rendered from a rule.
+                Format::GraphAction => continue,
             };
             deliveries.insert(name.clone(), delivery);
         }
@@ -184,6 +189,12 @@ impl Planner {
             branding: config.branding.clone(),
             links,
             report: config.report.clone(),
+            rule_actions: config
+                .rules
+                .rules()
+                .iter()
+                .filter_map(|r| Some((r.name.clone(), r.report_actions.clone()?)))
+                .collect(),
         })
     }
 
@@ -304,6 +315,7 @@ impl Planner {
                 account: target.and_then(|t| t.upn.clone().or_else(|| t.display_name.clone())),
                 initiator: actor.display_name.clone().or_else(|| actor.upn.clone()),
                 ip: actor.ip.clone(),
+                account_id: target.and_then(|t| t.id.clone()),
             })
             .ok()
         });
@@ -441,136 +453,6 @@ impl Planner {
             message,
             action: rule.once_per_action.then(|| action_of(event)).flatten(),
             summary: report_summary,
-        })
-    }
-
-    /// The notices telling `[report] notify` of an owner's answer: one per recipient and
-    /// channel, keyed by the reported event, the verdict, the channel and the recipient, so an
-    /// answer is told once however often it is posted. "This was me" is told only with
-    /// `notify_confirmed`. A channel that cannot carry it is an error (refused at load).
-    pub fn report_notices(
-        &self,
-        answer: &crate::report::Answer,
-    ) -> Vec<Result<Notification, String>> {
-        let config = &self.report;
-        if answer.verdict != "not_me" && !config.notify_confirmed {
-            return Vec::new();
-        }
-        let mut recipients: Vec<String> = Vec::new();
-        for spec in &config.notify {
-            let addresses = match spec.strip_prefix("group:") {
-                Some(group) => self.groups.get(group).cloned().unwrap_or_default(),
-                None => vec![spec.clone()],
-            };
-            for address in addresses {
-                if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
-                    recipients.push(address);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for channel in &config.channels {
-            for recipient in &recipients {
-                out.push(self.render_report(answer, channel, recipient));
-            }
-        }
-        out
-    }
-
-    fn render_report(
-        &self,
-        answer: &crate::report::Answer,
-        channel: &str,
-        recipient: &str,
-    ) -> Result<Notification, String> {
-        // One notice per answering owner: two owners of one event who both say "not me" are
-        // two notices.
-        let rule = format!("report-{}", answer.verdict);
-        let about = format!("{}|{}", answer.event_id, answer.account.to_lowercase());
-        let key = NotificationKey::new(Some(&answer.tenant), &about, &rule, channel, recipient);
-        let summary = answer.summary.clone().unwrap_or_default();
-        let headline = match answer.verdict.as_str() {
-            "not_me" => format!(
-                "{} says this was not them: {}",
-                answer.account, answer.subject
-            ),
-            _ => format!(
-                "{} confirmed this was them: {}",
-                answer.account, answer.subject
-            ),
-        };
-        let time = |ms: i64| {
-            jiff::Timestamp::from_millisecond(ms)
-                .ok()
-                .map(|t| t.to_string())
-        };
-        let ctx = context! {
-            headline => &headline,
-            account => &answer.account,
-            notice => context! {
-                subject => &answer.subject,
-                key => &answer.notice_key,
-                event_id => &answer.event_id,
-            },
-            summary => context! {
-                facts => &summary.facts,
-                activity => &summary.activity,
-                event_time => (summary.event_time != 0).then(|| time(summary.event_time)).flatten(),
-                initiator => &summary.initiator,
-                ip => &summary.ip,
-            },
-            report => context! {
-                verdict => &answer.verdict,
-                at => time(answer.at),
-                client_ip => &answer.client_ip,
-                user_agent => &answer.user_agent,
-            },
-            key => key.as_str(),
-        };
-        let render = |name: &str| {
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| format!("template {name}: {e}"))
-        };
-        let subject = clean_subject(&headline);
-        let html = inline_css(&render("report-notice.html")?)?;
-        let text = render("report-notice.txt")?;
-        let (format, message) = match self.deliveries.get(channel) {
-            Some(Delivery::Mail(from)) => (
-                Format::Email,
-                message::build(message::Email {
-                    from,
-                    to: recipient,
-                    subject: &subject,
-                    text: text.clone(),
-                    html: html.clone(),
-                    key: &key,
-                    importance: Importance::High,
-                    logo: None,
-                })?,
-            ),
-            Some(Delivery::GraphMessage) => (
-                Format::GraphMessage,
-                payload::graph_message(&subject, &html, recipient, Importance::High, &key, None)?,
-            ),
-            _ => return Err(format!("channel {channel:?} does not send mail")),
-        };
-        Ok(Notification {
-            key,
-            event_id: answer.event_id.clone(),
-            activity: summary.activity.clone(),
-            rule,
-            channel: channel.to_owned(),
-            recipient: recipient.to_owned(),
-            subject,
-            importance: Importance::High,
-            html,
-            text,
-            format,
-            message,
-            action: None,
-            summary: None,
         })
     }
 }

@@ -8,20 +8,27 @@ use serde::Deserialize;
 pub mod link;
 pub mod page;
 
-/// `[report]`: who hears of an owner's answer.
+/// `[report]`: who hears of an owner's answer, and what follows an "I did not do this".
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportConfig {
     /// Addresses and `group:NAME`s told of every "I did not do this".
     #[serde(default)]
     pub notify: Vec<String>,
-    /// The channels they are told on (mail channels: `file`, `smtp`, `graph_mail`); default
+    /// The channels they are told on (any kind: mail, Teams, Slack, webhook); default
     /// `["email"]`.
     #[serde(default = "default_channels")]
     pub channels: Vec<String>,
     /// Also tell them of every "This was me".
     #[serde(default)]
     pub notify_confirmed: bool,
+    /// The response actions an "I did not do this" sets off (a rule's `report_actions` takes
+    /// their place for its notices).
+    #[serde(default)]
+    pub actions: Vec<crate::channel::graph_action::Action>,
+    /// The `[microsoft.NAME]` registration the actions are performed with.
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 fn default_channels() -> Vec<String> {
@@ -44,12 +51,17 @@ pub struct NoticeSummary {
     pub initiator: Option<String>,
     #[serde(default)]
     pub ip: Option<String>,
+    /// The account's object id, for the response actions (never shown).
+    #[serde(default)]
+    pub account_id: Option<String>,
 }
 
 /// An owner's answer, as the SOC's notice tells it.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub notice_key: String,
+    /// The rule of the answered notice.
+    pub rule: String,
     pub event_id: String,
     pub tenant: String,
     pub account: String,

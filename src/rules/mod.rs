@@ -52,6 +52,10 @@ pub struct RuleConfig {
     /// correlation id (Entra writes several records for one change).
     #[serde(default)]
     pub once_per_action: bool,
+    /// The response actions an owner's "I did not do this" on one of this rule's notices sets
+    /// off, in place of `[report] actions`.
+    #[serde(default)]
+    pub report_actions: Option<Vec<crate::channel::graph_action::Action>>,
 }
 
 fn default_channels() -> Vec<String> {
@@ -123,6 +127,8 @@ pub struct Rule {
     pub importance: Importance,
     /// See [`RuleConfig::once_per_action`].
     pub once_per_action: bool,
+    /// See [`RuleConfig::report_actions`].
+    pub report_actions: Option<Vec<crate::channel::graph_action::Action>>,
 }
 
 impl Rule {
@@ -218,6 +224,7 @@ impl RuleConfig {
             subject: self.subject.clone(),
             importance: self.importance,
             once_per_action: self.once_per_action,
+            report_actions: self.report_actions.clone(),
         })
     }
 }

@@ -18,7 +18,7 @@ mod retention;
 mod sql;
 
 pub use engine::{Engine, InstanceLock, QUEUED_CHANNEL, RunLock, Schema, listen_for_queued};
-pub use reports::{NewReport, Report, ReportedNotice, Verdict};
+pub use reports::{ActionOutcome, NewReport, Report, ReportAction, ReportedNotice, Verdict};
 pub use retention::{Pruned, Retention};
 pub use sql::SqlStore;
 

@@ -64,7 +64,27 @@ pub struct Report {
     pub created_at: Millis,
     pub client_ip: String,
     pub user_agent: String,
-    pub actions: String,
+    /// The response actions this report set off, each with its row's outcome.
+    pub actions: Vec<ActionOutcome>,
+}
+
+/// A response action a report set off: an outbox row of the `graph_action` channel.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ReportAction {
+    pub action: String,
+    /// The row's notification key.
+    pub key: String,
+}
+
+/// A response action and where it stands: its outbox row's state (`pending`, `sent`,
+/// `failed`; `pruned` once retention took the row), attempts and last error (Graph's).
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionOutcome {
+    pub action: String,
+    pub key: String,
+    pub state: String,
+    pub attempts: i64,
+    pub error: Option<String>,
 }
 
 /// A report to record.
@@ -74,6 +94,8 @@ pub struct NewReport {
     pub verdict: Verdict,
     pub client_ip: String,
     pub user_agent: String,
+    /// The response actions queued with it (their rows are in the same batch).
+    pub actions: Vec<ReportAction>,
 }
 
 fn report(row: &sqlx::any::AnyRow) -> Report {
@@ -87,8 +109,13 @@ fn report(row: &sqlx::any::AnyRow) -> Report {
         created_at: row.get("created_at"),
         client_ip: row.get("client_ip"),
         user_agent: row.get("user_agent"),
-        actions: row.get("actions"),
+        actions: Vec::new(),
     }
+}
+
+/// The actions column: a JSON list of [`ReportAction`]s (empty text before any).
+fn actions_of(row: &sqlx::any::AnyRow) -> Vec<ReportAction> {
+    serde_json::from_str(&row.get::<String, _>("actions")).unwrap_or_default()
 }
 
 impl SqlStore {
@@ -131,10 +158,10 @@ impl SqlStore {
             // A link decides once — except that "I did not do this" overrides an earlier "This
             // was me": whoever clicked first (someone in the owner's mailbox, a scanner) must
             // not be able to silence the owner. Never the other way round.
-            "INSERT INTO reports (key, event_id, tenant, account, subject, verdict, created_at, client_ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO reports (key, event_id, tenant, account, subject, verdict, created_at, client_ip, user_agent, actions)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (key) DO UPDATE SET verdict = excluded.verdict, created_at = excluded.created_at,
-                 client_ip = excluded.client_ip, user_agent = excluded.user_agent
+                 client_ip = excluded.client_ip, user_agent = excluded.user_agent, actions = excluded.actions
              WHERE reports.verdict = 'me' AND excluded.verdict = 'not_me'",
         )
         .bind(&new.notice.key)
@@ -146,6 +173,7 @@ impl SqlStore {
         .bind(now)
         .bind(text(&new.client_ip))
         .bind(text(&new.user_agent))
+        .bind(serde_json::to_string(&new.actions).unwrap_or_default())
         .execute(&mut *tx)
         .await
         .map_err(err("recording a report"))?;
@@ -175,7 +203,41 @@ impl SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err("reading a report"))?;
-        Ok(row.as_ref().map(report))
+        match row {
+            Some(row) => Ok(Some(self.with_outcomes(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `row` as a report, each of its actions with its outbox row's outcome.
+    async fn with_outcomes(&self, row: &sqlx::any::AnyRow) -> Result<Report, StoreError> {
+        let mut recorded = report(row);
+        for action in actions_of(row) {
+            let outcome = sqlx::query(
+                "SELECT state, attempts, last_error FROM outbox WHERE key = $1 LIMIT 1",
+            )
+            .bind(&action.key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("reading a report's actions"))?;
+            recorded.actions.push(match outcome {
+                Some(o) => ActionOutcome {
+                    state: o.get("state"),
+                    attempts: o.get("attempts"),
+                    error: o.get("last_error"),
+                    action: action.action,
+                    key: action.key,
+                },
+                None => ActionOutcome {
+                    state: "pruned".to_owned(),
+                    attempts: 0,
+                    error: None,
+                    action: action.action,
+                    key: action.key,
+                },
+            });
+        }
+        Ok(recorded)
     }
 
     pub(super) async fn report_rows(
@@ -194,6 +256,10 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(err("listing reports"))?;
-        Ok(rows.iter().map(report).collect())
+        let mut reports = Vec::with_capacity(rows.len());
+        for row in &rows {
+            reports.push(self.with_outcomes(row).await?);
+        }
+        Ok(reports)
     }
 }

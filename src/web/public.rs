@@ -24,10 +24,11 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::listener::{Peer, TlsFiles};
+use crate::channel::graph_action;
 use crate::report::Answer;
 use crate::report::link::{LinkError, LinkKey, LinkKeys};
 use crate::report::page::{Page, Pages};
-use crate::store::{NewNotification, NewReport, Store, Verdict};
+use crate::store::{NewNotification, NewReport, ReportAction, Store, Verdict};
 
 /// What renders the SOC's notices of an answer (`[report] notify`), built by the service from
 /// the loaded rules' renderer.
@@ -528,6 +529,7 @@ async fn decide<S: Store>(
         .collect();
     let answer = Answer {
         notice_key: notice.key.clone(),
+        rule: notice.rule.clone(),
         event_id: notice.event_id.clone(),
         tenant: notice.tenant.clone(),
         account: notice.recipient.clone(),
@@ -542,11 +544,24 @@ async fn decide<S: Store>(
             .and_then(|s| serde_json::from_str(s).ok()),
     };
     let notices = (shared.notifier)(&answer);
+    // The response actions among them, named on the report.
+    let actions = notices
+        .iter()
+        .filter(|n| n.channel == graph_action::CHANNEL)
+        .filter_map(|n| {
+            let request: graph_action::Request = serde_json::from_slice(&n.message).ok()?;
+            Some(ReportAction {
+                action: request.action.as_str().to_owned(),
+                key: n.key.clone(),
+            })
+        })
+        .collect();
     let new = NewReport {
         notice: notice.clone(),
         verdict,
         client_ip: client.to_string(),
         user_agent,
+        actions,
     };
     match shared.store.record_report(&new, &notices).await {
         Ok((report, recorded)) => {

@@ -3,12 +3,16 @@
 receiver and for Microsoft's cloud (the identity platform's token endpoint and Graph), following
 their documented request and response formats.
 
-Every request is appended to DIR/requests.jsonl as one JSON object (time, method, path, headers
-with lower-case names, body as text), then answered as a script file says: each line is consumed
-by one request and is `STATUS [BODY]` (`429` and `503` also send `Retry-After: 1`). Requests to
+Every request is answered as a script file says, then appended to DIR/requests.jsonl as one JSON
+object (time, method, path, headers with lower-case names, body as text, the `status` answered,
+and `bearer`: whether its `Authorization: Bearer` token is one this server issued — `issued`,
+`unknown` or `missing`). Each script line is consumed by one request and is `STATUS [BODY]`
+(`429` and `503` also send `Retry-After: 1`); a line `~TEXT STATUS [BODY]` is consumed only by
+a request whose `METHOD PATH` contains TEXT (the first line that applies is used). Requests to
 `.../oauth2/v2.0/token` follow SCRIPT.token and by default get a new access token each time
 (`tok-1`, `tok-2`, ...; `expires_in` 3599). Other requests follow SCRIPT, and by default get
-`200 {"ok":true}`, or `202` with no body for Graph's `sendMail`. GET requests (Graph's
+`200 {"ok":true}`, or as Graph documents: `202` with no body for `sendMail`, `200 {"value":
+true}` for `revokeSignInSessions`, `204` for `confirmCompromised` and for a `PATCH` of a user. GET requests (Graph's
 `directoryAudits`) follow SCRIPT.get, whose BODY may be `@FILE` (the body is that file's
 content), and by default get an empty page. A `3xx` line's BODY is sent as its `Location`. Prints `READY` once it listens.
 
@@ -29,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 TOKENS = [0]
+ISSUED = set()
 
 
 def default_reply(path, method="POST"):
@@ -36,9 +41,14 @@ def default_reply(path, method="POST"):
         return 200, '{"value":[]}'
     if path.endswith("/oauth2/v2.0/token"):
         TOKENS[0] += 1
+        ISSUED.add("tok-%d" % TOKENS[0])
         return 200, json.dumps({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "tok-%d" % TOKENS[0]})
     if path.endswith("/sendMail"):
         return 202, ""
+    if path.endswith("/revokeSignInSessions"):
+        return 200, '{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean","value":true}'
+    if path.endswith("/confirmCompromised") or method == "PATCH":
+        return 204, ""
     return 200, '{"ok":true}'
 
 
@@ -52,12 +62,24 @@ def next_reply(script, path, method="POST"):
             return default_reply(path, method)
         with open(script) as f:
             lines = [l.rstrip("\n") for l in f if l.strip()]
-        if not lines:
+        request = "%s %s" % (method, path)
+        chosen = None
+        for i, line in enumerate(lines):
+            if not line.startswith("~"):
+                chosen = i
+                break
+            text, _, rest = line[1:].partition(" ")
+            if text in request:
+                chosen = i
+                lines[i] = rest
+                break
+        if chosen is None:
             return default_reply(path, method)
+        line = lines.pop(chosen)
         with open(script + ".tmp", "w") as f:
-            f.write("".join(l + "\n" for l in lines[1:]))
+            f.write("".join(l + "\n" for l in lines))
         os.replace(script + ".tmp", script)
-        status, _, body = lines[0].partition(" ")
+        status, _, body = line.partition(" ")
         if body.startswith("@"):
             with open(body[1:]) as f:
                 body = f.read()
@@ -88,6 +110,9 @@ def handler(record, script, secret):
         def do_GET(self):
             self.do_POST()
 
+        def do_PATCH(self):
+            self.do_POST()
+
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
@@ -100,10 +125,17 @@ def handler(record, script, secret):
             }
             if secret is not None:
                 entry["signature"] = verify(secret, self.headers.get("X-Herald-Signature"), body)
+            authorization = self.headers.get("Authorization")
+            if authorization is None or not authorization.startswith("Bearer "):
+                entry["bearer"] = "missing"
+            else:
+                with LOCK:
+                    entry["bearer"] = "issued" if authorization[7:] in ISSUED else "unknown"
+            status, reply = next_reply(script, self.path, self.command)
+            entry["status"] = status
             with LOCK:
                 with open(record, "a") as f:
                     f.write(json.dumps(entry) + "\n")
-            status, reply = next_reply(script, self.path, self.command)
             location = None
             if 300 <= status < 400:
                 location, reply = reply, ""
