@@ -443,7 +443,7 @@ pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
     };
     let verb = if dry_run { "would remove" } else { "removed" };
     eprintln!(
-        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events and {} action claims (older than {})",
+        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events and {} action claims (older than {}), {} reports (older than {})",
         pruned.sent,
         days(retention.sent),
         pruned.failed,
@@ -456,6 +456,8 @@ pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
         pruned.events_seen,
         pruned.actions_told,
         days(retention.events_seen),
+        pruned.reports,
+        days(retention.reports),
     );
     Ok(ExitCode::SUCCESS)
 }

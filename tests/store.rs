@@ -876,6 +876,18 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
         .collect();
     actions.sort_unstable();
     assert_eq!(actions, ["k1-revoke", "k2-revoke"]);
+    // Two answers at once (two instances behind one proxy, a double click): one records.
+    store.commit(&batch(&["k3"])).await.unwrap();
+    let (a, b) = tokio::join!(answer("k3", Verdict::NotMe), answer("k3", Verdict::NotMe));
+    assert_eq!(
+        [a.1, b.1].iter().filter(|new| **new).count(),
+        1,
+        "both answers recorded"
+    );
+    assert_eq!(
+        (a.0.verdict.as_str(), b.0.verdict.as_str()),
+        ("not_me", "not_me")
+    );
 }
 
 async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {
@@ -1118,6 +1130,21 @@ async fn retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing(stor
         })
         .collect();
     store.at(T0).finish(outcomes).await.unwrap();
+    let notice = store.reported_notice("k1").await.unwrap().unwrap();
+    store
+        .at(T0)
+        .record_report(
+            &herald::store::NewReport {
+                notice,
+                verdict: herald::store::Verdict::NotMe,
+                client_ip: "203.0.113.9".into(),
+                user_agent: String::new(),
+                actions: Vec::new(),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
     let day = |n: i64| std::time::Duration::from_millis((n * DAY) as u64);
     let retention = Retention {
         sent: day(10),
@@ -1125,6 +1152,7 @@ async fn retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing(stor
         dead_letters: day(20),
         history: day(10),
         events_seen: day(5),
+        reports: day(30),
     };
     let prune = |at: i64, batch: i64, dry_run: bool| {
         let (store, retention) = (store.at(at), retention.clone());
@@ -1188,6 +1216,11 @@ async fn retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing(stor
         ["k4"]
     );
     assert!(store.dead_letters(10).await.unwrap().is_empty());
+    // The owner's answer outlives its notice, until its own age.
+    assert_eq!(store.reports(None, None, 10).await.unwrap().len(), 1);
+    assert_eq!(prune(T0 + 29 * DAY, 100, false).await.reports, 0);
+    assert_eq!(prune(T0 + 31 * DAY, 100, false).await.reports, 1);
+    assert!(store.reports(None, None, 10).await.unwrap().is_empty());
 }
 
 /// An id no index can hold: 20,000 characters that do not compress. PostgreSQL refuses such a

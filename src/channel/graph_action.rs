@@ -206,7 +206,9 @@ fn is_upn(upn: &str) -> bool {
             !local.is_empty()
                 && domain.contains('.')
                 && local.chars().all(allowed)
-                && domain.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
                 && !upn.contains("..")
         }
         None => false,
@@ -285,7 +287,10 @@ mod tests {
         // An id or UPN that is no id or UPN never reaches a URL.
         for (id, upn) in [
             (Some("../../groups/x"), "../me"),
-            (Some("ad7140d9-2cc2-4134-8bae-6b90ba3dede2/.."), "a/b@contoso.com"),
+            (
+                Some("ad7140d9-2cc2-4134-8bae-6b90ba3dede2/.."),
+                "a/b@contoso.com",
+            ),
             (None, "adele@contoso.com/../../x"),
         ] {
             let hostile = Request {
@@ -297,7 +302,10 @@ mod tests {
             let Err(SendError::Permanent(why)) = channel.perform(&hostile).await else {
                 panic!("{id:?} {upn:?} is refused")
             };
-            assert!(why.contains("neither an object id nor a usable UPN"), "{why}");
+            assert!(
+                why.contains("neither an object id nor a usable UPN"),
+                "{why}"
+            );
         }
         assert!(is_object_id("AD7140D9-2cc2-4134-8bae-6b90ba3dede2"));
         assert!(is_upn("o'neil+x@contoso.co.uk"));

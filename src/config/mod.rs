@@ -440,6 +440,25 @@ impl Config {
                 problem,
             ));
         }
+        // A report link reads its notice's outbox row and its report: both must outlive it, or
+        // a link would show "not found", or decide again once its report was pruned.
+        if let Some(web) = &file.web {
+            let retention = &file.store.retention;
+            for (key, kept) in [("sent", retention.sent), ("reports", retention.reports)] {
+                if kept < web.link_lifetime {
+                    return Err(located(
+                        key_line(text, "web", "link_lifetime"),
+                        Some("web.link_lifetime".into()),
+                        format!(
+                            "is longer than store.retention.{key} ({} > {}): a link must not outlive the {} it reads",
+                            shown(web.link_lifetime),
+                            shown(kept),
+                            if key == "sent" { "notice" } else { "report" }
+                        ),
+                    ));
+                }
+            }
+        }
         if file.store.pool_size == Some(0) {
             return Err(located(
                 key_line(text, "store", "pool_size"),
@@ -847,15 +866,18 @@ fn check_branding(b: &Branding) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-/// The line on which `key` is set in `[table]`, for errors found after parsing.
-/// A duration as a configuration would write it (`90s`, `1500ms`).
+/// A duration as a configuration would write it (`90s`, `1500ms`, `2h`, `7d`).
 fn shown(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
     match d.subsec_millis() {
-        0 => format!("{}s", d.as_secs()),
+        0 if secs > 0 && secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        0 if secs > 0 && secs.is_multiple_of(3_600) => format!("{}h", secs / 3_600),
+        0 => format!("{secs}s"),
         _ => format!("{}ms", d.as_millis()),
     }
 }
 
+/// The line on which `key` is set in `[table]`, for errors found after parsing.
 fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     let mut current = "";
     for (i, line) in text.lines().enumerate() {
@@ -1021,6 +1043,24 @@ soc = ["soc@contoso.com"]
         ))
         .unwrap_err();
         assert!(err.to_string().contains("graph_action"), "{err}");
+    }
+
+    #[test]
+    fn a_report_link_may_not_outlive_its_notice_or_its_report() {
+        let rule = "[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\n";
+        let web = "[web]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"https://herald.contoso.com\"\nlink_keys = [{ id = \"k\", secret = { env = \"K\" } }]\nlink_lifetime = \"30d\"\n";
+        parse(&format!("{rule}{web}")).unwrap();
+        for (key, what) in [("sent", "notice"), ("reports", "report")] {
+            let err =
+                parse(&format!("{rule}{web}[store.retention]\n{key} = \"20d\"\n")).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some("web.link_lifetime"), "{err}");
+            assert!(
+                err.message
+                    .contains(&format!("store.retention.{key} (30d > 20d)"))
+                    && err.message.ends_with(&format!("the {what} it reads")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct Retention {
     /// load).
     #[serde(default = "days_14", deserialize_with = "duration")]
     pub events_seen: Duration,
+    /// Owners' answers on report pages (`reports`), counted from when they answered. At least
+    /// as long as a report link lives (checked at load): a link whose report is gone could
+    /// decide again.
+    #[serde(default = "days_365", deserialize_with = "duration")]
+    pub reports: Duration,
 }
 
 fn days(n: u64) -> Duration {
@@ -50,6 +55,10 @@ fn days_180() -> Duration {
     days(180)
 }
 
+fn days_365() -> Duration {
+    days(365)
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Retention {
@@ -58,6 +67,7 @@ impl Default for Retention {
             dead_letters: days_180(),
             history: days_90(),
             events_seen: days_14(),
+            reports: days_365(),
         }
     }
 }
@@ -92,6 +102,7 @@ pub struct Pruned {
     pub events_seen: u64,
     /// Claims of `once_per_action` notices (`actions_told`), kept as long as events are.
     pub actions_told: u64,
+    pub reports: u64,
 }
 
 impl Pruned {
@@ -103,6 +114,7 @@ impl Pruned {
             + self.history
             + self.events_seen
             + self.actions_told
+            + self.reports
     }
 }
 
@@ -166,6 +178,16 @@ impl SqlStore {
                 "action, channel, recipient",
                 "created_at",
                 before(retention.events_seen),
+                batch,
+                dry_run,
+            )
+            .await?;
+        pruned.reports = self
+            .prune_table(
+                "reports",
+                "key",
+                "created_at",
+                before(retention.reports),
                 batch,
                 dry_run,
             )
