@@ -8,6 +8,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
 pub mod event;
 pub mod msgraph;

@@ -110,6 +110,33 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Dashboard tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// A new random token for `[dashboard] tokens`: the token (give it to its holder) on
+    /// stdout, the line for the configuration (its SHA-256 only) on stderr.
+    New {
+        /// Who will hold it (shown in the operators' actions).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
+        role: RoleArg,
+    },
+}
+
+/// A dashboard role on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    /// Reads every page.
+    Viewer,
+    /// Also retries, replays and resolves.
+    Operator,
 }
 
 #[derive(Subcommand)]
@@ -290,6 +317,9 @@ fn main() -> ExitCode {
         Command::DeadLetters { command } => block_on(service::dead_letters(command)),
         Command::Reports { command } => block_on(service::reports(command)),
         Command::Prune { config, dry_run } => block_on(service::prune(&config, dry_run)),
+        Command::Token {
+            command: TokenCommand::New { name, role },
+        } => new_token(&name, role),
     };
     match result {
         Ok(code) => code,
@@ -335,6 +365,27 @@ fn load(path: &Path, needs: Needs) -> Result<Pipeline, ExitCode> {
         })
 }
 
+fn new_token(name: &str, role: RoleArg) -> Result<ExitCode> {
+    let entry = herald::dashboard::TokenEntry {
+        name: name.to_owned(),
+        role: match role {
+            RoleArg::Viewer => herald::dashboard::Role::Viewer,
+            RoleArg::Operator => herald::dashboard::Role::Operator,
+        },
+        sha256: "0".repeat(64),
+    };
+    if let Some(problem) = entry.problem() {
+        anyhow::bail!("{problem}");
+    }
+    let (token, hash) = herald::dashboard::session::new_token().map_err(anyhow::Error::msg)?;
+    println!("{token}");
+    eprintln!(
+        "herald: add to [dashboard] tokens: {{ name = {name:?}, role = \"{}\", sha256 = \"{hash}\" }}",
+        entry.role.as_str()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(path: &Path) -> Result<ExitCode> {
     let pipeline = match load(path, Needs::Everything) {
         Ok(p) => p,
@@ -354,6 +405,12 @@ fn check(path: &Path) -> Result<ExitCode> {
         && let Err(e) = herald::pipeline::report_pages(config)
     {
         problems.push(format!("{}: web.page_template: {e}", path.display()));
+    }
+    if secrets.is_empty()
+        && let Some(dashboard) = &config.dashboard
+        && let Err(e) = herald::dashboard::check_session_key(dashboard, config.dir())
+    {
+        problems.push(format!("{}: dashboard.{e}", path.display()));
     }
     for (name, app) in &config.microsoft {
         if let Err(e) = app.check_certificate(config.dir()) {

@@ -415,6 +415,56 @@ async fn a_retry_waits_and_a_failure_can_be_retried_by_hand(store: SqlStore) {
         .unwrap();
     assert_eq!(k2.len(), 1);
     assert_eq!(k2[0].key, "k2");
+    // Failed again, and retried by an operator: the retry and who did it, in one record.
+    let changed = store
+        .at(T0 + 9_000)
+        .finish(vec![done(
+            "k2",
+            &k2[0].token,
+            Finish::Failed {
+                error: "550 no such user".into(),
+            },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let olivia = herald::store::Operator {
+        name: "olivia".into(),
+        role: "operator".into(),
+    };
+    let by = store.at(T0 + 10_000);
+    assert_eq!(by.retry_by(Some("k2"), &olivia).await.unwrap(), 1);
+    assert_eq!(by.retry_by(None, &olivia).await.unwrap(), 0);
+    assert_eq!(state_of(&store, "k2").await, (State::Pending, 0));
+    let actions = store.operator_actions(10).await.unwrap();
+    let seen: Vec<(&str, &str, &str, i64)> = actions
+        .iter()
+        .map(|a| {
+            (
+                a.action.as_str(),
+                a.target.as_str(),
+                a.outcome.as_str(),
+                a.at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "retry_all",
+                "failed",
+                "0 notifications pending again",
+                T0 + 10_000
+            ),
+            ("retry", "k2", "1 notification pending again", T0 + 10_000),
+        ]
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.actor == "olivia" && a.role == "operator")
+    );
 }
 
 async fn a_released_claim_is_claimable_at_once_and_costs_no_attempt(store: SqlStore) {

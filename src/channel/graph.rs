@@ -9,8 +9,46 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::SendError;
-use crate::msgraph::Tokens;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{ProbeFuture, SendError};
+use crate::msgraph::{MicrosoftApp, Tokens};
+
+/// What a Graph channel is built from: the `[microsoft.NAME]` registration `app`, an HTTP
+/// client bounded by `timeout`, and the registration's tokens.
+pub(super) struct Connection<'a> {
+    pub app: &'a MicrosoftApp,
+    pub http: reqwest::Client,
+    pub tokens: Arc<Tokens>,
+}
+
+pub(super) fn connect<'a>(
+    app: &str,
+    apps: &'a BTreeMap<String, MicrosoftApp>,
+    base: &Path,
+    timeout: Duration,
+) -> Result<Connection<'a>, String> {
+    let registration = apps
+        .get(app)
+        .ok_or_else(|| format!("app: no [microsoft.{app}] table"))?;
+    let http = super::http_client(timeout)
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let tokens = Tokens::new(registration, base, http.clone())
+        .map_err(|e| format!("microsoft.{app}: {e}"))?;
+    Ok(Connection {
+        app: registration,
+        http,
+        tokens: Arc::new(tokens),
+    })
+}
+
+/// A paused Graph channel works again once the identity platform issues a token.
+pub(super) fn probe(tokens: &Tokens) -> ProbeFuture<'_> {
+    Box::pin(async move { tokens.token().await.map(|_| ()).map_err(no_token) })
+}
 
 /// Sends the request `build` makes (given a bearer token) and classifies the reply; `what`
 /// names the call in errors ("Graph sendMail"), and `permission` the Graph permission the app

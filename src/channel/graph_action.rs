@@ -107,18 +107,11 @@ impl GraphAction {
         apps: &std::collections::BTreeMap<String, MicrosoftApp>,
         base: &Path,
     ) -> Result<GraphAction, String> {
-        let app = apps
-            .get(&config.app)
-            .ok_or_else(|| format!("app: no [microsoft.{}] table", config.app))?;
-        let http = super::http_client(config.timeout)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let tokens = Tokens::new(app, base, http.clone())
-            .map_err(|e| format!("microsoft.{}: {e}", config.app))?;
+        let connection = super::graph::connect(&config.app, apps, base, config.timeout)?;
         Ok(GraphAction {
-            http,
-            tokens: Arc::new(tokens),
-            app: app.clone(),
+            app: connection.app.clone(),
+            http: connection.http,
+            tokens: connection.tokens,
         })
     }
 
@@ -217,13 +210,7 @@ fn is_upn(upn: &str) -> bool {
 
 impl Channel for GraphAction {
     fn probe(&self) -> ProbeFuture<'_> {
-        Box::pin(async move {
-            self.tokens
-                .token()
-                .await
-                .map(|_| ())
-                .map_err(super::graph::no_token)
-        })
+        super::graph::probe(&self.tokens)
     }
 
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {

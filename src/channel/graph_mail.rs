@@ -55,18 +55,13 @@ impl GraphMail {
         apps: &std::collections::BTreeMap<String, crate::msgraph::MicrosoftApp>,
         base: &Path,
     ) -> Result<GraphMail, String> {
-        let app = apps
-            .get(&config.app)
-            .ok_or_else(|| format!("app: no [microsoft.{}] table", config.app))?;
-        let http = super::http_client(config.timeout)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let tokens = Tokens::new(app, base, http.clone())
-            .map_err(|e| format!("microsoft.{}: {e}", config.app))?;
-        let url = app.graph_url(&["users", &config.sender, "sendMail"])?;
+        let connection = super::graph::connect(&config.app, apps, base, config.timeout)?;
+        let url = connection
+            .app
+            .graph_url(&["users", &config.sender, "sendMail"])?;
         Ok(GraphMail {
-            http,
-            tokens: Arc::new(tokens),
+            http: connection.http,
+            tokens: connection.tokens,
             url,
             save: config.save_to_sent_items,
         })
@@ -86,13 +81,7 @@ impl GraphMail {
 
 impl Channel for GraphMail {
     fn probe(&self) -> ProbeFuture<'_> {
-        Box::pin(async move {
-            self.tokens
-                .token()
-                .await
-                .map(|_| ())
-                .map_err(super::graph::no_token)
-        })
+        super::graph::probe(&self.tokens)
     }
 
     fn send<'a>(&'a self, message: Outgoing<'a>) -> SendFuture<'a> {

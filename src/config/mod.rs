@@ -33,6 +33,7 @@ struct ConfigFile {
     #[serde(default)]
     admin: AdminConfig,
     web: Option<PublicConfig>,
+    dashboard: Option<crate::dashboard::DashboardConfig>,
     #[serde(default)]
     report: crate::report::ReportConfig,
     #[serde(default)]
@@ -198,6 +199,11 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[web]`: the public listener of the report pages, and the keys of the report links.
     pub web: Option<PublicConfig>,
+    /// `[dashboard]`: the operator's dashboard and API on the admin listener.
+    pub dashboard: Option<crate::dashboard::DashboardConfig>,
+    /// The file as written, every inline secret shown as `***` (the dashboard's
+    /// configuration page).
+    pub shown: String,
     /// `[report]`: who hears of an owner's answer on a report page.
     pub report: crate::report::ReportConfig,
     pub branding: Branding,
@@ -293,6 +299,15 @@ impl Config {
         if let Some(web) = &file.web {
             web.check().map_err(|(key, m)| {
                 located(key_line(text, "web", key), Some(format!("web.{key}")), m)
+            })?;
+        }
+        if let Some(dashboard) = &file.dashboard {
+            dashboard.check().map_err(|(key, m)| {
+                located(
+                    key_line(text, "dashboard", key),
+                    Some(format!("dashboard.{key}")),
+                    m,
+                )
             })?;
         }
         let mut branding = file.branding;
@@ -689,6 +704,8 @@ impl Config {
             delivery: file.delivery,
             admin: file.admin,
             web: file.web,
+            dashboard: file.dashboard,
+            shown: masked(text),
             report: file.report,
             branding,
             groups: file.groups,
@@ -731,6 +748,9 @@ impl Config {
             if let Some(secret) = &app.client_secret {
                 out.push((None, format!("microsoft.{name}.client_secret"), secret));
             }
+        }
+        if let Some(key) = self.dashboard.as_ref().and_then(|d| d.session_key.as_ref()) {
+            out.push((None, "dashboard.session_key".to_owned(), key));
         }
         if let Some(web) = &self.web {
             for (i, k) in web.link_keys.iter().enumerate() {
@@ -864,6 +884,60 @@ fn check_branding(b: &Branding) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
+}
+
+/// `text` with every inline value of a key that may hold a secret (`password`, `secret`,
+/// `token`, `url` — a store URL carries its password, a webhook URL is its own credential —,
+/// `sha256`, a header's value, a key) shown as `***`. References (`{ env = … }`,
+/// `{ file = … }`) stay: they name where a secret is, not the secret. Text that does not
+/// parse shows nothing.
+fn masked(text: &str) -> String {
+    fn secret_key(key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        key != "public_url"
+            && [
+                "password",
+                "secret",
+                "token",
+                "url",
+                "sha256",
+                "key",
+                "connection_string",
+            ]
+            .iter()
+            .any(|k| key.ends_with(k))
+    }
+    fn walk(value: &mut toml::Value, secret: bool) {
+        match value {
+            toml::Value::String(s) if secret => *s = "***".to_owned(),
+            toml::Value::Table(table) => {
+                let reference =
+                    table.len() == 1 && (table.contains_key("env") || table.contains_key("file"));
+                for (key, v) in table.iter_mut() {
+                    let inner = !reference && (secret || secret_key(key));
+                    walk(v, inner);
+                }
+            }
+            toml::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, secret)),
+            _ => {}
+        }
+    }
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return String::new();
+    };
+    for (key, value) in table.iter_mut() {
+        // Every value of `headers` is a credential as often as not.
+        walk(value, secret_key(key) || key == "headers");
+    }
+    // `headers` tables inside channels.
+    if let Some(toml::Value::Table(channels)) = table.get_mut("channel") {
+        for (_, channel) in channels.iter_mut() {
+            if let Some(headers) = channel.get_mut("headers") {
+                walk(headers, true);
+            }
+        }
+    }
+    toml::to_string(&table).unwrap_or_default()
 }
 
 /// A duration as a configuration would write it (`90s`, `1500ms`, `2h`, `7d`).
@@ -1061,6 +1135,34 @@ soc = ["soc@contoso.com"]
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_configuration_shown_keeps_no_inline_secret() {
+        let config = parse(
+            r#"[store]
+url = "postgres://herald:hunter2@db/herald"
+[channel.hook]
+kind = "webhook"
+url = "https://hooks.contoso.com/T0/abc"
+secret = { env = "HOOK_SECRET" }
+headers = { "X-Api-Key" = "k-12345" }
+[[rule]]
+name = "r"
+recipients = ["target"]
+channels = ["hook"]
+"#,
+        )
+        .unwrap();
+        for secret in ["hunter2", "abc", "k-12345"] {
+            assert!(!config.shown.contains(secret), "{}", config.shown);
+        }
+        assert!(config.shown.contains("HOOK_SECRET"), "{}", config.shown);
+        assert!(
+            config.shown.contains("security@contoso.com"),
+            "{}",
+            config.shown
+        );
     }
 
     #[test]

@@ -161,6 +161,19 @@ pub async fn run(
         }
     }
     let retention = config.store.retention.clone();
+    let dashboard = match (&config.dashboard, &admin_listener) {
+        (Some(dashboard), Some(_)) => Some(
+            crate::dashboard::router(crate::dashboard::Dashboard {
+                config: dashboard.clone(),
+                base: base.clone(),
+                config_text: config.shown.clone(),
+                store: store.clone(),
+                readiness: readiness.clone(),
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?,
+        ),
+        _ => None,
+    };
     let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone())
         .with_readiness(readiness.clone());
     let pruner =
@@ -191,6 +204,7 @@ pub async fn run(
             ingest.store().clone(),
             metrics,
             readiness.clone(),
+            dashboard,
             stop.clone(),
         ))
     });

@@ -13,11 +13,13 @@
 mod batch;
 pub use batch::told_already;
 mod engine;
+mod operators;
 mod reports;
 mod retention;
 mod sql;
 
 pub use engine::{Engine, InstanceLock, QUEUED_CHANNEL, RunLock, Schema, listen_for_queued};
+pub use operators::{Operator, OperatorAction};
 pub use reports::{ActionOutcome, NewReport, Report, ReportAction, ReportedNotice, Verdict};
 pub use retention::{Pruned, Retention};
 pub use sql::SqlStore;
@@ -411,6 +413,19 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Makes failed rows pending again, due now: one key, or every failed row when `key` is
     /// `None`. Returns how many.
     fn retry(&self, key: Option<&str>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// [`Store::retry`] by an operator, recorded in `operator_actions` in the same transaction.
+    fn retry_by(
+        &self,
+        key: Option<&str>,
+        by: &Operator,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Operators' actions, newest first.
+    fn operator_actions(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OperatorAction>, StoreError>> + Send;
 
     fn dead_letters(
         &self,

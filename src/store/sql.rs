@@ -707,6 +707,14 @@ impl Store for SqlStore {
         self.record_report_row(report, notices).await
     }
 
+    async fn retry_by(&self, key: Option<&str>, by: &super::Operator) -> Result<u64, StoreError> {
+        self.retry_by_row(key, by).await
+    }
+
+    async fn operator_actions(&self, limit: i64) -> Result<Vec<super::OperatorAction>, StoreError> {
+        self.operator_action_rows(limit).await
+    }
+
     async fn report(&self, key: &str) -> Result<Option<Report>, StoreError> {
         self.report_row(key).await
     }

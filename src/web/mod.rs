@@ -99,6 +99,22 @@ impl Readiness {
             .collect()
     }
 
+    /// The paused channels, with why.
+    pub fn paused_channels(&self) -> BTreeMap<String, String> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The sources that cannot take input now, with why.
+    pub fn sources_not_ready(&self) -> BTreeMap<String, String> {
+        self.not_ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn not_ready(&self) -> Option<String> {
         let not_ready = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
         (!not_ready.is_empty()).then(|| {
@@ -121,14 +137,20 @@ pub async fn bind(config: &AdminConfig) -> std::io::Result<tokio::net::TcpListen
     tokio::net::TcpListener::bind(config.listen).await
 }
 
+/// Serves the admin listener; `dashboard`, when configured, adds the dashboard's routes.
 pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
     store: S,
     metrics: PrometheusHandle,
     readiness: Arc<Readiness>,
+    dashboard: Option<Router>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(listen = %listener.local_addr()?, "admin listener: /healthz /readyz /metrics");
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        dashboard = dashboard.is_some(),
+        "admin listener: /healthz /readyz /metrics"
+    );
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<S>))
@@ -138,6 +160,10 @@ pub async fn serve<S: Store>(
             metrics,
             readiness,
         }));
+    let app = match dashboard {
+        Some(dashboard) => app.merge(dashboard),
+        None => app,
+    };
     listener::serve(listener, None, HEADER_TIMEOUT, app, stop).await;
     Ok(())
 }

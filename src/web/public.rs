@@ -357,7 +357,7 @@ fn now_secs() -> i64 {
 /// The headers every answer of this listener carries (its pages, and axum's own rejections
 /// such as a 405): no caching, no referrer to other sites, no framing, and a policy under
 /// which no script runs.
-async fn secure_headers(mut response: Response) -> Response {
+pub(crate) async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),

@@ -1,0 +1,144 @@
+//! `/api/v1`: what the pages show, as JSON, for a session or a bearer token (scripts), with
+//! the same roles. A `POST` with a session cookie must carry its CSRF token in
+//! `X-CSRF-Token` and come from the dashboard's origin; with a bearer token it needs neither.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::pages::{OutboxFilter, is_key};
+use super::{Credential, Role, Shared, Who, store_down};
+use crate::store::Store;
+
+pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
+    Router::new()
+        .route("/api/v1/overview", get(overview::<S>))
+        .route("/api/v1/outbox", get(outbox::<S>))
+        .route("/api/v1/outbox/{key}", get(notice::<S>))
+        .route("/api/v1/outbox/{key}/retry", post(retry::<S>))
+        .route("/api/v1/actions", get(actions::<S>))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+#[expect(
+    clippy::result_large_err,
+    reason = "the refusal is the handler's own response, returned at once"
+)]
+fn reader<S: Store>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+) -> Result<(Who, Credential), Response> {
+    shared.who(headers).ok_or_else(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "sign in, or send Authorization: Bearer with a dashboard token",
+        )
+    })
+}
+
+async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    match tokio::try_join!(shared.store.backlog(), shared.store.pending_by_channel()) {
+        Ok((backlog, pending)) => Json(json!({
+            "outbox": { "pending": backlog.pending, "failed": backlog.failed },
+            "pending_by_channel": pending,
+            "paused_channels": shared.readiness.paused_channels(),
+            "sources_not_ready": shared.readiness.sources_not_ready(),
+        }))
+        .into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn outbox<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(filter): Query<OutboxFilter>,
+) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    let query = match filter.query(200) {
+        Ok(q) => q,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    match shared.store.outbox(&query).await {
+        Ok(rows) => Json(json!({ "notifications": rows })).into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn notice<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    match tokio::try_join!(shared.store.notification(&key), shared.store.attempts(&key)) {
+        Ok((Some((row, _)), attempts)) => {
+            Json(json!({ "notification": row, "attempts": attempts })).into_response()
+        }
+        Ok((None, _)) => error(StatusCode::NOT_FOUND, "no such notification"),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn retry<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    let (who, credential) = match reader(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if let Credential::Session(cookie) = &credential {
+        let csrf = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !shared.same_origin(&headers) || !shared.sessions.csrf_ok(cookie, csrf) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "a request with a session needs its X-CSRF-Token, from the dashboard's origin",
+            );
+        }
+    }
+    if who.role != Role::Operator {
+        return error(StatusCode::FORBIDDEN, "retrying needs the operator role");
+    }
+    if !is_key(&key) {
+        return error(StatusCode::BAD_REQUEST, "not a notification key");
+    }
+    let operator = crate::store::Operator {
+        name: who.name.clone(),
+        role: who.role.as_str().to_owned(),
+    };
+    match shared.store.retry_by(Some(&key), &operator).await {
+        Ok(n) => Json(json!({ "retried": n })).into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn actions<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    match shared.store.operator_actions(200).await {
+        Ok(actions) => Json(json!({ "actions": actions })).into_response(),
+        Err(e) => store_down(e),
+    }
+}

@@ -1,0 +1,415 @@
+//! The dashboard's pages, rendered on the server from `templates/dashboard/` (names end in
+//! `.html`: minijinja escapes every value, all of which may come from an audit record). Each
+//! page is a plain document with links and forms: no script is needed, and none runs (the
+//! listener's policy allows none).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+use serde::Deserialize;
+
+use super::{COOKIE, Credential, Role, Shared, Who, store_down};
+use crate::store::{OutboxQuery, State as RowState, Store};
+
+/// The pages' templates, built into the binary.
+pub(crate) struct Templates(Environment<'static>);
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "base.html",
+        include_str!("../../templates/dashboard/base.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../templates/dashboard/login.html"),
+    ),
+    (
+        "overview.html",
+        include_str!("../../templates/dashboard/overview.html"),
+    ),
+    (
+        "outbox.html",
+        include_str!("../../templates/dashboard/outbox.html"),
+    ),
+    (
+        "notice.html",
+        include_str!("../../templates/dashboard/notice.html"),
+    ),
+    (
+        "config.html",
+        include_str!("../../templates/dashboard/config.html"),
+    ),
+    (
+        "actions.html",
+        include_str!("../../templates/dashboard/actions.html"),
+    ),
+    (
+        "refused.html",
+        include_str!("../../templates/dashboard/refused.html"),
+    ),
+];
+
+impl Templates {
+    pub(crate) fn new() -> Result<Templates, String> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.add_filter("time", |ms: Option<i64>| -> String {
+            ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default()
+        });
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .map_err(|e| format!("dashboard template {name}: {e}"))?;
+        }
+        Ok(Templates(env))
+    }
+
+    fn render(&self, name: &str, ctx: Value) -> Response {
+        match self.0.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, template = name, "dashboard: a page could not be rendered");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered\n",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
+    Router::new()
+        .route("/", get(overview::<S>))
+        .route("/login", get(login_page::<S>).post(login::<S>))
+        .route("/logout", post(logout::<S>))
+        .route("/outbox", get(outbox::<S>))
+        .route("/outbox/retry", post(retry::<S>))
+        .route("/outbox/{key}", get(notice::<S>))
+        .route("/config", get(config::<S>))
+        .route("/actions", get(actions::<S>))
+}
+
+/// The signed-in operator, or the way to the sign-in page.
+#[expect(
+    clippy::result_large_err,
+    reason = "the refusal is the handler's own response, returned at once"
+)]
+fn signed_in<S: Store>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(Who, String), Response> {
+    match shared.who(headers) {
+        Some((who, Credential::Session(cookie))) => Ok((who, cookie)),
+        _ => Err(Redirect::to("/login").into_response()),
+    }
+}
+
+/// What every page shows of who is signed in, and the CSRF token its forms carry.
+fn page(shared: &Shared<impl Store>, who: &Who, cookie: &str) -> Value {
+    context! {
+        who => context! { name => &who.name, role => who.role.as_str(), operator => who.role == Role::Operator },
+        csrf => shared.sessions.csrf(cookie),
+    }
+}
+
+fn refused(shared: &Shared<impl Store>, status: StatusCode, why: &str) -> Response {
+    let mut response = shared.pages.render(
+        "refused.html",
+        context! { why => why, status => status.as_u16() },
+    );
+    *response.status_mut() = status;
+    response
+}
+
+async fn login_page<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    shared.pages.render("login.html", context! {})
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !shared.same_origin(&headers) {
+        return refused(
+            &shared,
+            StatusCode::FORBIDDEN,
+            "This form was not sent from Herald's own page.",
+        );
+    }
+    let Some(who) = shared.sessions.by_token(&form.token) else {
+        tracing::warn!("dashboard: a sign-in with an unknown token");
+        let mut response = shared
+            .pages
+            .render("login.html", context! { failed => true });
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
+    };
+    tracing::info!(operator = %who.name, role = who.role.as_str(), "dashboard: signed in");
+    let value = shared
+        .sessions
+        .issue(&who, jiff::Timestamp::now().as_second());
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        shared.sessions.lifetime(),
+        if shared.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// A state change from a browser: signed in, from the dashboard itself, with its session's
+/// CSRF token.
+#[expect(
+    clippy::result_large_err,
+    reason = "the refusal is the handler's own response, returned at once"
+)]
+fn checked_post<S: Store>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(Who, String), Response> {
+    let (who, cookie) = signed_in(shared, headers)?;
+    if !shared.same_origin(headers) || !shared.sessions.csrf_ok(&cookie, csrf) {
+        tracing::warn!(operator = %who.name, "dashboard: a form without this session's CSRF token, or from another site");
+        return Err(refused(
+            shared,
+            StatusCode::FORBIDDEN,
+            "This form was not sent from Herald's own page.",
+        ));
+    }
+    Ok((who, cookie))
+}
+
+async fn logout<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refusal) = checked_post(&shared, &headers, &form.csrf) {
+        return refusal;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("herald_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let since = crate::store::now_millis() - 24 * 3_600_000;
+    let (backlog, pending, reports, actions) = match tokio::try_join!(
+        shared.store.backlog(),
+        shared.store.pending_by_channel(),
+        shared.store.reports(None, Some(since), 1000),
+        shared.store.operator_actions(10),
+    ) {
+        Ok(read) => read,
+        Err(e) => return store_down(e),
+    };
+    let not_me = reports.iter().filter(|r| r.verdict == "not_me").count();
+    shared.pages.render(
+        "overview.html",
+        context! {
+            backlog => Value::from(Serde(backlog)),
+            pending => pending,
+            paused => shared.readiness.paused_channels(),
+            not_ready => shared.readiness.sources_not_ready(),
+            reports => context! { all => reports.len(), not_me => not_me },
+            actions => Value::from(Serde(&actions)),
+            ..page(&shared, &who, &cookie)
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct OutboxFilter {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub recipient: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+}
+
+impl OutboxFilter {
+    /// The store's query; an empty field is no filter, an unknown state is refused.
+    pub(super) fn query(&self, limit: i64) -> Result<OutboxQuery, String> {
+        let some = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        let state = match some(&self.state).as_deref() {
+            None => None,
+            Some("pending") => Some(RowState::Pending),
+            Some("sent") => Some(RowState::Sent),
+            Some("failed") => Some(RowState::Failed),
+            Some(other) => return Err(format!("no state {other:?}: pending, sent or failed")),
+        };
+        Ok(OutboxQuery {
+            state,
+            since: None,
+            rule: some(&self.rule),
+            recipient: some(&self.recipient),
+            event: some(&self.event),
+            limit,
+        })
+    }
+}
+
+async fn outbox<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(filter): Query<OutboxFilter>,
+) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let query = match filter.query(200) {
+        Ok(q) => q,
+        Err(why) => return refused(&shared, StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    let rows = match shared.store.outbox(&query).await {
+        Ok(rows) => rows,
+        Err(e) => return store_down(e),
+    };
+    shared.pages.render(
+        "outbox.html",
+        context! {
+            rows => Value::from(Serde(&rows)),
+            filter => context! {
+                state => &filter.state, rule => &filter.rule,
+                recipient => &filter.recipient, event => &filter.event,
+            },
+            ..page(&shared, &who, &cookie)
+        },
+    )
+}
+
+async fn notice<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (row, attempts) =
+        match tokio::try_join!(shared.store.notification(&key), shared.store.attempts(&key)) {
+            Ok(read) => read,
+            Err(e) => return store_down(e),
+        };
+    let Some((row, _message)) = row else {
+        return refused(&shared, StatusCode::NOT_FOUND, "No such notification.");
+    };
+    shared.pages.render(
+        "notice.html",
+        context! {
+            row => Value::from(Serde(&row)),
+            attempts => Value::from(Serde(&attempts)),
+            ..page(&shared, &who, &cookie)
+        },
+    )
+}
+
+async fn retry<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (who, _) = match checked_post(&shared, &headers, &form.csrf) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if who.role != Role::Operator {
+        return refused(
+            &shared,
+            StatusCode::FORBIDDEN,
+            "Retrying needs the operator role; you are signed in as a viewer.",
+        );
+    }
+    let key = form.key.as_deref().filter(|k| !k.is_empty());
+    if key.is_some_and(|k| !is_key(k)) {
+        return refused(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "That is not a notification key.",
+        );
+    }
+    let operator = crate::store::Operator {
+        name: who.name.clone(),
+        role: who.role.as_str().to_owned(),
+    };
+    match shared.store.retry_by(key, &operator).await {
+        Ok(n) => {
+            tracing::info!(operator = %who.name, key = key.unwrap_or("every failed"), n, "dashboard: retry");
+            match key {
+                Some(key) => Redirect::to(&format!("/outbox/{key}")).into_response(),
+                None => Redirect::to("/outbox?state=pending").into_response(),
+            }
+        }
+        Err(e) => store_down(e),
+    }
+}
+
+/// A notification key: hex digits (it goes into a `Location`).
+pub(super) fn is_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+async fn config<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    shared.pages.render(
+        "config.html",
+        context! { text => &shared.config_text, ..page(&shared, &who, &cookie) },
+    )
+}
+
+async fn actions<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match shared.store.operator_actions(200).await {
+        Ok(actions) => shared.pages.render(
+            "actions.html",
+            context! { actions => Value::from(Serde(&actions)), ..page(&shared, &who, &cookie) },
+        ),
+        Err(e) => store_down(e),
+    }
+}

@@ -1,0 +1,376 @@
+//! The operator's dashboard, end to end: `herald token new` makes the tokens, `herald run`
+//! serves the dashboard on its admin listener, and a real browser (Debian's chromium) signs in
+//! as an operator, finds a notice the real SMTP server refused, sees its attempts with the
+//! server's reply, retries it once the server takes mail and sees it sent; the operators'
+//! actions and the configuration (its secrets as `***`) have their pages. A viewer reads but
+//! cannot retry, a form from another site or without its CSRF token is refused, and hostile
+//! audit values render as text. Screenshots of each page go to `target/tmp/pages/`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::browser::Browser;
+use support::instance::Instance;
+use support::{HERALD, Scratch, SmtpOptions, SmtpServer, fixture, outbox_rows, text};
+use thirtyfour::By;
+
+/// A new token from `herald token new`, and the line it says to add.
+fn new_token(name: &str, role: &str) -> (String, String) {
+    let out = std::process::Command::new(HERALD)
+        .args(["token", "new", "--name", name, "--role", role])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stderr);
+    let entry = line
+        .split_once("tokens: ")
+        .map(|(_, e)| e.trim().to_owned())
+        .unwrap_or_else(|| panic!("{line}"));
+    (text(&out.stdout).trim().to_owned(), entry)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `POST /login` with `token`; the session cookie it set.
+async fn session(base: &str, token: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_retries_a_refused_notice_in_a_real_browser_and_a_viewer_cannot() {
+    let scratch = Scratch::new("dashboard");
+    let dir = scratch.path().to_owned();
+    let smtp = SmtpServer::start(&dir, SmtpOptions::default());
+    // The relay refuses the first message for good.
+    smtp.script(&["550"]);
+    let (operator, operator_entry) = new_token("olivia", "operator");
+    let (viewer, viewer_entry) = new_token("victor", "viewer");
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    std::fs::copy(fixture("hostile.json"), dir.join("events/hostile.json")).unwrap();
+    let config = format!(
+        r#"[store]
+url = "sqlite://herald.db"
+
+[dashboard]
+tokens = [{operator_entry}, {viewer_entry}]
+
+[[source]]
+kind = "file"
+name = "events"
+path = "events"
+follow = true
+
+[channel.email]
+kind = "smtp"
+from = "Contoso Security <security@contoso.com>"
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+
+# Never used: its URL is its own credential, and the configuration page must not show it.
+[channel.hook]
+kind = "webhook"
+url = "https://hooks.contoso.com/T0/supersecret"
+
+[[rule]]
+name = "reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+subject = "Changed: {{{{ target.display_name }}}}"
+"#,
+        smtp = smtp.port
+    );
+    let herald = Instance::start(&dir, &config);
+    wait_for("a failed notice", || {
+        !outbox_rows(&herald.config, Some("failed")).is_empty()
+    });
+    let failed = outbox_rows(&herald.config, Some("failed"));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let key = failed[0]["key"].as_str().unwrap().to_owned();
+    let subject = failed[0]["subject"].as_str().unwrap().to_owned();
+    assert!(
+        subject.contains('<'),
+        "the fixture's name is markup: {subject}"
+    );
+    let base = format!("http://127.0.0.1:{}", herald.admin);
+
+    // Not signed in: the pages send to the sign-in page, the API answers 401.
+    let browser = Browser::start("dashboard").await;
+    let driver = browser.driver();
+    driver.goto(&format!("{base}/outbox")).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Sign in to Herald").await,
+        "Sign in to Herald"
+    );
+    browser.screenshot("dashboard-sign-in").await;
+    let anonymous = reqwest::get(format!("{base}/api/v1/outbox")).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    // A wrong token is refused with the form again.
+    driver
+        .find(By::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys("hd_not-a-token")
+        .await
+        .unwrap();
+    browser.click("button[type=submit]").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        driver
+            .source()
+            .await
+            .unwrap()
+            .contains("That token is not one of this dashboard")
+    );
+
+    // The operator signs in and sees the failure on the overview.
+    driver
+        .find(By::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(&operator)
+        .await
+        .unwrap();
+    browser.click("button[type=submit]").await;
+    assert_eq!(browser.heading_becomes("Overview").await, "Overview");
+    let page = driver.source().await.unwrap();
+    assert!(page.contains("olivia (operator)"), "{page}");
+    browser.screenshot("dashboard-overview").await;
+
+    // The failed notice, its subject as text: the markup is shown, never run.
+    driver
+        .goto(&format!("{base}/outbox?state=failed"))
+        .await
+        .unwrap();
+    assert_eq!(browser.heading_becomes("Outbox").await, "Outbox");
+    let row = driver.find(By::Css("table tr:nth-child(2)")).await.unwrap();
+    let row_text = row.text().await.unwrap();
+    assert!(row_text.contains(&subject), "{row_text}");
+    assert!(
+        driver
+            .find_all(By::Css("main table img"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "markup from the audit record became an element"
+    );
+    browser.screenshot("dashboard-outbox").await;
+    browser.click(&format!("a[href='/outbox/{key}']")).await;
+    assert_eq!(browser.heading_becomes(&subject).await, subject);
+    let reply = driver
+        .find(By::Css("td.reply"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(reply.contains("550"), "the relay's reply: {reply}");
+    browser.screenshot("dashboard-notice-failed").await;
+
+    // The relay is fixed; the operator retries and sees the notice sent, with the 250.
+    smtp.script(&[]);
+    browser.click("#retry").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = driver
+            .find(By::Css("#state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if state == "sent" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {state}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        driver.refresh().await.unwrap();
+    }
+    let replies: Vec<String> = {
+        let mut out = Vec::new();
+        for cell in driver.find_all(By::Css("td.reply")).await.unwrap() {
+            out.push(cell.text().await.unwrap());
+        }
+        out
+    };
+    assert!(replies.iter().any(|r| r.starts_with("250")), "{replies:?}");
+    browser.screenshot("dashboard-notice-sent").await;
+    assert_eq!(smtp.messages().len(), 1);
+
+    // Who did it, in the operators' actions.
+    driver.goto(&format!("{base}/actions")).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Operators' actions").await,
+        "Operators' actions"
+    );
+    let actions = driver
+        .find(By::Css("main table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        actions.contains("olivia (operator)")
+            && actions.contains("retry")
+            && actions.contains(&key),
+        "{actions}"
+    );
+    browser.screenshot("dashboard-actions").await;
+
+    // The configuration, read-only, its secrets hidden.
+    driver.goto(&format!("{base}/config")).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Configuration").await,
+        "Configuration"
+    );
+    let shown = driver
+        .find(By::Css("pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("url = \"***\""), "{shown}");
+    assert!(!shown.contains("supersecret"), "{shown}");
+    assert!(!shown.contains(&operator), "{shown}");
+    browser.screenshot("dashboard-config").await;
+
+    // A viewer reads, through the API with a bearer token, and may not retry.
+    let client = reqwest::Client::new();
+    let listed = client
+        .get(format!("{base}/api/v1/outbox?state=sent"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status().as_u16(), 200);
+    let listed: serde_json::Value = listed.json().await.unwrap();
+    assert_eq!(listed["notifications"][0]["key"], key.as_str());
+    let refused = client
+        .post(format!("{base}/api/v1/outbox/{key}/retry"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    // The viewer's session in a form: 403 too, with a page that says why.
+    let viewer_cookie = session(&base, &viewer).await;
+    let page = client
+        .get(format!("{base}/outbox"))
+        .header("Cookie", &viewer_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("id=\"retry-all\""),
+        "a viewer is offered no retry"
+    );
+    let csrf = {
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[at..at + page[at..].find('"').unwrap()].to_owned()
+    };
+    let as_viewer = client
+        .post(format!("{base}/outbox/retry"))
+        .header("Cookie", &viewer_cookie)
+        .form(&[("csrf", csrf.as_str()), ("key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_viewer.status().as_u16(), 403);
+    assert!(as_viewer.text().await.unwrap().contains("operator role"));
+
+    // The operator's session, forged from another site or without its CSRF token: refused.
+    let operator_cookie = session(&base, &operator).await;
+    let page = client
+        .get(format!("{base}/outbox"))
+        .header("Cookie", &operator_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = {
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[at..at + page[at..].find('"').unwrap()].to_owned()
+    };
+    for (origin, token) in [
+        (Some("https://evil.example"), csrf.as_str()),
+        (None, ""),
+        (None, "AAAA"),
+    ] {
+        let mut forged = client
+            .post(format!("{base}/outbox/retry"))
+            .header("Cookie", &operator_cookie)
+            .form(&[("csrf", token)]);
+        if let Some(origin) = origin {
+            forged = forged.header("Origin", origin);
+        }
+        assert_eq!(
+            forged.send().await.unwrap().status().as_u16(),
+            403,
+            "{origin:?} {token:?}"
+        );
+    }
+    let cross_site = client
+        .post(format!("{base}/api/v1/outbox/{key}/retry"))
+        .header("Cookie", &operator_cookie)
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status().as_u16(), 403);
+    // Only the one retry was recorded.
+    let recorded: serde_json::Value = client
+        .get(format!("{base}/api/v1/actions"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded["actions"].as_array().unwrap().len(),
+        1,
+        "{recorded}"
+    );
+    assert_eq!(recorded["actions"][0]["actor"], "olivia");
+
+    // Signing out ends the browser's session.
+    driver.goto(&format!("{base}/")).await.unwrap();
+    browser.click("header button").await;
+    assert_eq!(
+        browser.heading_becomes("Sign in to Herald").await,
+        "Sign in to Herald"
+    );
+    browser.quit().await;
+}
