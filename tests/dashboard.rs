@@ -220,6 +220,70 @@ subject = "Changed: {{{{ target.display_name }}}}"
     browser.screenshot("dashboard-notice-sent").await;
     assert_eq!(smtp.messages().len(), 1);
 
+    // The event, found by its account's UPN: its rule, its notice with both attempts, and
+    // the record as it came, markup and all, as text.
+    let recipient = failed[0]["recipient"].as_str().unwrap().to_owned();
+    driver
+        .goto(&format!(
+            "{base}/events?account={}",
+            recipient.to_uppercase()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(browser.heading_becomes("Events").await, "Events");
+    let rows = driver.find_all(By::Css("main table tr")).await.unwrap();
+    assert_eq!(rows.len(), 2, "one event for {recipient}");
+    browser.screenshot("dashboard-events").await;
+    browser.click("main table a").await;
+    assert_eq!(
+        browser.heading_becomes("Reset user password").await,
+        "Reset user password"
+    );
+    let history = driver
+        .find(By::Css("#history"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains("reset 1"), "{history}");
+    let replies = driver.find_all(By::Css("td.reply")).await.unwrap();
+    assert_eq!(replies.len(), 2, "both attempts");
+    let raw = driver
+        .find(By::Css("#raw"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        raw.contains("\"activityDisplayName\": \"Reset user password\""),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("<script>"),
+        "the record's markup, as text: {raw}"
+    );
+    assert!(
+        driver
+            .find_all(By::Css("main script, main img"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "markup from the record became an element"
+    );
+    browser.screenshot("dashboard-event").await;
+    let api: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/events?account={recipient}"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["events"].as_array().unwrap().len(), 1, "{api}");
+
     // Who did it, in the operators' actions.
     driver.goto(&format!("{base}/actions")).await.unwrap();
     assert_eq!(

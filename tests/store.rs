@@ -81,6 +81,7 @@ on_both_engines!(
     every_attempt_is_recorded_and_the_outbox_lists_newest_first,
     retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing,
     a_record_the_store_refuses_is_a_dead_letter_and_its_batch_commits,
+    selected_events_are_found_by_account_activity_rule_and_time,
 );
 
 fn notification(key: &str, event: &str) -> NewNotification {
@@ -110,6 +111,10 @@ fn batch(keys: &[&str]) -> Batch {
             input: "audit.json".to_owned(),
             position: "line 1".to_owned(),
             raw: b"{\"id\":\"e1\"}".to_vec(),
+            accounts: vec![
+                "adele.vance@contoso.com".to_owned(),
+                "adele vance".to_owned(),
+            ],
         }],
         notifications: keys.iter().map(|k| notification(k, "e1")).collect(),
         dead_letters: Vec::new(),
@@ -1404,4 +1409,67 @@ async fn an_unreachable_postgres_store_is_explained() {
     assert!(err.contains("connecting to PostgreSQL"), "{err}");
     assert!(err.contains("refused"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// The dashboard's search: by an account the event names (any case), activity, tenant, rule and
+/// time, newest first; one event with its record as it came.
+async fn selected_events_are_found_by_account_activity_rule_and_time(store: SqlStore) {
+    use herald::store::EventQuery;
+    let mut first = batch(&["k1"]);
+    let mut second = first.events[0].clone();
+    second.event_id = "e2".to_owned();
+    second.time = T0 + 60_000;
+    second.activity = "Update user".to_owned();
+    second.rules = vec!["profile".to_owned()];
+    second.accounts = vec!["megan.bowen@contoso.com".to_owned()];
+    first.events.push(second);
+    store.commit(&first).await.unwrap();
+    let found = |q: EventQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .events(&EventQuery { limit: 10, ..q })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.event_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(EventQuery::default()).await, ["e2", "e1"]);
+    let by = |account: &str| EventQuery {
+        account: account.to_owned(),
+        ..EventQuery::default()
+    };
+    assert_eq!(found(by("Adele.Vance@Contoso.com")).await, ["e1"]);
+    assert_eq!(found(by("adele vance")).await, ["e1"]);
+    assert!(found(by("adele")).await.is_empty(), "whole names only");
+    let q = EventQuery {
+        activity: "update USER".to_owned(),
+        ..EventQuery::default()
+    };
+    assert_eq!(found(q).await, ["e2"]);
+    let q = EventQuery {
+        rule: "password-reset".to_owned(),
+        ..EventQuery::default()
+    };
+    assert_eq!(found(q).await, ["e1"]);
+    let q = EventQuery {
+        since: Some(T0 + 1),
+        ..EventQuery::default()
+    };
+    assert_eq!(found(q).await, ["e2"]);
+    let q = EventQuery {
+        account: "megan.bowen@contoso.com".to_owned(),
+        tenant: "another".to_owned(),
+        ..EventQuery::default()
+    };
+    assert!(found(q).await.is_empty());
+    let (entry, raw) = store.event(Some("t1"), "e1").await.unwrap().unwrap();
+    assert_eq!(
+        (entry.activity.as_str(), raw.as_slice()),
+        ("Reset password (by admin)", &b"{\"id\":\"e1\"}"[..])
+    );
+    assert!(store.event(None, "e2").await.unwrap().is_some());
+    assert!(store.event(Some("t2"), "e2").await.unwrap().is_none());
 }

@@ -12,13 +12,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::pages::{OutboxFilter, is_key};
+use super::pages::{EventFilter, EventId, OutboxFilter, is_key, pretty};
 use super::{Credential, Role, Shared, Who, store_down};
 use crate::store::Store;
 
 pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
     Router::new()
         .route("/api/v1/overview", get(overview::<S>))
+        .route("/api/v1/events", get(events::<S>))
+        .route("/api/v1/event", get(event::<S>))
         .route("/api/v1/outbox", get(outbox::<S>))
         .route("/api/v1/outbox/{key}", get(notice::<S>))
         .route("/api/v1/outbox/{key}/retry", post(retry::<S>))
@@ -55,6 +57,58 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
             "pending_by_channel": pending,
             "paused_channels": shared.readiness.paused_channels(),
             "sources_not_ready": shared.readiness.sources_not_ready(),
+        }))
+        .into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn events<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(filter): Query<EventFilter>,
+) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    let query = match filter.query(200) {
+        Ok(q) => q,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    match shared.store.events(&query).await {
+        Ok(rows) => Json(json!({ "events": rows })).into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn event<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(id): Query<EventId>,
+) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    let found = match shared.store.event(id.tenant.as_deref(), &id.id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such event"),
+        Err(e) => return store_down(e),
+    };
+    let (entry, raw) = found;
+    let notices = crate::store::OutboxQuery {
+        event: Some(entry.event_id.clone()),
+        limit: 1000,
+        ..crate::store::OutboxQuery::default()
+    };
+    match tokio::try_join!(
+        shared.store.history(&entry.tenant, &entry.event_id),
+        shared.store.outbox(&notices)
+    ) {
+        Ok((history, notices)) => Json(json!({
+            "event": entry,
+            "record": pretty(&raw),
+            "rules": history,
+            "notifications": notices,
         }))
         .into_response(),
         Err(e) => store_down(e),

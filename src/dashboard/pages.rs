@@ -42,6 +42,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/dashboard/notice.html"),
     ),
     (
+        "events.html",
+        include_str!("../../templates/dashboard/events.html"),
+    ),
+    (
+        "event.html",
+        include_str!("../../templates/dashboard/event.html"),
+    ),
+    (
         "config.html",
         include_str!("../../templates/dashboard/config.html"),
     ),
@@ -91,6 +99,8 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
         .route("/", get(overview::<S>))
         .route("/login", get(login_page::<S>).post(login::<S>))
         .route("/logout", post(logout::<S>))
+        .route("/events", get(events::<S>))
+        .route("/event", get(event::<S>))
         .route("/outbox", get(outbox::<S>))
         .route("/outbox/retry", post(retry::<S>))
         .route("/outbox/{key}", get(notice::<S>))
@@ -384,6 +394,151 @@ async fn retry<S: Store>(
     }
 }
 
+#[derive(Deserialize, Default)]
+pub(super) struct EventFilter {
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub activity: String,
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub rule: String,
+    /// An age (`24h`, `7d`) or a time (`2026-12-01T08:00:00Z`).
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub until: String,
+}
+
+impl EventFilter {
+    pub(super) fn query(&self, limit: i64) -> Result<crate::store::EventQuery, String> {
+        let time = |text: &str, what: &str| -> Result<Option<i64>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            if let Ok(age) = crate::values::parse_duration(text) {
+                return Ok(Some(
+                    crate::store::now_millis().saturating_sub(age.as_millis() as i64),
+                ));
+            }
+            text.parse::<jiff::Timestamp>()
+                .map(|t| Some(t.as_millisecond()))
+                .map_err(|_| format!("{what}: {text:?} is neither an age (24h, 7d) nor a time (2026-12-01T08:00:00Z)"))
+        };
+        Ok(crate::store::EventQuery {
+            account: self.account.clone(),
+            activity: self.activity.clone(),
+            tenant: self.tenant.clone(),
+            rule: self.rule.clone(),
+            since: time(&self.since, "since")?,
+            until: time(&self.until, "until")?,
+            limit,
+        })
+    }
+}
+
+async fn events<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(filter): Query<EventFilter>,
+) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let query = match filter.query(200) {
+        Ok(q) => q,
+        Err(why) => return refused(&shared, StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    let rows = match shared.store.events(&query).await {
+        Ok(rows) => rows,
+        Err(e) => return store_down(e),
+    };
+    shared.pages.render(
+        "events.html",
+        context! {
+            rows => Value::from(Serde(&rows)),
+            filter => context! {
+                account => &filter.account, activity => &filter.activity, tenant => &filter.tenant,
+                rule => &filter.rule, since => &filter.since, until => &filter.until,
+            },
+            ..page(&shared, &who, &cookie)
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct EventId {
+    /// Absent: the event of that id in whichever tenant has it (a notice names no tenant).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    pub id: String,
+}
+
+/// The record as it came, pretty-printed when it is JSON.
+pub(super) fn pretty(raw: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+    }
+}
+
+async fn event<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(id): Query<EventId>,
+) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let notices = OutboxQuery {
+        event: Some(id.id.clone()),
+        limit: 1000,
+        ..OutboxQuery::default()
+    };
+    let (found, notices) = match tokio::try_join!(
+        shared.store.event(id.tenant.as_deref(), &id.id),
+        shared.store.outbox(&notices),
+    ) {
+        Ok(read) => read,
+        Err(e) => return store_down(e),
+    };
+    let Some((entry, raw)) = found else {
+        return refused(
+            &shared,
+            StatusCode::NOT_FOUND,
+            "No such event (or it is older than the store keeps).",
+        );
+    };
+    let history = match shared.store.history(&entry.tenant, &entry.event_id).await {
+        Ok(history) => history,
+        Err(e) => return store_down(e),
+    };
+    let mut told = Vec::new();
+    for notice in notices {
+        match shared.store.attempts(&notice.key).await {
+            Ok(attempts) => told.push(context! {
+                row => Value::from(Serde(&notice)),
+                attempts => Value::from(Serde(&attempts)),
+            }),
+            Err(e) => return store_down(e),
+        }
+    }
+    shared.pages.render(
+        "event.html",
+        context! {
+            event => Value::from(Serde(&entry)),
+            raw => pretty(&raw),
+            history => Value::from(Serde(&history)),
+            notices => told,
+            ..page(&shared, &who, &cookie)
+        },
+    )
+}
+
 /// A notification key: hex digits (it goes into a `Location`).
 pub(super) fn is_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_hexdigit())
@@ -411,5 +566,43 @@ async fn actions<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Header
             context! { actions => Value::from(Serde(&actions)), ..page(&shared, &who, &cookie) },
         ),
         Err(e) => store_down(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_renders_and_escapes_what_it_is_given() {
+        let templates = Templates::new().unwrap();
+        let hostile = "<script>alert(1)</script>";
+        for name in [
+            "login.html",
+            "overview.html",
+            "outbox.html",
+            "notice.html",
+            "events.html",
+            "event.html",
+            "config.html",
+            "actions.html",
+            "refused.html",
+        ] {
+            let ctx = context! {
+                who => context! { name => hostile, role => "operator", operator => true },
+                csrf => "c",
+                why => hostile,
+                text => hostile,
+                raw => hostile,
+                event => context! { activity => hostile, event_id => hostile },
+                row => context! { key => "ab", subject => hostile, state => "failed" },
+            };
+            let html = templates
+                .0
+                .get_template(name)
+                .and_then(|t| t.render(ctx))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!html.contains(hostile), "{name}: {html}");
+        }
     }
 }

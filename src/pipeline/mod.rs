@@ -260,6 +260,7 @@ impl Pipeline {
                         }
                         .to_string(),
                         raw: view.raw.as_bytes().to_vec(),
+                        accounts: accounts_of(&event),
                     });
                 }
                 if let Some(why) = routine {
@@ -290,4 +291,28 @@ impl Pipeline {
             Item::Dead(dead) => out.dead_letters.push(dead),
         });
     }
+}
+
+/// The accounts `event` names, to find it by: each target's and the initiator's UPN, display
+/// name and object id, lower case, each at most 256 characters, once.
+fn accounts_of(event: &crate::event::AuditEvent) -> Vec<String> {
+    let actor = &event.initiated_by;
+    let mut accounts: Vec<String> = event
+        .targets
+        .iter()
+        .flat_map(|t| [&t.upn, &t.display_name, &t.id])
+        .chain([&actor.upn, &actor.display_name, &actor.id])
+        .flatten()
+        .map(|a| {
+            a.trim()
+                .chars()
+                .take(256)
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    accounts
 }

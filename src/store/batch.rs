@@ -147,8 +147,8 @@ async fn insert_events(
     let mut committed = Committed::default();
     for event in &batch.events {
         let seen = sqlx::query(
-            "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
         .bind(text(&event.tenant))
         .bind(text(&event.event_id))
@@ -156,11 +156,26 @@ async fn insert_events(
         .bind(event.time)
         .bind(&batch.source)
         .bind(now)
+        .bind(&event.raw)
         .execute(&mut **tx)
         .await
         .map_err(err("recording an event"))?;
         if seen.rows_affected() == 1 {
             committed.first_seen.push(event.time);
+            for account in &event.accounts {
+                sqlx::query(
+                    "INSERT INTO event_accounts (account, tenant, event_id, event_time, first_seen)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(text(account))
+                .bind(text(&event.tenant))
+                .bind(text(&event.event_id))
+                .bind(event.time)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(err("recording an event's accounts"))?;
+            }
         }
     }
     // (event id, rule) of notices not queued, with why: another notice told the recipient

@@ -13,12 +13,14 @@
 mod batch;
 pub use batch::told_already;
 mod engine;
+mod events;
 mod operators;
 mod reports;
 mod retention;
 mod sql;
 
 pub use engine::{Engine, InstanceLock, QUEUED_CHANNEL, RunLock, Schema, listen_for_queued};
+pub use events::{EventEntry, EventQuery};
 pub use operators::{Operator, OperatorAction};
 pub use reports::{ActionOutcome, NewReport, Report, ReportAction, ReportedNotice, Verdict};
 pub use retention::{Pruned, Retention};
@@ -51,6 +53,9 @@ pub struct SeenEvent {
     pub input: String,
     pub position: String,
     pub raw: Vec<u8>,
+    /// The accounts it names (targets and initiator: UPN, display name, object id), lower
+    /// case, to find it by in the dashboard.
+    pub accounts: Vec<String>,
 }
 
 /// A notification to queue.
@@ -420,6 +425,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: Option<&str>,
         by: &Operator,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Selected events, newest first (the dashboard's search).
+    fn events(
+        &self,
+        query: &EventQuery,
+    ) -> impl Future<Output = Result<Vec<EventEntry>, StoreError>> + Send;
+
+    /// One selected event and its record as it came (empty for events recorded before 0011);
+    /// without `tenant`, the event of that id in whichever tenant has it.
+    fn event(
+        &self,
+        tenant: Option<&str>,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<(EventEntry, Vec<u8>)>, StoreError>> + Send;
 
     /// Operators' actions, newest first.
     fn operator_actions(

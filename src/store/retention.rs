@@ -102,6 +102,8 @@ pub struct Pruned {
     pub events_seen: u64,
     /// Claims of `once_per_action` notices (`actions_told`), kept as long as events are.
     pub actions_told: u64,
+    /// The accounts selected events are found by, kept as long as the events.
+    pub event_accounts: u64,
     pub reports: u64,
 }
 
@@ -114,6 +116,7 @@ impl Pruned {
             + self.history
             + self.events_seen
             + self.actions_told
+            + self.event_accounts
             + self.reports
     }
 }
@@ -177,6 +180,16 @@ impl SqlStore {
                 "actions_told",
                 "action, channel, recipient",
                 "created_at",
+                before(retention.events_seen),
+                batch,
+                dry_run,
+            )
+            .await?;
+        pruned.event_accounts = self
+            .prune_table(
+                "event_accounts",
+                "account, tenant, event_id",
+                "first_seen",
                 before(retention.events_seen),
                 batch,
                 dry_run,

@@ -711,6 +711,21 @@ impl Store for SqlStore {
         self.retry_by_row(key, by).await
     }
 
+    async fn events(
+        &self,
+        query: &super::EventQuery,
+    ) -> Result<Vec<super::EventEntry>, StoreError> {
+        self.event_rows(query).await
+    }
+
+    async fn event(
+        &self,
+        tenant: Option<&str>,
+        event_id: &str,
+    ) -> Result<Option<(super::EventEntry, Vec<u8>)>, StoreError> {
+        self.event_row(tenant, event_id).await
+    }
+
     async fn operator_actions(&self, limit: i64) -> Result<Vec<super::OperatorAction>, StoreError> {
         self.operator_action_rows(limit).await
     }
