@@ -70,6 +70,8 @@ async fn an_operator_retries_a_refused_notice_in_a_real_browser_and_a_viewer_can
     let (viewer, viewer_entry) = new_token("victor", "viewer");
     std::fs::create_dir_all(dir.join("events")).unwrap();
     std::fs::copy(fixture("hostile.json"), dir.join("events/hostile.json")).unwrap();
+    // And input Herald cannot use, with markup in it: a dead letter.
+    std::fs::write(dir.join("events/broken.json"), "{\"<b>oops</b>\n").unwrap();
     let config = format!(
         r#"[store]
 url = "sqlite://herald.db"
@@ -284,6 +286,53 @@ subject = "Changed: {{{{ target.display_name }}}}"
         .unwrap();
     assert_eq!(api["events"].as_array().unwrap().len(), 1, "{api}");
 
+    // The dead letter: its input as text; replayed (still unusable, and it says so), then
+    // marked handled.
+    driver.goto(&format!("{base}/dead-letters")).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Dead letters").await,
+        "Dead letters"
+    );
+    browser.screenshot("dashboard-dead-letters").await;
+    browser.click("main table a").await;
+    let heading = browser.heading_becomes("Dead letter 1").await;
+    assert!(heading.starts_with("Dead letter "), "{heading}");
+    let raw = driver
+        .find(By::Css("#raw"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("<b>oops</b>"), "{raw}");
+    browser.click("#replay").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let replays = loop {
+        let replays = driver
+            .find(By::Css("#replays"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if replays.contains("replayed") || Instant::now() > deadline {
+            break replays;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(replays.contains("replayed: still unusable"), "{replays}");
+    browser.click("#resolve").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resolved = driver
+        .find(By::Css("#resolved"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(resolved.ends_with("UTC"), "handled: {resolved:?}");
+    browser.screenshot("dashboard-dead-letter").await;
+
     // Who did it, in the operators' actions.
     driver.goto(&format!("{base}/actions")).await.unwrap();
     assert_eq!(
@@ -300,7 +349,9 @@ subject = "Changed: {{{{ target.display_name }}}}"
     assert!(
         actions.contains("olivia (operator)")
             && actions.contains("retry")
-            && actions.contains(&key),
+            && actions.contains(&key)
+            && actions.contains("replay")
+            && actions.contains("resolve"),
         "{actions}"
     );
     browser.screenshot("dashboard-actions").await;
@@ -412,7 +463,7 @@ subject = "Changed: {{{{ target.display_name }}}}"
         .await
         .unwrap();
     assert_eq!(cross_site.status().as_u16(), 403);
-    // Only the one retry was recorded.
+    // Only what the operator did was recorded: the retry, the replay, the resolution.
     let recorded: serde_json::Value = client
         .get(format!("{base}/api/v1/actions"))
         .bearer_auth(&operator)
@@ -422,12 +473,28 @@ subject = "Changed: {{{{ target.display_name }}}}"
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        recorded["actions"].as_array().unwrap().len(),
-        1,
-        "{recorded}"
+    let done: Vec<&str> = recorded["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(done, ["resolve", "replay", "retry"], "{recorded}");
+    assert!(
+        recorded["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["actor"] == "olivia")
     );
-    assert_eq!(recorded["actions"][0]["actor"], "olivia");
+    // A viewer may not replay.
+    let replay = client
+        .post(format!("{base}/api/v1/dead-letters/1/replay"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status().as_u16(), 403);
 
     // Signing out ends the browser's session.
     driver.goto(&format!("{base}/")).await.unwrap();

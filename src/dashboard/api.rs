@@ -25,6 +25,9 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
         .route("/api/v1/outbox/{key}", get(notice::<S>))
         .route("/api/v1/outbox/{key}/retry", post(retry::<S>))
         .route("/api/v1/actions", get(actions::<S>))
+        .route("/api/v1/dead-letters", get(dead_letters::<S>))
+        .route("/api/v1/dead-letters/{id}/replay", post(replay::<S>))
+        .route("/api/v1/dead-letters/{id}/resolve", post(resolve::<S>))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -150,39 +153,113 @@ async fn notice<S: Store>(
     }
 }
 
-async fn retry<S: Store>(
-    State(shared): State<Arc<Shared<S>>>,
-    headers: HeaderMap,
-    Path(key): Path<String>,
-) -> Response {
-    let (who, credential) = match reader(&shared, &headers) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+/// An operator's state change: a bearer token, or a session with its `X-CSRF-Token` from the
+/// dashboard's origin; and the operator role.
+fn operator<S: Store>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<crate::store::Operator, Box<Response>> {
+    let (who, credential) = reader(shared, headers).map_err(Box::new)?;
     if let Credential::Session(cookie) = &credential {
         let csrf = headers
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !shared.same_origin(&headers) || !shared.sessions.csrf_ok(cookie, csrf) {
-            return error(
+        if !shared.same_origin(headers) || !shared.sessions.csrf_ok(cookie, csrf) {
+            return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 "a request with a session needs its X-CSRF-Token, from the dashboard's origin",
-            );
+            )));
         }
     }
     if who.role != Role::Operator {
-        return error(StatusCode::FORBIDDEN, "retrying needs the operator role");
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            &format!("{what} needs the operator role"),
+        )));
     }
+    Ok(crate::store::Operator {
+        name: who.name,
+        role: who.role.as_str().to_owned(),
+    })
+}
+
+async fn retry<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    let operator = match operator(&shared, &headers, "retrying") {
+        Ok(o) => o,
+        Err(r) => return *r,
+    };
     if !is_key(&key) {
         return error(StatusCode::BAD_REQUEST, "not a notification key");
     }
-    let operator = crate::store::Operator {
-        name: who.name.clone(),
-        role: who.role.as_str().to_owned(),
-    };
     match shared.store.retry_by(Some(&key), &operator).await {
         Ok(n) => Json(json!({ "retried": n })).into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn dead_letters<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = reader(&shared, &headers) {
+        return r;
+    }
+    match shared.store.dead_letters(1000).await {
+        Ok(letters) => {
+            let letters: Vec<_> = letters
+                .iter()
+                .rev()
+                .map(|d| {
+                    json!({
+                        "id": d.id, "source": d.source, "input": d.input, "position": d.position,
+                        "reason": d.reason, "created_at": d.created_at, "replays": d.replays,
+                        "resolved_at": d.resolved_at, "raw": String::from_utf8_lossy(&d.raw),
+                    })
+                })
+                .collect();
+            Json(json!({ "dead_letters": letters })).into_response()
+        }
+        Err(e) => store_down(e),
+    }
+}
+
+async fn replay<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let by = match operator(&shared, &headers, "replaying") {
+        Ok(o) => o,
+        Err(r) => return *r,
+    };
+    match (shared.replayer)(id, by).await {
+        Ok(outcome) => Json(json!({ "replayed": id, "outcome": outcome })).into_response(),
+        Err(e) if e.starts_with("no dead letter") => error(StatusCode::NOT_FOUND, &e),
+        Err(e) => store_down(e),
+    }
+}
+
+async fn resolve<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let by = match operator(&shared, &headers, "resolving") {
+        Ok(o) => o,
+        Err(r) => return *r,
+    };
+    match shared
+        .store
+        .resolve_dead_letters_by(Some(id), Some(&by))
+        .await
+    {
+        Ok(n) => Json(json!({ "resolved": n })).into_response(),
         Err(e) => store_down(e),
     }
 }

@@ -106,7 +106,20 @@ pub struct Dashboard<S: Store> {
     pub config_text: String,
     pub store: S,
     pub readiness: Arc<Readiness>,
+    /// Replays a dead letter through the running pipeline.
+    pub replayer: Replayer,
 }
+
+/// Replays dead letter `id` as `by`; what came of it, or why it could not be replayed.
+pub type Replayer = Arc<
+    dyn Fn(
+            i64,
+            crate::store::Operator,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 pub(crate) struct Shared<S: Store> {
     sessions: session::Sessions,
@@ -114,6 +127,7 @@ pub(crate) struct Shared<S: Store> {
     config_text: String,
     store: S,
     readiness: Arc<Readiness>,
+    replayer: Replayer,
     pages: pages::Templates,
 }
 
@@ -139,6 +153,7 @@ pub fn router<S: Store>(dashboard: Dashboard<S>) -> Result<Router, String> {
         config_text: dashboard.config_text,
         store: dashboard.store,
         readiness: dashboard.readiness,
+        replayer: dashboard.replayer,
         pages: pages::Templates::new()?,
     });
     Ok(pages::routes::<S>()

@@ -50,6 +50,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/dashboard/event.html"),
     ),
     (
+        "dead-letters.html",
+        include_str!("../../templates/dashboard/dead-letters.html"),
+    ),
+    (
+        "dead-letter.html",
+        include_str!("../../templates/dashboard/dead-letter.html"),
+    ),
+    (
         "config.html",
         include_str!("../../templates/dashboard/config.html"),
     ),
@@ -104,6 +112,10 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
         .route("/outbox", get(outbox::<S>))
         .route("/outbox/retry", post(retry::<S>))
         .route("/outbox/{key}", get(notice::<S>))
+        .route("/dead-letters", get(dead_letters::<S>))
+        .route("/dead-letters/{id}", get(dead_letter::<S>))
+        .route("/dead-letters/{id}/replay", post(replay::<S>))
+        .route("/dead-letters/{id}/resolve", post(resolve::<S>))
         .route("/config", get(config::<S>))
         .route("/actions", get(actions::<S>))
 }
@@ -539,6 +551,117 @@ async fn event<S: Store>(
     )
 }
 
+async fn dead_letters<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match shared.store.dead_letters(1000).await {
+        Ok(mut letters) => {
+            letters.reverse();
+            shared.pages.render(
+                "dead-letters.html",
+                context! { letters => Value::from(Serde(&letters)), ..page(&shared, &who, &cookie) },
+            )
+        }
+        Err(e) => store_down(e),
+    }
+}
+
+async fn dead_letter<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let (who, cookie) = match signed_in(&shared, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match shared.store.dead_letter(id).await {
+        Ok(Some(letter)) => shared.pages.render(
+            "dead-letter.html",
+            context! {
+                letter => Value::from(Serde(&letter)),
+                raw => pretty(&letter.raw),
+                ..page(&shared, &who, &cookie)
+            },
+        ),
+        Ok(None) => refused(&shared, StatusCode::NOT_FOUND, "No such dead letter."),
+        Err(e) => store_down(e),
+    }
+}
+
+/// An operator's state change from a browser form.
+fn operator_post<S: Store>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+    csrf: &str,
+    what: &str,
+) -> Result<crate::store::Operator, Box<Response>> {
+    let (who, _) = checked_post(shared, headers, csrf).map_err(Box::new)?;
+    if who.role != Role::Operator {
+        return Err(Box::new(refused(
+            shared,
+            StatusCode::FORBIDDEN,
+            &format!("{what} needs the operator role; you are signed in as a viewer."),
+        )));
+    }
+    Ok(crate::store::Operator {
+        name: who.name,
+        role: who.role.as_str().to_owned(),
+    })
+}
+
+async fn replay<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let by = match operator_post(&shared, &headers, &form.csrf, "Replaying") {
+        Ok(by) => by,
+        Err(r) => return *r,
+    };
+    let name = by.name.clone();
+    match (shared.replayer)(id, by).await {
+        Ok(outcome) => {
+            tracing::info!(operator = %name, id, outcome = %outcome, "dashboard: dead letter replayed");
+            Redirect::to(&format!("/dead-letters/{id}")).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(operator = %name, id, error = %e, "dashboard: a replay failed");
+            refused(
+                &shared,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The replay could not be made; see Herald's log.",
+            )
+        }
+    }
+}
+
+async fn resolve<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let by = match operator_post(&shared, &headers, &form.csrf, "Resolving") {
+        Ok(by) => by,
+        Err(r) => return *r,
+    };
+    match shared
+        .store
+        .resolve_dead_letters_by(Some(id), Some(&by))
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/dead-letters/{id}")).into_response(),
+        Err(e) => store_down(e),
+    }
+}
+
 /// A notification key: hex digits (it goes into a `Location`).
 pub(super) fn is_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_hexdigit())
@@ -584,6 +707,8 @@ mod tests {
             "notice.html",
             "events.html",
             "event.html",
+            "dead-letters.html",
+            "dead-letter.html",
             "config.html",
             "actions.html",
             "refused.html",

@@ -284,6 +284,18 @@ impl<S: Store> Ingest<S> {
         input: &str,
         raw: &[u8],
     ) -> Result<Intake, StoreError> {
+        self.replay_by(id, source, input, raw, None).await
+    }
+
+    /// [`Ingest::replay`] by an operator of the dashboard, recorded with it.
+    pub async fn replay_by(
+        &self,
+        id: i64,
+        source: &str,
+        input: &str,
+        raw: &[u8],
+        by: Option<&crate::store::Operator>,
+    ) -> Result<Intake, StoreError> {
         let mut out = Outcome::default();
         self.pipeline.process(input, raw, &mut out);
         let batch = to_batch(source, None, &mut out);
@@ -293,7 +305,7 @@ impl<S: Store> Ingest<S> {
             selected: out.selected,
             committed: Committed::default(),
         };
-        let committed = self.store.replay_dead_letter(id, &batch).await?;
+        let committed = self.store.replay_dead_letter_by(id, &batch, by).await?;
         Ok(Intake {
             committed,
             ..intake

@@ -162,20 +162,27 @@ pub async fn run(
     }
     let retention = config.store.retention.clone();
     let dashboard = match (&config.dashboard, &admin_listener) {
-        (Some(dashboard), Some(_)) => Some(
-            crate::dashboard::router(crate::dashboard::Dashboard {
-                config: dashboard.clone(),
-                base: base.clone(),
-                config_text: config.shown.clone(),
-                store: store.clone(),
-                readiness: readiness.clone(),
-            })
-            .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?,
-        ),
+        (Some(dashboard), Some(_)) => {
+            Some((dashboard.clone(), config.shown.clone(), config.path.clone()))
+        }
         _ => None,
     };
     let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone())
         .with_readiness(readiness.clone());
+    let dashboard = match dashboard {
+        Some((dashboard, shown, path)) => Some(
+            crate::dashboard::router(crate::dashboard::Dashboard {
+                config: dashboard,
+                base: base.clone(),
+                config_text: shown,
+                store: store.clone(),
+                readiness: readiness.clone(),
+                replayer: replayer(ingest.clone()),
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let pruner =
         (!once).then(|| tokio::spawn(super::prune::pruner(store.clone(), retention, stop.clone())));
 
@@ -359,4 +366,30 @@ async fn print_progress<S: Store>(ingest: &Ingest<S>) {
             c.failed
         );
     }
+}
+
+/// How the dashboard replays a dead letter: through this instance's pipeline, as
+/// `herald dead-letters replay` does, recorded as the operator's.
+fn replayer<S: Store + 'static>(ingest: Ingest<S>) -> crate::dashboard::Replayer {
+    Arc::new(move |id, by| {
+        let ingest = ingest.clone();
+        Box::pin(async move {
+            let store = ingest.store();
+            let found = store.dead_letter(id).await.map_err(|e| e.to_string())?;
+            let Some(d) = found else {
+                return Err(format!("no dead letter {id}"));
+            };
+            let intake = ingest
+                .replay_by(id, &d.source, &d.input, &d.raw, Some(&by))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(match intake.committed.dead_letters {
+                0 => format!(
+                    "{} records, {} notifications queued",
+                    intake.records, intake.committed.queued
+                ),
+                _ => "still unusable: its reason is in the replay history".to_owned(),
+            })
+        })
+    })
 }

@@ -480,6 +480,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         id: Option<i64>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// [`Store::replay_dead_letter`], by an operator when `by` names one: recorded in
+    /// `operator_actions` in the same transaction.
+    fn replay_dead_letter_by(
+        &self,
+        id: i64,
+        batch: &Batch,
+        by: Option<&Operator>,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// [`Store::resolve_dead_letters`], by an operator when `by` names one.
+    fn resolve_dead_letters_by(
+        &self,
+        id: Option<i64>,
+        by: Option<&Operator>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The notice a report link names (by notification key), with its event's tenant, time
     /// and activity while `events_seen` still holds them.
     fn reported_notice(

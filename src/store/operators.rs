@@ -22,12 +22,38 @@ pub struct OperatorAction {
     pub at: Millis,
     pub actor: String,
     pub role: String,
-    /// `retry`, `retry_all`.
+    /// `retry`, `retry_all`, `replay`, `resolve`.
     pub action: String,
-    /// What it was done to (a notification key; `failed` for every failed row).
+    /// What it was done to (a notification key, `failed` for every failed row, `dead letter
+    /// N`).
     pub target: String,
     /// What came of it ("1 notification pending again").
     pub outcome: String,
+}
+
+/// Records `by`'s `action` on `target` in the transaction `tx` that does it.
+pub(super) async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    now: Millis,
+    by: &Operator,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO operator_actions (at, actor, role, action, target, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(now)
+    .bind(text(&by.name))
+    .bind(text(&by.role))
+    .bind(action)
+    .bind(text(target))
+    .bind(text(outcome))
+    .execute(&mut **tx)
+    .await
+    .map_err(err("recording an operator's action"))?;
+    Ok(())
 }
 
 impl SqlStore {
@@ -55,22 +81,11 @@ impl SqlStore {
             Some(key) => ("retry", key),
             None => ("retry_all", "failed"),
         };
-        sqlx::query(
-            "INSERT INTO operator_actions (at, actor, role, action, target, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(now)
-        .bind(text(&by.name))
-        .bind(text(&by.role))
-        .bind(action)
-        .bind(text(target))
-        .bind(match n {
+        let outcome = match n {
             1 => "1 notification pending again".to_owned(),
             n => format!("{n} notifications pending again"),
-        })
-        .execute(&mut *tx)
-        .await
-        .map_err(err("recording an operator's action"))?;
+        };
+        record(&mut tx, now, by, action, target, &outcome).await?;
         if n > 0 {
             self.notify_queued(&mut tx).await?;
         }

@@ -645,6 +645,15 @@ impl Store for SqlStore {
     }
 
     async fn replay_dead_letter(&self, id: i64, batch: &Batch) -> Result<Committed, StoreError> {
+        self.replay_dead_letter_by(id, batch, None).await
+    }
+
+    async fn replay_dead_letter_by(
+        &self,
+        id: i64,
+        batch: &Batch,
+        by: Option<&super::Operator>,
+    ) -> Result<Committed, StoreError> {
         let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("beginning a replay"))?;
         let now = self.now(&mut *tx).await?;
@@ -688,6 +697,11 @@ impl Store for SqlStore {
             ));
         }
         committed.dead_letters = batch.dead_letters.len() as u64;
+        if let Some(by) = by {
+            let target = format!("dead letter {id}");
+            let outcome = outcome.trim_end().split_once(' ').map_or("", |(_, o)| o);
+            super::operators::record(&mut tx, now, by, "replay", &target, outcome).await?;
+        }
         if committed.queued > 0 {
             self.notify_queued(&mut tx).await?;
         }
@@ -744,8 +758,21 @@ impl Store for SqlStore {
     }
 
     async fn resolve_dead_letters(&self, id: Option<i64>) -> Result<u64, StoreError> {
+        self.resolve_dead_letters_by(id, None).await
+    }
+
+    async fn resolve_dead_letters_by(
+        &self,
+        id: Option<i64>,
+        by: Option<&super::Operator>,
+    ) -> Result<u64, StoreError> {
         let _writing = self.writing().await;
-        let now = self.now(&self.pool).await?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(err("beginning a resolution"))?;
+        let now = self.now(&mut *tx).await?;
         let query = match id {
             Some(id) => sqlx::query(
                 "UPDATE dead_letters SET resolved_at = $1 WHERE resolved_at IS NULL AND id = $2",
@@ -757,11 +784,20 @@ impl Store for SqlStore {
                     .bind(now)
             }
         };
-        query
-            .execute(&self.pool)
+        let n = query
+            .execute(&mut *tx)
             .await
             .map(|r| r.rows_affected())
-            .map_err(err("resolving dead letters"))
+            .map_err(err("resolving dead letters"))?;
+        if let Some(by) = by {
+            let target = id.map_or("every dead letter".to_owned(), |id| {
+                format!("dead letter {id}")
+            });
+            let outcome = format!("{n} resolved");
+            super::operators::record(&mut tx, now, by, "resolve", &target, &outcome).await?;
+        }
+        tx.commit().await.map_err(err("committing a resolution"))?;
+        Ok(n)
     }
 }
 
