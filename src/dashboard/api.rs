@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use crate::store::Store;
 
 pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/overview", get(overview::<S>))
         .route("/api/v1/events", get(events::<S>))
         .route("/api/v1/event", get(event::<S>))
@@ -28,6 +30,22 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
         .route("/api/v1/dead-letters", get(dead_letters::<S>))
         .route("/api/v1/dead-letters/{id}/replay", post(replay::<S>))
         .route("/api/v1/dead-letters/{id}/resolve", post(resolve::<S>))
+}
+
+/// The OpenAPI 3.1 document of this API.
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+/// A parameter axum could not read, answered as every other error of this API.
+fn unreadable(why: impl std::fmt::Display) -> Response {
+    error(StatusCode::BAD_REQUEST, &why.to_string())
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -69,8 +87,12 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
 async fn events<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Query(filter): Query<EventFilter>,
+    filter: Result<Query<EventFilter>, QueryRejection>,
 ) -> Response {
+    let filter = match filter {
+        Ok(Query(filter)) => filter,
+        Err(e) => return unreadable(e),
+    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -87,8 +109,12 @@ async fn events<S: Store>(
 async fn event<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Query(id): Query<EventId>,
+    id: Result<Query<EventId>, QueryRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Query(id)) => id,
+        Err(e) => return unreadable(e),
+    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -121,8 +147,12 @@ async fn event<S: Store>(
 async fn outbox<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Query(filter): Query<OutboxFilter>,
+    filter: Result<Query<OutboxFilter>, QueryRejection>,
 ) -> Response {
+    let filter = match filter {
+        Ok(Query(filter)) => filter,
+        Err(e) => return unreadable(e),
+    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -139,8 +169,12 @@ async fn outbox<S: Store>(
 async fn notice<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let key = match key {
+        Ok(Path(key)) => key,
+        Err(e) => return unreadable(e),
+    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -188,8 +222,12 @@ fn operator<S: Store>(
 async fn retry<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let key = match key {
+        Ok(Path(key)) => key,
+        Err(e) => return unreadable(e),
+    };
     let operator = match operator(&shared, &headers, "retrying") {
         Ok(o) => o,
         Err(r) => return *r,
@@ -232,8 +270,12 @@ async fn dead_letters<S: Store>(
 async fn replay<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return unreadable(e),
+    };
     let by = match operator(&shared, &headers, "replaying") {
         Ok(o) => o,
         Err(r) => return *r,
@@ -248,8 +290,12 @@ async fn replay<S: Store>(
 async fn resolve<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return unreadable(e),
+    };
     let by = match operator(&shared, &headers, "resolving") {
         Ok(o) => o,
         Err(r) => return *r,

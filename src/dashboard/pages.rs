@@ -426,18 +426,19 @@ pub(super) struct EventFilter {
 impl EventFilter {
     pub(super) fn query(&self, limit: i64) -> Result<crate::store::EventQuery, String> {
         let time = |text: &str, what: &str| -> Result<Option<i64>, String> {
-            let text = text.trim();
             if text.is_empty() {
                 return Ok(None);
             }
-            if let Ok(age) = crate::values::parse_duration(text) {
-                return Ok(Some(
-                    crate::store::now_millis().saturating_sub(age.as_millis() as i64),
-                ));
+            if let Some(age) = age_millis(text) {
+                return Ok(Some(crate::store::now_millis().saturating_sub(age)));
             }
             text.parse::<jiff::Timestamp>()
                 .map(|t| Some(t.as_millisecond()))
-                .map_err(|_| format!("{what}: {text:?} is neither an age (24h, 7d) nor a time (2026-12-01T08:00:00Z)"))
+                .map_err(|_| {
+                    format!(
+                        "{what}: {text:?} is neither an age (24h, 7d) nor a time (2026-12-01T08:00:00Z)"
+                    )
+                })
         };
         Ok(crate::store::EventQuery {
             account: self.account.clone(),
@@ -479,6 +480,23 @@ async fn events<S: Store>(
             ..page(&shared, &who, &cookie)
         },
     )
+}
+
+/// An age as the search takes one — digits and a unit (`ms`, `s`, `m`, `h`, `d`) — in
+/// milliseconds, however long (a search reaches back as far as asked).
+fn age_millis(text: &str) -> Option<i64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().ok()?;
+    let unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(n.saturating_mul(unit))
 }
 
 #[derive(Deserialize)]
