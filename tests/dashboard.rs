@@ -38,6 +38,22 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether the element `css` selects comes to read `expected` within ten seconds.
+async fn text_becomes(browser: &Browser, css: &str, expected: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(element) = browser.driver().find(By::Css(css)).await
+            && element.text().await.unwrap_or_default() == expected
+        {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `POST /login` with `token`; the session cookie it set.
 async fn session(base: &str, token: &str) -> String {
     let client = reqwest::Client::builder()
@@ -139,13 +155,14 @@ subject = "Changed: {{{{ target.display_name }}}}"
         .await
         .unwrap();
     browser.click("button[type=submit]").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        driver
-            .source()
-            .await
-            .unwrap()
-            .contains("That token is not one of this dashboard")
+        text_becomes(
+            &browser,
+            "p.alert",
+            "That token is not one of this dashboard's."
+        )
+        .await,
+        "a wrong token is refused with the form again"
     );
 
     // The operator signs in and sees the failure on the overview.
@@ -197,13 +214,11 @@ subject = "Changed: {{{{ target.display_name }}}}"
     browser.click("#retry").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let state = driver
-            .find(By::Css("#state"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The page may be between loads: no cell yet is no state yet.
+        let state = match driver.find(By::Css("#state")).await {
+            Ok(cell) => cell.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         if state == "sent" {
             break;
         }
@@ -322,14 +337,17 @@ subject = "Changed: {{{{ target.display_name }}}}"
     };
     assert!(replays.contains("replayed: still unusable"), "{replays}");
     browser.click("#resolve").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let resolved = driver
-        .find(By::Css("#resolved"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resolved = loop {
+        let resolved = match driver.find(By::Css("#resolved")).await {
+            Ok(cell) => cell.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if resolved.ends_with("UTC") || Instant::now() > deadline {
+            break resolved;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(resolved.ends_with("UTC"), "handled: {resolved:?}");
     browser.screenshot("dashboard-dead-letter").await;
 
@@ -504,4 +522,233 @@ subject = "Changed: {{{{ target.display_name }}}}"
         "Sign in to Herald"
     );
     browser.quit().await;
+}
+
+/// One sign-in with Entra ID as a browser makes it, without following redirects: `/auth/start`,
+/// the identity platform's authorize endpoint, then the callback with the sign-in cookie.
+/// Returns the callback's status, body and the session cookie it set, if any.
+async fn entra_sign_in(base: &str) -> (u16, String, Option<String>) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let started = client
+        .get(format!("{base}/auth/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 303);
+    let login = started.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        login.contains("SameSite=Lax") && login.contains("HttpOnly"),
+        "{login}"
+    );
+    let login = login.split(';').next().unwrap().to_owned();
+    let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let answered = client.get(&authorize).send().await.unwrap();
+    let callback = answered.headers()["location"].to_str().unwrap().to_owned();
+    let done = client
+        .get(&callback)
+        .header("Cookie", &login)
+        .send()
+        .await
+        .unwrap();
+    let status = done.status().as_u16();
+    let session = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("herald_session=") && !c.starts_with("herald_session=;"))
+        .map(|c| c.split(';').next().unwrap().to_owned());
+    (status, done.text().await.unwrap(), session)
+}
+
+/// `auth = "entra"`: a real browser signs in through the local stand-in for the identity
+/// platform (authorization code with PKCE, an RS256 ID token checked against the tenant's
+/// JWKS) and is an operator by its app role; a group makes a viewer; an ID token for another
+/// audience or tenant, with another nonce or issuer, or signed by another key, a user with no
+/// role, and a callback with another state are each refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_sign_in_with_entra_and_forged_id_tokens_are_refused() {
+    use support::http_receiver::HttpReceiver;
+    let scratch = Scratch::new("dashboard-entra");
+    let dir = scratch.path().to_owned();
+    let identity = HttpReceiver::start(&dir.join("identity"));
+    std::fs::write(dir.join("graph.secret"), "s3cr3t").unwrap();
+    let app = identity.microsoft_app().replace(
+        r#"{ env = "GRAPH_CLIENT_SECRET" }"#,
+        r#"{ file = "graph.secret" }"#,
+    );
+    let admin = support::free_port();
+    let base = format!("http://127.0.0.1:{admin}");
+    let user = |claims: serde_json::Value| identity.sign_in_as(&claims);
+    user(serde_json::json!({
+        "oid": "o-olivia", "name": "Olivia", "preferred_username": "olivia@contoso.com",
+        "roles": ["Herald.Operator"],
+    }));
+    let config = format!(
+        r#"[store]
+url = "sqlite://herald.db"
+
+[dashboard]
+auth = "entra"
+app = "contoso"
+public_url = "{base}"
+operators = ["Herald.Operator"]
+viewers = ["Herald.Viewer", "6d0a2e1c-0000-4000-8000-00000000cafe"]
+
+[[source]]
+kind = "file"
+name = "events"
+path = "events"
+
+[channel.email]
+kind = "file"
+from = "Contoso Security <security@contoso.com>"
+dir = "mail"
+
+[[rule]]
+name = "reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+{app}"#
+    );
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    let herald = Instance::start_at(&dir, &config, admin);
+    herald.wait_ready(200, "the dashboard with Entra sign-in");
+
+    // The browser: the sign-in page, Microsoft's sign-in (the stand-in), the overview.
+    let browser = Browser::start("dashboard-entra").await;
+    let driver = browser.driver();
+    driver.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(
+        browser.heading_becomes("Sign in to Herald").await,
+        "Sign in to Herald"
+    );
+    browser.screenshot("dashboard-entra-sign-in").await;
+    browser.click("#entra").await;
+    assert_eq!(browser.heading_becomes("Overview").await, "Overview");
+    let page = driver.source().await.unwrap();
+    assert!(page.contains("olivia@contoso.com (operator)"), "{page}");
+    browser.screenshot("dashboard-entra-overview").await;
+    browser.quit().await;
+    // The stand-in saw the code redeemed with the app's secret and the PKCE verifier.
+    let redeemed: Vec<_> = identity
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("grant_type=authorization_code"))
+        })
+        .collect();
+    assert_eq!(redeemed.len(), 1);
+    let form = redeemed[0]["body"].as_str().unwrap();
+    assert!(
+        form.contains("client_secret=s3cr3t") && form.contains("code_verifier="),
+        "{form}"
+    );
+
+    // A group makes a viewer.
+    user(serde_json::json!({
+        "preferred_username": "victor@contoso.com", "groups": ["6D0A2E1C-0000-4000-8000-00000000CAFE"],
+    }));
+    let (status, _, session) = entra_sign_in(&base).await;
+    assert_eq!(status, 200);
+    let overview = reqwest::Client::new()
+        .get(format!("{base}/"))
+        .header("Cookie", session.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        overview.contains("victor@contoso.com (viewer)"),
+        "{overview}"
+    );
+
+    // Forged or foreign ID tokens, and a user without a role: refused, no session.
+    for (claims, status, why) in [
+        (
+            serde_json::json!({ "aud": "another-app", "roles": ["Herald.Operator"] }),
+            401,
+            "another application",
+        ),
+        (
+            serde_json::json!({ "tid": "99999999-9999-9999-9999-999999999999", "roles": ["Herald.Operator"] }),
+            401,
+            "another tenant",
+        ),
+        (
+            serde_json::json!({ "nonce": "replayed", "roles": ["Herald.Operator"] }),
+            401,
+            "nonce",
+        ),
+        (
+            serde_json::json!({ "iss": "https://login.evil.example/x/v2.0", "roles": ["Herald.Operator"] }),
+            401,
+            "issuer",
+        ),
+        (
+            serde_json::json!({ "sign_with_other_key": true, "roles": ["Herald.Operator"] }),
+            401,
+            "signature does not verify",
+        ),
+        (
+            serde_json::json!({ "exp": 1_000_000, "roles": ["Herald.Operator"] }),
+            401,
+            "expired",
+        ),
+        (
+            serde_json::json!({ "preferred_username": "mallory@contoso.com" }),
+            403,
+            "has no Herald role",
+        ),
+    ] {
+        user(claims.clone());
+        let (got, body, session) = entra_sign_in(&base).await;
+        assert_eq!(got, status, "{claims}: {body}");
+        assert!(body.contains(why), "{claims}: {body}");
+        assert!(session.is_none(), "{claims}: a session was opened");
+    }
+
+    // A callback whose state is not the one this browser started with.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let started = client
+        .get(format!("{base}/auth/start"))
+        .send()
+        .await
+        .unwrap();
+    let login = started.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let forged = client
+        .get(format!("{base}/auth/callback?code=code-1&state=not-mine"))
+        .header("Cookie", &login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    assert!(forged.text().await.unwrap().contains("state"));
+    // And one without the sign-in cookie at all.
+    let bare = client
+        .get(format!("{base}/auth/callback?code=code-1&state=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 401);
 }

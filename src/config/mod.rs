@@ -363,6 +363,15 @@ impl Config {
             microsoft.insert(name, app);
         }
 
+        if let Some(app) = file.dashboard.as_ref().and_then(|d| d.app.as_ref())
+            && !microsoft.contains_key(app)
+        {
+            return Err(located(
+                key_line(text, "dashboard", "app"),
+                Some("dashboard.app".into()),
+                format!("no [microsoft.{app}] table"),
+            ));
+        }
         let mut channels = BTreeMap::new();
         let mut channel_lines = BTreeMap::new();
         let mut key_lines = BTreeMap::new();

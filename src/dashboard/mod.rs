@@ -8,6 +8,7 @@
 //! transaction that does it.
 
 pub mod api;
+mod entra;
 pub mod pages;
 pub mod session;
 
@@ -30,9 +31,20 @@ pub use session::{Role, TokenEntry, Who};
 #[serde(deny_unknown_fields)]
 pub struct DashboardConfig {
     /// How operators sign in: `token` (a token of `tokens`, typed into the sign-in form or
-    /// sent as `Authorization: Bearer`).
+    /// sent as `Authorization: Bearer`) or `entra` (Microsoft Entra ID, with `app`; `tokens`
+    /// then serve scripts).
     #[serde(default)]
     pub auth: Auth,
+    /// `auth = "entra"`: the `[microsoft.NAME]` app registration operators sign in with (its
+    /// redirect URI `{public_url}/auth/callback`).
+    #[serde(default)]
+    pub app: Option<String>,
+    /// `auth = "entra"`: the app roles (`roles` claim) or group object ids (`groups` claim)
+    /// that make an operator, and those that make a viewer.
+    #[serde(default)]
+    pub operators: Vec<String>,
+    #[serde(default)]
+    pub viewers: Vec<String>,
     /// Who may sign in, with which role; tokens kept only as their SHA-256.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
@@ -59,12 +71,33 @@ fn default_lifetime() -> Duration {
 pub enum Auth {
     #[default]
     Token,
+    Entra,
 }
 
 impl DashboardConfig {
     /// What is wrong with this table as written, as (key, message).
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.tokens.is_empty() {
+        if self.auth == Auth::Entra {
+            if self.app.is_none() {
+                return Err((
+                    "app",
+                    "auth = \"entra\" needs the [microsoft.NAME] app operators sign in with".into(),
+                ));
+            }
+            if self.public_url.is_none() {
+                return Err((
+                    "public_url",
+                    "auth = \"entra\" needs the address operators reach the dashboard at: its redirect URI is {public_url}/auth/callback".into(),
+                ));
+            }
+            if self.operators.is_empty() && self.viewers.is_empty() {
+                return Err((
+                    "operators",
+                    "nobody would have a role: list app roles or group ids in operators or viewers"
+                        .into(),
+                ));
+            }
+        } else if self.tokens.is_empty() {
             return Err((
                 "tokens",
                 "nobody could sign in: add a token (`herald token new --name NAME --role operator` prints one)".into(),
@@ -108,6 +141,8 @@ pub struct Dashboard<S: Store> {
     pub readiness: Arc<Readiness>,
     /// Replays a dead letter through the running pipeline.
     pub replayer: Replayer,
+    /// `auth = "entra"`: the app registration named by `app`.
+    pub app: Option<crate::msgraph::MicrosoftApp>,
 }
 
 /// Replays dead letter `id` as `by`; what came of it, or why it could not be replayed.
@@ -129,6 +164,15 @@ pub(crate) struct Shared<S: Store> {
     readiness: Arc<Readiness>,
     replayer: Replayer,
     pages: pages::Templates,
+    /// `auth = "entra"`: the sign-in, and who gets which role.
+    entra: Option<Entra>,
+}
+
+/// Entra ID sign-in.
+pub(crate) struct Entra {
+    signin: crate::msgraph::signin::SignIn,
+    operators: Vec<String>,
+    viewers: Vec<String>,
 }
 
 /// The dashboard's routes, to merge into the admin listener's.
@@ -155,9 +199,25 @@ pub fn router<S: Store>(dashboard: Dashboard<S>) -> Result<Router, String> {
         readiness: dashboard.readiness,
         replayer: dashboard.replayer,
         pages: pages::Templates::new()?,
+        entra: match (&dashboard.config.auth, &dashboard.app) {
+            (Auth::Entra, Some(app)) => {
+                let http = crate::channel::http_client(Duration::from_secs(15))
+                    .build()
+                    .map_err(|e| format!("dashboard: HTTP client: {e}"))?;
+                Some(Entra {
+                    signin: crate::msgraph::signin::SignIn::new(app, &dashboard.base, http)
+                        .map_err(|e| format!("dashboard.app: {e}"))?,
+                    operators: dashboard.config.operators.clone(),
+                    viewers: dashboard.config.viewers.clone(),
+                })
+            }
+            (Auth::Entra, None) => return Err("dashboard.app: no such app registration".into()),
+            (Auth::Token, _) => None,
+        },
     });
     Ok(pages::routes::<S>()
         .merge(api::routes::<S>())
+        .merge(entra::routes::<S>())
         .with_state(shared)
         .layer(axum::middleware::map_response(
             crate::web::public::secure_headers,

@@ -87,6 +87,10 @@ impl Templates {
         Ok(Templates(env))
     }
 
+    pub(super) fn render_page(&self, name: &str, ctx: Value) -> Response {
+        self.render(name, ctx)
+    }
+
     fn render(&self, name: &str, ctx: Value) -> Response {
         match self.0.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => Html(html).into_response(),
@@ -150,7 +154,10 @@ fn refused(shared: &Shared<impl Store>, status: StatusCode, why: &str) -> Respon
 }
 
 async fn login_page<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    shared.pages.render("login.html", context! {})
+    shared.pages.render(
+        "login.html",
+        context! { entra => shared.entra.is_some(), tokens => shared.sessions.has_tokens() },
+    )
 }
 
 #[derive(Deserialize)]
@@ -172,16 +179,19 @@ async fn login<S: Store>(
     }
     let Some(who) = shared.sessions.by_token(&form.token) else {
         tracing::warn!("dashboard: a sign-in with an unknown token");
-        let mut response = shared
-            .pages
-            .render("login.html", context! { failed => true });
+        let mut response = shared.pages.render(
+            "login.html",
+            context! { failed => true, entra => shared.entra.is_some(), tokens => true },
+        );
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     };
     tracing::info!(operator = %who.name, role = who.role.as_str(), "dashboard: signed in");
-    let value = shared
-        .sessions
-        .issue(&who, jiff::Timestamp::now().as_second());
+    let value = shared.sessions.issue(
+        &who,
+        super::session::Via::Token,
+        jiff::Timestamp::now().as_second(),
+    );
     let cookie = format!(
         "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         shared.sessions.lifetime(),

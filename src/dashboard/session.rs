@@ -1,7 +1,9 @@
 //! Who is signed in to the dashboard (ARCHITECTURE.md §11): operators' tokens, kept in the
-//! configuration only as SHA-256 hashes; the session cookie, `v1.{name}.{role}.{expiry}.{mac}`
-//! with an HMAC-SHA256 under the session key; and the CSRF token of a session's forms, a
-//! second HMAC bound to the cookie, so forms need no server state.
+//! configuration only as SHA-256 hashes; the session cookie,
+//! `v1.{via}.{name}.{role}.{expiry}.{mac}` with an HMAC-SHA256 under the session key (`via`:
+//! `t` for a token, `e` for Entra ID); the CSRF token of a session's forms, a second HMAC bound
+//! to the cookie, so forms need no server state; and the short-lived cookie that carries an
+//! Entra sign-in's state, nonce and PKCE verifier from its start to its callback.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -78,6 +80,36 @@ pub struct Who {
     pub role: Role,
 }
 
+/// How a session was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A token of `[dashboard] tokens`: honoured while the token is still listed.
+    Token,
+    /// Entra ID: the role the ID token gave, for the session's lifetime.
+    Entra,
+}
+
+/// Random bytes as base64url (state, nonce, PKCE verifier).
+pub fn random(n: usize) -> Result<String, String> {
+    let mut bytes = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness".to_owned())?;
+    Ok(B64.encode(bytes))
+}
+
+/// The PKCE S256 challenge of `verifier`.
+pub fn challenge(verifier: &str) -> String {
+    use sha2::Digest;
+    B64.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// What an Entra sign-in carries from its start to its callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+}
+
 /// A new random token (`hd_` and 43 base64url characters: 256 bits) and its SHA-256, for
 /// `herald token new`.
 pub fn new_token() -> Result<(String, String), String> {
@@ -137,6 +169,11 @@ impl Sessions {
         self.lifetime
     }
 
+    /// Whether any token may sign in.
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
     /// Whose token `token` is, compared by hash in constant time.
     pub fn by_token(&self, token: &str) -> Option<Who> {
         let hashed = hash(token.trim());
@@ -164,9 +201,13 @@ impl Sessions {
     }
 
     /// A session cookie's value for `who`, valid from `now` (Unix seconds) for the lifetime.
-    pub fn issue(&self, who: &Who, now: i64) -> String {
+    pub fn issue(&self, who: &Who, via: Via, now: i64) -> String {
         let head = format!(
-            "v1.{}.{}.{}",
+            "v1.{}.{}.{}.{}",
+            match via {
+                Via::Token => "t",
+                Via::Entra => "e",
+            },
             B64.encode(&who.name),
             who.role.as_str(),
             now + self.lifetime
@@ -182,7 +223,8 @@ impl Sessions {
         let mac = B64.decode(mac).ok()?;
         self.mac(&[head.as_bytes()]).verify_slice(&mac).ok()?;
         let mut parts = head.split('.');
-        let (Some("v1"), Some(name), Some(role), Some(expires), None) = (
+        let (Some("v1"), Some(via), Some(name), Some(role), Some(expires), None) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -196,11 +238,57 @@ impl Sessions {
         }
         let name = String::from_utf8(B64.decode(name).ok()?).ok()?;
         let role = Role::parse(role)?;
-        // A token removed from the configuration (or given another role) ends its sessions.
-        self.tokens
-            .iter()
-            .any(|t| t.name == name && t.role == role)
-            .then_some(Who { name, role })
+        match via {
+            // A token removed from the configuration (or given another role) ends its
+            // sessions.
+            "t" => self
+                .tokens
+                .iter()
+                .any(|t| t.name == name && t.role == role)
+                .then_some(Who { name, role }),
+            "e" => Some(Who { name, role }),
+            _ => None,
+        }
+    }
+
+    /// The sign-in cookie's value for `pending`, good for ten minutes from `now`.
+    pub fn pending(&self, pending: &Pending, now: i64) -> String {
+        let head = format!(
+            "{}.{}.{}.{}",
+            pending.state,
+            pending.nonce,
+            pending.verifier,
+            now + 600
+        );
+        let mac = self
+            .mac(&[b"login.", head.as_bytes()])
+            .finalize()
+            .into_bytes();
+        format!("{head}.{}", B64.encode(mac))
+    }
+
+    /// What a sign-in cookie carries, if it is ours and unexpired at `now`.
+    pub fn verify_pending(&self, value: &str, now: i64) -> Option<Pending> {
+        let (head, mac) = value.rsplit_once('.')?;
+        let mac = B64.decode(mac).ok()?;
+        self.mac(&[b"login.", head.as_bytes()])
+            .verify_slice(&mac)
+            .ok()?;
+        let mut parts = head.split('.');
+        let (Some(state), Some(nonce), Some(verifier), Some(expires), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        (expires.parse::<i64>().ok()? >= now).then(|| Pending {
+            state: state.to_owned(),
+            nonce: nonce.to_owned(),
+            verifier: verifier.to_owned(),
+        })
     }
 
     /// The CSRF token of the session whose cookie is `value`.
@@ -256,7 +344,7 @@ mod tests {
             ("olivia", Role::Operator)
         );
         assert!(s.by_token("hd_nope").is_none());
-        let cookie = s.issue(&olivia, 1_000);
+        let cookie = s.issue(&olivia, Via::Token, 1_000);
         assert_eq!(s.verify(&cookie, 1_000 + 3600), Some(olivia.clone()));
         assert_eq!(s.verify(&cookie, 1_000 + 3601), None, "expired");
         // Another role written into the cookie breaks its mac.
@@ -269,14 +357,49 @@ mod tests {
             std::time::Duration::from_secs(60),
         )
         .unwrap();
-        assert_eq!(s.verify(&other.issue(&olivia, 1_000), 1_000), None);
+        assert_eq!(
+            s.verify(&other.issue(&olivia, Via::Token, 1_000), 1_000),
+            None
+        );
+        // A token session ends when its token is no longer listed; an Entra session does not
+        // depend on the list, and cannot be turned into a token session.
+        let entra = Who {
+            name: "adele@contoso.com".into(),
+            role: Role::Operator,
+        };
+        let signed = s.issue(&entra, Via::Entra, 1_000);
+        assert_eq!(s.verify(&signed, 1_000), Some(entra.clone()));
+        assert_eq!(s.verify(&s.issue(&entra, Via::Token, 1_000), 1_000), None);
+        assert_eq!(s.verify(&signed.replacen(".e.", ".t.", 1), 1_000), None);
+    }
+
+    #[test]
+    fn a_sign_in_cookie_carries_its_state_for_ten_minutes() {
+        let s = sessions();
+        let pending = Pending {
+            state: random(16).unwrap(),
+            nonce: random(16).unwrap(),
+            verifier: random(32).unwrap(),
+        };
+        let cookie = s.pending(&pending, 1_000);
+        assert_eq!(s.verify_pending(&cookie, 1_600), Some(pending.clone()));
+        assert_eq!(s.verify_pending(&cookie, 1_601), None);
+        let (head, mac) = cookie.rsplit_once('.').unwrap();
+        let forged = format!("x{head}.{mac}");
+        assert_eq!(s.verify_pending(&forged, 1_000), None);
+        // A session cookie is no sign-in cookie, nor the other way round.
+        assert_eq!(s.verify(&cookie, 1_000), None);
+        assert_eq!(
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]
     fn a_csrf_token_belongs_to_one_session() {
         let s = sessions();
-        let a = s.issue(&s.by_token("hd_operator").unwrap(), 1_000);
-        let b = s.issue(&s.by_token("hd_viewer").unwrap(), 1_000);
+        let a = s.issue(&s.by_token("hd_operator").unwrap(), Via::Token, 1_000);
+        let b = s.issue(&s.by_token("hd_viewer").unwrap(), Via::Token, 1_000);
         assert!(s.csrf_ok(&a, &s.csrf(&a)));
         assert!(!s.csrf_ok(&a, &s.csrf(&b)));
         assert!(!s.csrf_ok(&a, "nonsense!"));

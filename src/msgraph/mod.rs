@@ -18,6 +18,8 @@ use tokio::sync::Mutex;
 
 use crate::values::{Secret, SecretSource};
 
+pub mod signin;
+
 /// `[microsoft.NAME]`: one app registration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -163,14 +163,24 @@ pub async fn run(
     let retention = config.store.retention.clone();
     let dashboard = match (&config.dashboard, &admin_listener) {
         (Some(dashboard), Some(_)) => {
-            Some((dashboard.clone(), config.shown.clone(), config.path.clone()))
+            let app = dashboard
+                .app
+                .as_ref()
+                .and_then(|app| config.microsoft.get(app))
+                .cloned();
+            Some((
+                dashboard.clone(),
+                config.shown.clone(),
+                config.path.clone(),
+                app,
+            ))
         }
         _ => None,
     };
     let ingest = Ingest::new(Arc::new(Pipeline::new(config)?), store.clone())
         .with_readiness(readiness.clone());
     let dashboard = match dashboard {
-        Some((dashboard, shown, path)) => Some(
+        Some((dashboard, shown, path, app)) => Some(
             crate::dashboard::router(crate::dashboard::Dashboard {
                 config: dashboard,
                 base: base.clone(),
@@ -178,6 +188,7 @@ pub async fn run(
                 store: store.clone(),
                 readiness: readiness.clone(),
                 replayer: replayer(ingest.clone()),
+                app,
             })
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         ),

@@ -16,12 +16,22 @@ true}` for `revokeSignInSessions`, `204` for `confirmCompromised` and for a `PAT
 `directoryAudits`) follow SCRIPT.get, whose BODY may be `@FILE` (the body is that file's
 content), and by default get an empty page. A `3xx` line's BODY is sent as its `Location`. Prints `READY` once it listens.
 
+It also signs users in as the identity platform's OpenID Connect authorization-code flow does
+(with PKCE): `GET .../oauth2/v2.0/authorize` redirects to `redirect_uri` with a code and the
+`state`; a token request with `grant_type=authorization_code` redeems the code — once, with the
+`code_verifier` whose S256 is the code's challenge — for an ID token signed with RS256 by the
+key that `GET .../discovery/v2.0/keys` publishes as a JWKS. The ID token's claims are those of
+DIR/user.json (at the time of the authorize request) over the defaults (`iss`
+`{base}/{tenant}/v2.0`, `aud` the client id, `tid` the tenant, the request's `nonce`, an hour's
+`exp`); `"sign_with_other_key": true` signs it with a key the JWKS does not hold.
+
 With --hmac-secret it checks each request's `X-Herald-Signature: t=UNIX,v1=HEX` as a webhook
 receiver would (HMAC-SHA256 of `"{t}.{body}"` under the secret, compared in constant time, `t`
 within five minutes) and records the verdict as `signature`: `valid`, `missing` or
 `invalid: why`.
 """
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -30,6 +40,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 LOCK = threading.Lock()
 TOKENS = [0]
@@ -103,7 +114,75 @@ def verify(secret, header, body):
     return "valid"
 
 
-def handler(record, script, secret):
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Identity:
+    """The identity platform's sign-in: authorization codes, ID tokens, the JWKS."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        self.keys = None
+        self.codes = {}
+
+    def signing_keys(self):
+        """The published key and another, made on first use (most tests sign nobody in)."""
+        if self.keys is None:
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            self.keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+        return self.keys
+
+    def jwks(self):
+        with LOCK:
+            key = self.signing_keys()[0]
+        numbers = key.public_key().public_numbers()
+        as_bytes = lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return {"keys": [{"kty": "RSA", "use": "sig", "kid": "k1", "alg": "RS256",
+                          "n": b64url(as_bytes(numbers.n)), "e": b64url(as_bytes(numbers.e))}]}
+
+    def authorize(self, base, path, query):
+        q = {k: v[0] for k, v in parse_qs(query).items()}
+        tenant = path.split("/")[1]
+        try:
+            with open(os.path.join(self.dir, "user.json")) as f:
+                user = json.load(f)
+        except FileNotFoundError:
+            user = {}
+        code = "code-%d" % (len(self.codes) + 1)
+        self.codes[code] = {"tenant": tenant, "client_id": q.get("client_id", ""), "nonce": q.get("nonce"),
+                            "challenge": q.get("code_challenge"), "redirect_uri": q.get("redirect_uri"), "user": user}
+        return 302, q.get("redirect_uri", "") + "?" + urlencode({"code": code, "state": q.get("state", "")})
+
+    def redeem(self, base, form):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        f = {k: v[0] for k, v in parse_qs(form).items()}
+        grant = self.codes.pop(f.get("code", ""), None)
+        if grant is None:
+            return 400, json.dumps({"error": "invalid_grant", "error_description": "AADSTS70008: The provided authorization code has expired or was used."})
+        verifier = f.get("code_verifier", "")
+        if b64url(hashlib.sha256(verifier.encode()).digest()) != grant["challenge"]:
+            return 400, json.dumps({"error": "invalid_grant", "error_description": "AADSTS501481: The Code_Verifier does not match the code_challenge."})
+        if f.get("redirect_uri") != grant["redirect_uri"] or f.get("client_id") != grant["client_id"]:
+            return 400, json.dumps({"error": "invalid_grant", "error_description": "AADSTS50148: redirect_uri or client_id does not match."})
+        now = int(time.time())
+        user = dict(grant["user"])
+        other = user.pop("sign_with_other_key", False)
+        claims = {"iss": "%s/%s/v2.0" % (base, grant["tenant"]), "aud": grant["client_id"], "tid": grant["tenant"],
+                  "nonce": grant["nonce"], "iat": now, "nbf": now, "exp": now + 3600, "ver": "2.0",
+                  "sub": "s-" + user.get("oid", "0"), "oid": "0", "name": "Someone", "preferred_username": "someone@contoso.com"}
+        claims.update(user)
+        header = {"alg": "RS256", "typ": "JWT", "kid": "k1"}
+        signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+        key = self.signing_keys()[1 if other else 0]
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        token = signing_input + "." + b64url(signature)
+        return 200, json.dumps({"token_type": "Bearer", "scope": "openid profile", "expires_in": 3599,
+                                "access_token": "at-" + grant["nonce"], "id_token": token})
+
+
+def handler(record, script, secret, identity):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -131,7 +210,18 @@ def handler(record, script, secret):
             else:
                 with LOCK:
                     entry["bearer"] = "issued" if authorization[7:] in ISSUED else "unknown"
-            status, reply = next_reply(script, self.path, self.command)
+            path, _, query = self.path.partition("?")
+            base = "http://%s" % self.headers.get("Host", "")
+            if self.command == "GET" and path.endswith("/oauth2/v2.0/authorize"):
+                with LOCK:
+                    status, reply = identity.authorize(base, path, query)
+            elif self.command == "GET" and path.endswith("/discovery/v2.0/keys"):
+                status, reply = 200, json.dumps(identity.jwks())
+            elif path.endswith("/oauth2/v2.0/token") and b"grant_type=authorization_code" in body:
+                with LOCK:
+                    status, reply = identity.redeem(base, body.decode())
+            else:
+                status, reply = next_reply(script, self.path, self.command)
             entry["status"] = status
             with LOCK:
                 with open(record, "a") as f:
@@ -164,7 +254,7 @@ def main():
     p.add_argument("--hmac-secret")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(os.path.join(args.dir, "requests.jsonl"), args.script, args.hmac_secret))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(os.path.join(args.dir, "requests.jsonl"), args.script, args.hmac_secret, Identity(args.dir)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("READY", flush=True)
     try:

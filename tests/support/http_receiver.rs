@@ -76,6 +76,12 @@ graph = "http://127.0.0.1:{port}"
         )
     }
 
+    /// The claims of the ID tokens the identity platform's sign-in issues from now on (over
+    /// its defaults; `"sign_with_other_key": true` signs with a key its JWKS does not hold).
+    pub fn sign_in_as(&self, claims: &serde_json::Value) {
+        std::fs::write(self.dir.join("user.json"), claims.to_string()).unwrap();
+    }
+
     /// How the next requests are answered, in order: `STATUS [BODY]`.
     pub fn script(&self, replies: &[&str]) {
         let text: String = replies.iter().map(|r| format!("{r}\n")).collect();

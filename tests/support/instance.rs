@@ -32,8 +32,17 @@ impl Instance {
 
     /// As [`Instance::start_with`], with `herald` run by `wrapper` (`["faketime", "-f", "+2m"]`).
     pub fn start_under(dir: &Path, config: &str, args: &[&str], wrapper: &[&str]) -> Instance {
+        Instance::start_on(dir, config, args, wrapper, free_port())
+    }
+
+    /// As [`Instance::start`], its admin listener on `admin` (a configuration that names its
+    /// own address, such as the dashboard's `public_url`, knows it beforehand).
+    pub fn start_at(dir: &Path, config: &str, admin: u16) -> Instance {
+        Instance::start_on(dir, config, &[], &[], admin)
+    }
+
+    fn start_on(dir: &Path, config: &str, args: &[&str], wrapper: &[&str], admin: u16) -> Instance {
         std::fs::create_dir_all(dir).unwrap();
-        let admin = free_port();
         let path = dir.join("herald.toml");
         std::fs::write(
             &path,
