@@ -152,6 +152,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                 rule,
                 recipient,
                 event,
+                after: None,
                 limit,
             };
             for e in store.outbox(&query).await? {

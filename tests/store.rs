@@ -1415,7 +1415,7 @@ async fn an_unreachable_postgres_store_is_explained() {
 /// time, newest first; one event with its record as it came.
 async fn selected_events_are_found_by_account_activity_rule_and_time(store: SqlStore) {
     use herald::store::EventQuery;
-    let mut first = batch(&["k1"]);
+    let mut first = batch(&["k1", "k2", "k3"]);
     let mut second = first.events[0].clone();
     second.event_id = "e2".to_owned();
     second.time = T0 + 60_000;
@@ -1465,6 +1465,36 @@ async fn selected_events_are_found_by_account_activity_rule_and_time(store: SqlS
         ..EventQuery::default()
     };
     assert!(found(q).await.is_empty());
+    // A page at a time: after the last row of a page, the next (keyset: by time, id, tenant).
+    let q = EventQuery {
+        limit: 1,
+        ..EventQuery::default()
+    };
+    let first_page = store.events(&q).await.unwrap();
+    assert_eq!(first_page.len(), 1);
+    let last = &first_page[0];
+    let q = EventQuery {
+        after: Some((last.event_time, last.event_id.clone(), last.tenant.clone())),
+        limit: 10,
+        ..EventQuery::default()
+    };
+    assert_eq!(found(q).await, ["e1"]);
+    let q = EventQuery {
+        account: "adele.vance@contoso.com".to_owned(),
+        after: Some((T0, "e1".to_owned(), "t1".to_owned())),
+        ..EventQuery::default()
+    };
+    assert!(found(q).await.is_empty(), "nothing after the last");
+    // The outbox likewise, after a row's (queued at, key).
+    let rows = store.outbox(&listing(None, 10)).await.unwrap();
+    let after = herald::store::OutboxQuery {
+        after: Some((rows[0].created_at, rows[0].key.clone())),
+        ..listing(None, 10)
+    };
+    let rest = store.outbox(&after).await.unwrap();
+    assert_eq!(rows.len(), 3, "three notices queued at one time: the key orders them");
+    assert_eq!(rest.len(), 2);
+    assert!(rest.iter().all(|r| r.key != rows[0].key));
     let (entry, raw) = store.event(Some("t1"), "e1").await.unwrap().unwrap();
     assert_eq!(
         (entry.activity.as_str(), raw.as_slice()),

@@ -13,7 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::pages::{EventFilter, EventId, OutboxFilter, is_key, pretty};
+use super::pages::{
+    EventFilter, EventId, OutboxFilter, Paged, event_keys, id_keys, is_key, outbox_keys, page_of,
+    pretty,
+};
 use super::{Credential, Role, Shared, Who, store_down};
 use crate::store::Store;
 
@@ -96,12 +99,15 @@ async fn events<S: Store>(
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
-    let query = match filter.query(200) {
+    let query = match filter.query() {
         Ok(q) => q,
         Err(why) => return error(StatusCode::BAD_REQUEST, why.as_str()),
     };
     match shared.store.events(&query).await {
-        Ok(rows) => Json(json!({ "events": rows })).into_response(),
+        Ok(rows) => {
+            let (rows, next) = page_of(rows, query.limit - 1, event_keys);
+            Json(json!({ "events": rows, "next": next })).into_response()
+        }
         Err(e) => store_down(e),
     }
 }
@@ -156,12 +162,15 @@ async fn outbox<S: Store>(
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
-    let query = match filter.query(200) {
+    let query = match filter.query() {
         Ok(q) => q,
         Err(why) => return error(StatusCode::BAD_REQUEST, why.as_str()),
     };
     match shared.store.outbox(&query).await {
-        Ok(rows) => Json(json!({ "notifications": rows })).into_response(),
+        Ok(rows) => {
+            let (rows, next) = page_of(rows, query.limit - 1, outbox_keys);
+            Json(json!({ "notifications": rows, "next": next })).into_response()
+        }
         Err(e) => store_down(e),
     }
 }
@@ -244,15 +253,24 @@ async fn retry<S: Store>(
 async fn dead_letters<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
+    paged: Result<Query<Paged>, QueryRejection>,
 ) -> Response {
+    let paged = match paged {
+        Ok(Query(paged)) => paged,
+        Err(e) => return unreadable(e),
+    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
-    match shared.store.dead_letters(1000).await {
+    let (before, limit) = match paged.before() {
+        Ok(b) => b,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    match shared.store.dead_letters_before(before, limit).await {
         Ok(letters) => {
+            let (letters, next) = page_of(letters, limit - 1, |d| id_keys(d.id));
             let letters: Vec<_> = letters
                 .iter()
-                .rev()
                 .map(|d| {
                     json!({
                         "id": d.id, "source": d.source, "input": d.input, "position": d.position,
@@ -261,7 +279,7 @@ async fn dead_letters<S: Store>(
                     })
                 })
                 .collect();
-            Json(json!({ "dead_letters": letters })).into_response()
+            Json(json!({ "dead_letters": letters, "next": next })).into_response()
         }
         Err(e) => store_down(e),
     }
@@ -310,12 +328,27 @@ async fn resolve<S: Store>(
     }
 }
 
-async fn actions<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+async fn actions<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    paged: Result<Query<Paged>, QueryRejection>,
+) -> Response {
+    let paged = match paged {
+        Ok(Query(paged)) => paged,
+        Err(e) => return unreadable(e),
+    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
-    match shared.store.operator_actions(200).await {
-        Ok(actions) => Json(json!({ "actions": actions })).into_response(),
+    let (before, limit) = match paged.before() {
+        Ok(b) => b,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    match shared.store.operator_actions_before(before, limit).await {
+        Ok(actions) => {
+            let (actions, next) = page_of(actions, limit - 1, |a| id_keys(a.id));
+            Json(json!({ "actions": actions, "next": next })).into_response()
+        }
         Err(e) => store_down(e),
     }
 }

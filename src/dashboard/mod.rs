@@ -8,6 +8,7 @@
 //! transaction that does it.
 
 pub mod api;
+pub mod cursor;
 mod entra;
 pub mod pages;
 pub mod session;

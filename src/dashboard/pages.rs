@@ -295,11 +295,17 @@ pub(super) struct OutboxFilter {
     pub recipient: Option<String>,
     #[serde(default)]
     pub event: Option<String>,
+    /// The page after the one that gave this cursor.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<i64>,
 }
 
 impl OutboxFilter {
-    /// The store's query; an empty field is no filter, an unknown state is refused.
-    pub(super) fn query(&self, limit: i64) -> Result<OutboxQuery, String> {
+    /// The store's query; an empty field is no filter, an unknown state is refused. It asks
+    /// for one row more than the page holds, to know whether another page follows.
+    pub(super) fn query(&self) -> Result<OutboxQuery, String> {
         let some = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
         let state = match some(&self.state).as_deref() {
             None => None,
@@ -308,15 +314,74 @@ impl OutboxFilter {
             Some("failed") => Some(RowState::Failed),
             Some(other) => return Err(format!("no state {other:?}: pending, sent or failed")),
         };
+        let after = match some(&self.cursor) {
+            Some(cursor) => {
+                let (at, mut keys) = super::cursor::decode(&cursor, 1)?;
+                Some((at, keys.remove(0)))
+            }
+            None => None,
+        };
         Ok(OutboxQuery {
             state,
             since: None,
             rule: some(&self.rule),
             recipient: some(&self.recipient),
             event: some(&self.event),
-            limit,
+            after,
+            limit: super::cursor::limit(self.limit)? + 1,
         })
     }
+
+    /// This filter's page after `cursor`, as a link.
+    fn next_link(&self, cursor: &str) -> String {
+        let mut url = reqwest::Url::parse("http://herald/outbox").expect("a URL");
+        {
+            let mut q = url.query_pairs_mut();
+            for (name, value) in [
+                ("state", &self.state),
+                ("rule", &self.rule),
+                ("recipient", &self.recipient),
+                ("event", &self.event),
+            ] {
+                if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                    q.append_pair(name, v);
+                }
+            }
+            q.append_pair("cursor", cursor);
+        }
+        format!("/outbox?{}", url.query().unwrap_or_default())
+    }
+}
+
+/// The page of `rows` (fetched one longer than `limit`) and the cursor after it, if more
+/// follow; `cursor` gives a row's.
+pub(super) fn page_of<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let limit = limit.max(0) as usize;
+    if rows.len() <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(cursor);
+    (rows, next)
+}
+
+/// The cursor after an outbox row.
+pub(super) fn outbox_keys(row: &crate::store::OutboxEntry) -> String {
+    super::cursor::encode(row.created_at, &[&row.key])
+}
+
+/// The cursor after an event.
+pub(super) fn event_keys(row: &crate::store::EventEntry) -> String {
+    super::cursor::encode(row.event_time, &[&row.event_id, &row.tenant])
+}
+
+/// The cursor after a row of a list by id (dead letters, actions).
+pub(super) fn id_keys(id: i64) -> String {
+    super::cursor::encode(id, &[])
 }
 
 async fn outbox<S: Store>(
@@ -328,7 +393,7 @@ async fn outbox<S: Store>(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let query = match filter.query(200) {
+    let query = match filter.query() {
         Ok(q) => q,
         Err(why) => return refused(&shared, StatusCode::BAD_REQUEST, why.as_str()),
     };
@@ -336,10 +401,12 @@ async fn outbox<S: Store>(
         Ok(rows) => rows,
         Err(e) => return store_down(e),
     };
+    let (rows, next) = page_of(rows, query.limit - 1, outbox_keys);
     shared.pages.render(
         "outbox.html",
         context! {
             rows => Value::from(Serde(&rows)),
+            next => next.map(|c| filter.next_link(&c)),
             filter => context! {
                 state => &filter.state, rule => &filter.rule,
                 recipient => &filter.recipient, event => &filter.event,
@@ -431,10 +498,15 @@ pub(super) struct EventFilter {
     pub since: String,
     #[serde(default)]
     pub until: String,
+    #[serde(default)]
+    pub cursor: String,
+    #[serde(default)]
+    pub limit: Option<i64>,
 }
 
 impl EventFilter {
-    pub(super) fn query(&self, limit: i64) -> Result<crate::store::EventQuery, String> {
+    /// The store's query, one row longer than the page (to know whether another follows).
+    pub(super) fn query(&self) -> Result<crate::store::EventQuery, String> {
         let time = |text: &str, what: &str| -> Result<Option<i64>, String> {
             if text.is_empty() {
                 return Ok(None);
@@ -457,8 +529,39 @@ impl EventFilter {
             rule: self.rule.clone(),
             since: time(&self.since, "since")?,
             until: time(&self.until, "until")?,
-            limit,
+            after: match self.cursor.as_str() {
+                "" => None,
+                cursor => {
+                    let (time, mut keys) = super::cursor::decode(cursor, 2)?;
+                    let tenant = keys.pop().unwrap_or_default();
+                    let id = keys.pop().unwrap_or_default();
+                    Some((time, id, tenant))
+                }
+            },
+            limit: super::cursor::limit(self.limit)? + 1,
         })
+    }
+
+    /// This search's page after `cursor`, as a link.
+    fn next_link(&self, cursor: &str) -> String {
+        let mut url = reqwest::Url::parse("http://herald/events").expect("a URL");
+        {
+            let mut q = url.query_pairs_mut();
+            for (name, value) in [
+                ("account", &self.account),
+                ("activity", &self.activity),
+                ("tenant", &self.tenant),
+                ("rule", &self.rule),
+                ("since", &self.since),
+                ("until", &self.until),
+            ] {
+                if !value.is_empty() {
+                    q.append_pair(name, value);
+                }
+            }
+            q.append_pair("cursor", cursor);
+        }
+        format!("/events?{}", url.query().unwrap_or_default())
     }
 }
 
@@ -471,7 +574,7 @@ async fn events<S: Store>(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let query = match filter.query(200) {
+    let query = match filter.query() {
         Ok(q) => q,
         Err(why) => return refused(&shared, StatusCode::BAD_REQUEST, why.as_str()),
     };
@@ -479,10 +582,12 @@ async fn events<S: Store>(
         Ok(rows) => rows,
         Err(e) => return store_down(e),
     };
+    let (rows, next) = page_of(rows, query.limit - 1, event_keys);
     shared.pages.render(
         "events.html",
         context! {
             rows => Value::from(Serde(&rows)),
+            next => next.map(|c| filter.next_link(&c)),
             filter => context! {
                 account => &filter.account, activity => &filter.activity, tenant => &filter.tenant,
                 rule => &filter.rule, since => &filter.since, until => &filter.until,
@@ -579,20 +684,48 @@ async fn event<S: Store>(
     )
 }
 
+#[derive(Deserialize, Default)]
+pub(super) struct Paged {
+    #[serde(default)]
+    pub cursor: String,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+impl Paged {
+    /// The id the page starts before, and the rows to fetch (one more than the page).
+    pub(super) fn before(&self) -> Result<(Option<i64>, i64), String> {
+        let before = match self.cursor.as_str() {
+            "" => None,
+            cursor => Some(super::cursor::decode(cursor, 0)?.0),
+        };
+        Ok((before, super::cursor::limit(self.limit)? + 1))
+    }
+}
+
 async fn dead_letters<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
+    Query(paged): Query<Paged>,
 ) -> Response {
     let (who, cookie) = match signed_in(&shared, &headers) {
         Ok(w) => w,
         Err(r) => return r,
     };
-    match shared.store.dead_letters(1000).await {
-        Ok(mut letters) => {
-            letters.reverse();
+    let (before, limit) = match paged.before() {
+        Ok(b) => b,
+        Err(why) => return refused(&shared, StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    match shared.store.dead_letters_before(before, limit).await {
+        Ok(letters) => {
+            let (letters, next) = page_of(letters, limit - 1, |d| id_keys(d.id));
             shared.pages.render(
                 "dead-letters.html",
-                context! { letters => Value::from(Serde(&letters)), ..page(&shared, &who, &cookie) },
+                context! {
+                    letters => Value::from(Serde(&letters)),
+                    next => next.map(|c| format!("/dead-letters?cursor={c}")),
+                    ..page(&shared, &who, &cookie)
+                },
             )
         }
         Err(e) => store_down(e),
@@ -706,16 +839,31 @@ async fn config<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderM
     )
 }
 
-async fn actions<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: HeaderMap) -> Response {
+async fn actions<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+    Query(paged): Query<Paged>,
+) -> Response {
     let (who, cookie) = match signed_in(&shared, &headers) {
         Ok(w) => w,
         Err(r) => return r,
     };
-    match shared.store.operator_actions(200).await {
-        Ok(actions) => shared.pages.render(
-            "actions.html",
-            context! { actions => Value::from(Serde(&actions)), ..page(&shared, &who, &cookie) },
-        ),
+    let (before, limit) = match paged.before() {
+        Ok(b) => b,
+        Err(why) => return refused(&shared, StatusCode::BAD_REQUEST, why.as_str()),
+    };
+    match shared.store.operator_actions_before(before, limit).await {
+        Ok(actions) => {
+            let (actions, next) = page_of(actions, limit - 1, |a| id_keys(a.id));
+            shared.pages.render(
+                "actions.html",
+                context! {
+                    actions => Value::from(Serde(&actions)),
+                    next => next.map(|c| format!("/actions?cursor={c}")),
+                    ..page(&shared, &who, &cookie)
+                },
+            )
+        }
         Err(e) => store_down(e),
     }
 }

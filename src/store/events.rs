@@ -20,6 +20,9 @@ pub struct EventQuery {
     /// The event happened at or after this time, and before `until`.
     pub since: Option<Millis>,
     pub until: Option<Millis>,
+    /// Only events after this one in the listing's order — `(event_time, event_id, tenant)`
+    /// of the last row of the page before.
+    pub after: Option<(Millis, String, String)>,
     pub limit: i64,
 }
 
@@ -53,20 +56,22 @@ impl SqlStore {
              AND ($2 = '' OR e.tenant = $2)
              AND e.event_time >= $3 AND e.event_time < $4
              AND ($5 = '' OR EXISTS (SELECT 1 FROM history h
-                 WHERE h.tenant = e.tenant AND h.event_id = e.event_id AND h.rule = $5))";
+                 WHERE h.tenant = e.tenant AND h.event_id = e.event_id AND h.rule = $5))
+             AND (e.event_time < $7 OR (e.event_time = $7
+                 AND (e.event_id > $8 OR (e.event_id = $8 AND e.tenant > $9))))";
         let sql = if q.account.trim().is_empty() {
             format!(
                 "SELECT e.tenant, e.event_id, e.activity, e.event_time, e.source, e.first_seen
                  FROM events_seen e WHERE {filters}
-                 ORDER BY e.event_time DESC, e.event_id LIMIT $6"
+                 ORDER BY e.event_time DESC, e.event_id, e.tenant LIMIT $6"
             )
         } else {
             format!(
                 "SELECT e.tenant, e.event_id, e.activity, e.event_time, e.source, e.first_seen
                  FROM event_accounts a JOIN events_seen e
                    ON e.tenant = a.tenant AND e.event_id = a.event_id
-                 WHERE a.account = $7 AND {filters}
-                 ORDER BY a.event_time DESC, e.event_id LIMIT $6"
+                 WHERE a.account = $10 AND {filters}
+                 ORDER BY a.event_time DESC, e.event_id, e.tenant LIMIT $6"
             )
         };
         // Only the fixed text above is spliced; every value is bound.
@@ -77,6 +82,11 @@ impl SqlStore {
             .bind(q.until.unwrap_or(i64::MAX))
             .bind(q.rule.trim())
             .bind(q.limit);
+        let (time, id, tenant) = match &q.after {
+            Some((time, id, tenant)) => (*time, id.as_str(), tenant.as_str()),
+            None => (i64::MAX, "", ""),
+        };
+        query = query.bind(time).bind(id).bind(tenant);
         if !q.account.trim().is_empty() {
             query = query.bind(q.account.trim().to_lowercase());
         }

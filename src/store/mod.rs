@@ -243,6 +243,9 @@ pub struct OutboxQuery {
     pub rule: Option<String>,
     pub recipient: Option<String>,
     pub event: Option<String>,
+    /// Only rows after this one in the listing's order (queued before it, or at the same
+    /// time with a smaller key): the next page after a row's `(created_at, key)`.
+    pub after: Option<(Millis, String)>,
     pub limit: i64,
 }
 
@@ -440,11 +443,25 @@ pub trait Store: Clone + Send + Sync + 'static {
         event_id: &str,
     ) -> impl Future<Output = Result<Option<(EventEntry, Vec<u8>)>, StoreError>> + Send;
 
-    /// Operators' actions, newest first.
+    /// Operators' actions, newest first; with `before`, those older than that id.
     fn operator_actions(
         &self,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<OperatorAction>, StoreError>> + Send;
+
+    /// Operators' actions older than id `before` (all, with `None`), newest first.
+    fn operator_actions_before(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OperatorAction>, StoreError>> + Send;
+
+    /// Dead letters older than id `before` (all, with `None`), newest first.
+    fn dead_letters_before(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<DeadLetterEntry>, StoreError>> + Send;
 
     fn dead_letters(
         &self,

@@ -95,13 +95,16 @@ impl SqlStore {
 
     pub(super) async fn operator_action_rows(
         &self,
+        before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<OperatorAction>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM operator_actions ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err("listing operators' actions"))?;
+        let rows =
+            sqlx::query("SELECT * FROM operator_actions WHERE id < $1 ORDER BY id DESC LIMIT $2")
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("listing operators' actions"))?;
         Ok(rows
             .iter()
             .map(|row| OperatorAction {

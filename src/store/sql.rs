@@ -465,6 +465,14 @@ impl Store for SqlStore {
         if let Some(event) = &query.event {
             filter("event_id =", Value::Text(event.clone()));
         }
+        if let Some((at, key)) = &query.after {
+            values.push(Value::Int(*at));
+            values.push(Value::Text(key.clone()));
+            let (a, k) = (values.len() - 1, values.len());
+            filters.push(format!(
+                "(created_at < ${a} OR (created_at = ${a} AND key < ${k}))"
+            ));
+        }
         let filters = if filters.is_empty() {
             String::new()
         } else {
@@ -741,7 +749,30 @@ impl Store for SqlStore {
     }
 
     async fn operator_actions(&self, limit: i64) -> Result<Vec<super::OperatorAction>, StoreError> {
-        self.operator_action_rows(limit).await
+        self.operator_action_rows(None, limit).await
+    }
+
+    async fn operator_actions_before(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<super::OperatorAction>, StoreError> {
+        self.operator_action_rows(before, limit).await
+    }
+
+    async fn dead_letters_before(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeadLetterEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM dead_letters WHERE id < $1 ORDER BY id DESC LIMIT $2")
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("listing dead letters"))?;
+        Ok(rows.iter().map(dead_letter_entry).collect())
     }
 
     async fn report(&self, key: &str) -> Result<Option<Report>, StoreError> {
