@@ -454,6 +454,14 @@ fn check(path: &Path) -> Result<ExitCode> {
             );
         }
     }
+    if let Some(dashboard) = &config.dashboard
+        && dashboard.auth == herald::dashboard::Auth::Entra
+        && let (Some(app), Some(url)) = (&dashboard.app, &dashboard.public_url)
+    {
+        eprintln!(
+            "herald: note: the dashboard signs in with microsoft.{app}: register the redirect URI {url}/auth/callback on its Web platform, and its app roles or groups claim for [dashboard] operators and viewers"
+        );
+    }
     println!(
         "{}: valid ({} rules, {} channels, {} groups{})",
         path.display(),

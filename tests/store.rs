@@ -1492,7 +1492,11 @@ async fn selected_events_are_found_by_account_activity_rule_and_time(store: SqlS
         ..listing(None, 10)
     };
     let rest = store.outbox(&after).await.unwrap();
-    assert_eq!(rows.len(), 3, "three notices queued at one time: the key orders them");
+    assert_eq!(
+        rows.len(),
+        3,
+        "three notices queued at one time: the key orders them"
+    );
     assert_eq!(rest.len(), 2);
     assert!(rest.iter().all(|r| r.key != rows[0].key));
     let (entry, raw) = store.event(Some("t1"), "e1").await.unwrap().unwrap();

@@ -20,8 +20,9 @@ pub struct EventQuery {
     /// The event happened at or after this time, and before `until`.
     pub since: Option<Millis>,
     pub until: Option<Millis>,
-    /// Only events after this one in the listing's order — `(event_time, event_id, tenant)`
-    /// of the last row of the page before.
+    /// Only events after this one in the listing's order (newest first: time, then id and
+    /// tenant, each descending) — `(event_time, event_id, tenant)` of the last row of the
+    /// page before.
     pub after: Option<(Millis, String, String)>,
     pub limit: i64,
 }
@@ -50,31 +51,47 @@ fn entry(row: &sqlx::any::AnyRow) -> EventEntry {
 
 impl SqlStore {
     pub(super) async fn event_rows(&self, q: &EventQuery) -> Result<Vec<EventEntry>, StoreError> {
-        // With an account, the search starts from its index (account, time): the rest of the
-        // filters then look at that account's events only.
-        let filters = "($1 = '' OR lower(e.activity) = lower($1))
-             AND ($2 = '' OR e.tenant = $2)
-             AND e.event_time >= $3 AND e.event_time < $4
-             AND ($5 = '' OR EXISTS (SELECT 1 FROM history h
-                 WHERE h.tenant = e.tenant AND h.event_id = e.event_id AND h.rule = $5))
-             AND (e.event_time < $7 OR (e.event_time = $7
-                 AND (e.event_id > $8 OR (e.event_id = $8 AND e.tenant > $9))))";
-        let sql = if q.account.trim().is_empty() {
-            format!(
-                "SELECT e.tenant, e.event_id, e.activity, e.event_time, e.source, e.first_seen
-                 FROM events_seen e WHERE {filters}
-                 ORDER BY e.event_time DESC, e.event_id, e.tenant LIMIT $6"
+        // With an account, the search starts from its index (account, time, id, tenant); else
+        // from events by (time, id, tenant). Either is read backwards, newest first, and a
+        // page after a cursor starts where the row-value comparison says: both engines use the
+        // index for it. Only the fixed text below is spliced; every value is bound.
+        let (from, order, keys) = if q.account.trim().is_empty() {
+            (
+                "events_seen e",
+                "e.event_time DESC, e.event_id DESC, e.tenant DESC",
+                "(e.event_time, e.event_id, e.tenant)",
             )
         } else {
-            format!(
-                "SELECT e.tenant, e.event_id, e.activity, e.event_time, e.source, e.first_seen
-                 FROM event_accounts a JOIN events_seen e
-                   ON e.tenant = a.tenant AND e.event_id = a.event_id
-                 WHERE a.account = $10 AND {filters}
-                 ORDER BY a.event_time DESC, e.event_id, e.tenant LIMIT $6"
+            (
+                "event_accounts a JOIN events_seen e
+                   ON e.tenant = a.tenant AND e.event_id = a.event_id",
+                "a.event_time DESC, a.event_id DESC, a.tenant DESC",
+                "(a.event_time, a.event_id, a.tenant)",
             )
         };
-        // Only the fixed text above is spliced; every value is bound.
+        let mut sql = format!(
+            "SELECT e.tenant, e.event_id, e.activity, e.event_time, e.source, e.first_seen
+             FROM {from}
+             WHERE ($1 = '' OR lower(e.activity) = lower($1))
+               AND ($2 = '' OR e.tenant = $2)
+               AND e.event_time >= $3 AND e.event_time < $4
+               AND ($5 = '' OR EXISTS (SELECT 1 FROM history h
+                   WHERE h.tenant = e.tenant AND h.event_id = e.event_id AND h.rule = $5))"
+        );
+        let mut next = 7;
+        if !q.account.trim().is_empty() {
+            sql.push_str(&format!(" AND a.account = ${next}"));
+            next += 1;
+        }
+        if q.after.is_some() {
+            sql.push_str(&format!(
+                " AND {keys} < (${}, ${}, ${})",
+                next,
+                next + 1,
+                next + 2
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY {order} LIMIT $6"));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(q.activity.trim())
             .bind(q.tenant.trim())
@@ -82,13 +99,11 @@ impl SqlStore {
             .bind(q.until.unwrap_or(i64::MAX))
             .bind(q.rule.trim())
             .bind(q.limit);
-        let (time, id, tenant) = match &q.after {
-            Some((time, id, tenant)) => (*time, id.as_str(), tenant.as_str()),
-            None => (i64::MAX, "", ""),
-        };
-        query = query.bind(time).bind(id).bind(tenant);
         if !q.account.trim().is_empty() {
             query = query.bind(q.account.trim().to_lowercase());
+        }
+        if let Some((time, id, tenant)) = &q.after {
+            query = query.bind(*time).bind(id.clone()).bind(tenant.clone());
         }
         let rows = query
             .fetch_all(&self.pool)

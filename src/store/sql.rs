@@ -469,9 +469,8 @@ impl Store for SqlStore {
             values.push(Value::Int(*at));
             values.push(Value::Text(key.clone()));
             let (a, k) = (values.len() - 1, values.len());
-            filters.push(format!(
-                "(created_at < ${a} OR (created_at = ${a} AND key < ${k}))"
-            ));
+            // A row-value comparison: both engines read the index (created_at, key) from it.
+            filters.push(format!("(created_at, key) < (${a}, ${k})"));
         }
         let filters = if filters.is_empty() {
             String::new()
