@@ -446,6 +446,10 @@ fn check(path: &Path) -> Result<ExitCode> {
     actions.sort();
     actions.dedup();
     if let (Some(app), false) = (&config.report.app, actions.is_empty()) {
+        eprintln!(
+            "herald: note: report actions read the account first, which needs the Graph application permission {} for microsoft.{app}",
+            herald::channel::graph_action::READ_USER
+        );
         for action in &actions {
             eprintln!(
                 "herald: note: report action {} needs the Graph application permission {} for microsoft.{app}, with an administrator's consent",

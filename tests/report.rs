@@ -277,6 +277,10 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
             r#"["revoke_sessions"]"#,
         )
     };
+    graph.users(&[
+        (ADELE, "adele.vance@contoso.com"),
+        (MEGAN, "megan.bowen@contoso.com"),
+    ]);
     let mut herald = Instance::start(&dir, &full(k1));
     wait_listening(port);
     let delivered = links(&dir, 2);
@@ -732,6 +736,7 @@ async fn response_actions_are_retried_kept_and_performed_once_across_a_kill() {
         500,
     ));
     graph.script(&script);
+    graph.users(&[(ADELE, "adele.vance@contoso.com")]);
     let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
     let toml = responding(
         &config(port, k1, "7d", smtp.port),
@@ -853,6 +858,11 @@ async fn response_actions_are_retried_kept_and_performed_once_across_a_kill() {
             .all(|r| r["bearer"] == "issued"),
         "{requests:?}"
     );
+    // Each action read the account first, by the record's object id.
+    assert!(
+        calls(&format!("GET /v1.0/users/{ADELE}?")).len() >= 3,
+        "{requests:?}"
+    );
 
     // The report keeps each action's outcome, Graph's error and the permission it needs.
     let revoke = state(&recorded[0], "revoke_sessions");
@@ -867,6 +877,64 @@ async fn response_actions_are_retried_kept_and_performed_once_across_a_kill() {
         error.contains("Authorization_RequestDenied: Insufficient privileges")
             && error.contains("IdentityRiskyUser.ReadWrite.All"),
         "{error}"
+    );
+    herald.terminate();
+}
+
+/// A record whose target's object id is another account than the one its notice went to (a
+/// forged record, or a mistaken one): the owner's "not me" acts on nobody. The account is
+/// read first, found to be another, and the action fails with why; nothing is revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_never_reaches_an_account_other_than_the_one_who_answered() {
+    let scratch = Scratch::new("report-other-account");
+    let dir = scratch.path().to_owned();
+    key_file(&dir, "k1.key");
+    let port = free_port();
+    let smtp = SmtpServer::start(&dir, SmtpOptions::default());
+    let teams = HttpReceiver::start(&dir.join("teams"));
+    let graph = HttpReceiver::start(&dir.join("graph"));
+    // In the directory, the record's object id is someone else's.
+    graph.users(&[(ADELE, "diego.siciliani@contoso.com")]);
+    let k1 = r#"{ id = "k1", secret = { file = "k1.key" } }"#;
+    let toml = responding(
+        &config(port, k1, "7d", smtp.port),
+        &dir,
+        &teams,
+        &graph,
+        r#"["revoke_sessions"]"#,
+    );
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    std::fs::copy(
+        fixture("envelope-reset-password.json"),
+        dir.join("events/reset.json"),
+    )
+    .unwrap();
+    let mut herald = Instance::start(&dir, &toml);
+    wait_listening(port);
+    let link = links(&dir, 1)[0].1.clone();
+    let csrf = csrf_of(&link).await;
+    let (status, _) = post(
+        &link,
+        &[("csrf", &csrf), ("verdict", "not_me")],
+        Some(&origin_of_port(port)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let recorded = wait_reports(&herald.config, |r| {
+        r.len() == 1 && r[0]["actions"][0]["state"] == "failed"
+    });
+    let error = recorded[0]["actions"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("diego.siciliani@contoso.com")
+            && error.contains("not adele.vance@contoso.com who answered"),
+        "{error}"
+    );
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .all(|r| !path_has(r, "revokeSignInSessions")),
+        "nothing was revoked"
     );
     herald.terminate();
 }

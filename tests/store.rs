@@ -943,6 +943,8 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
         (a.0.verdict.as_str(), b.0.verdict.as_str()),
         ("not_me", "not_me")
     );
+    assert_eq!(store.report_counts(0).await.unwrap(), (3, 3));
+    assert_eq!(store.report_counts(i64::MAX).await.unwrap(), (0, 0));
 }
 
 async fn an_instance_releases_and_renews_only_its_own_claims(store: SqlStore) {

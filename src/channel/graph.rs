@@ -60,6 +60,18 @@ pub(super) async fn call(
     permission: &str,
     build: impl Fn(&str) -> reqwest::RequestBuilder,
 ) -> Result<String, SendError> {
+    exchange(tokens, what, permission, build)
+        .await
+        .map(|(reply, _)| reply)
+}
+
+/// As [`call`], with the body of a successful answer (Graph's JSON).
+pub(super) async fn exchange(
+    tokens: &Tokens,
+    what: &str,
+    permission: &str,
+    build: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> Result<(String, String), SendError> {
     let mut renewed = false;
     loop {
         let token = tokens.token().await.map_err(no_token)?;
@@ -97,8 +109,8 @@ pub(super) async fn call(
                     "{error} — the app needs the Graph application permission {permission}, with an administrator's consent"
                 )))
             }
-            (Ok(reply), Some(id)) => Ok(format!("{reply} (request-id {id})")),
-            (outcome, _) => outcome,
+            (Ok(reply), Some(id)) => Ok((format!("{reply} (request-id {id})"), answer)),
+            (outcome, _) => outcome.map(|reply| (reply, answer)),
         };
     }
 }

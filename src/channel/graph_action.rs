@@ -6,12 +6,16 @@
 //! - `confirm_compromised`: `POST /identityProtection/riskyUsers/confirmCompromised` with
 //!   `{"userIds": [id]}` (`IdentityRiskyUser.ReadWrite.All`; needs Entra ID P2);
 //! - `disable_account`: `PATCH /users/{id}` with `{"accountEnabled": false}`
-//!   (`User.EnableDisableAccount.All` and `User.Read.All`).
+//!   (`User.EnableDisableAccount.All`).
 //!
-//! Each is idempotent at Graph, so the documented repeat after a crash mid-send (§2.2) does no
-//! harm. The row's message names the action, the account's object id (or, without one, its
-//! UPN) and the event's tenant; an event of another tenant than the app's is refused, never
-//! sent. A refused permission (`403`) fails at once with the permission named.
+//! Before any of them, the account is read (`GET /users/{id}`, `User.Read.All`) and must be
+//! the one who answered — its UPN or mail the report's account: the object id comes from an
+//! audit record, which anyone who can write to an intake may have shaped, and must not point
+//! an owner's answer at another account. Each action is idempotent at Graph, so the documented
+//! repeat after a crash mid-send (§2.2) does no harm. The row's message names the action, the
+//! account's object id (or, without one, its UPN) and the event's tenant; an event of another
+//! tenant than the app's is refused, never sent. A refused permission (`403`) fails at once
+//! with the permission named.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +29,9 @@ use crate::msgraph::{MicrosoftApp, Tokens};
 /// The channel name response actions are queued under (reserved: no `[channel.NAME]` may take
 /// it).
 pub const CHANNEL: &str = "graph_action";
+
+/// The permission every action needs: the account is read first.
+pub const READ_USER: &str = "User.Read.All";
 
 /// A response action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
@@ -44,7 +51,7 @@ impl Action {
         }
     }
 
-    /// The Graph application permission the app needs for it.
+    /// The Graph application permission the app needs for it (besides [`READ_USER`]).
     pub fn permission(self) -> &'static str {
         match self {
             Action::RevokeSessions => "User.RevokeSessions.All",
@@ -70,7 +77,11 @@ pub struct Request {
     /// The account's object id, when the event named it.
     #[serde(default)]
     pub user_id: Option<String>,
-    /// The account's UPN.
+    /// The account's UPN as the audit record named it, when it did.
+    #[serde(default)]
+    pub upn: Option<String>,
+    /// The account who answered (the address the notice went to): the account acted on must
+    /// be this one.
     pub account: String,
     /// The event's tenant (empty when unknown).
     #[serde(default)]
@@ -125,9 +136,10 @@ impl GraphAction {
         // The id comes from an audit record, which anyone may have shaped: only an object id
         // (a GUID) or an address-like UPN goes into the URL, as one path segment.
         let user_id = request.user_id.as_deref().filter(|id| is_object_id(id));
+        let upn = request.upn.as_deref().unwrap_or(&request.account);
         let user = match user_id {
             Some(id) => id,
-            None if is_upn(&request.account) => &request.account,
+            None if is_upn(upn) => upn,
             None => {
                 return Err(SendError::Permanent(format!(
                     "the account {:?} has neither an object id nor a usable UPN: not performed",
@@ -165,6 +177,7 @@ impl GraphAction {
                 Some(serde_json::json!({ "accountEnabled": false })),
             ),
         };
+        self.same_account(user, &request.account).await?;
         super::graph::call(&self.tokens, what, action.permission(), |token| {
             let request = self
                 .http
@@ -205,6 +218,52 @@ fn is_upn(upn: &str) -> bool {
                 && !upn.contains("..")
         }
         None => false,
+    }
+}
+
+impl GraphAction {
+    /// Whether the account `user` (an object id or UPN) is `account`, the one who answered:
+    /// its UPN or mail, ignoring case. Not, or no such account: refused for good.
+    async fn same_account(&self, user: &str, account: &str) -> Result<(), SendError> {
+        let mut url = self
+            .app
+            .graph_url(&["users", user])
+            .map_err(SendError::Permanent)?;
+        url.query_pairs_mut()
+            .append_pair("$select", "id,userPrincipalName,mail");
+        let (_, body) =
+            super::graph::exchange(&self.tokens, "Graph get user", READ_USER, |token| {
+                self.http.get(url.clone()).bearer_auth(token)
+            })
+            .await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct User {
+            #[serde(default)]
+            user_principal_name: Option<String>,
+            #[serde(default)]
+            mail: Option<String>,
+        }
+        let found: User = serde_json::from_str(&body).map_err(|_| {
+            SendError::Permanent("Graph get user: the answer is not a user".to_owned())
+        })?;
+        let same = [&found.user_principal_name, &found.mail]
+            .into_iter()
+            .flatten()
+            .any(|a| a.eq_ignore_ascii_case(account));
+        if same {
+            return Ok(());
+        }
+        let upn: String = found
+            .user_principal_name
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        Err(SendError::Permanent(format!(
+            "the audit record names the account {user}, which is {upn:?}, not {account} who answered: not performed"
+        )))
     }
 }
 
@@ -251,6 +310,7 @@ mod tests {
         let other = Request {
             action: Action::DisableAccount,
             user_id: Some("ad7140d9-2cc2-4134-8bae-6b90ba3dede2".into()),
+            upn: None,
             account: "adele@fabrikam.com".into(),
             tenant: "00000000-1111-2222-3333-444444444444".into(),
         };
@@ -264,6 +324,7 @@ mod tests {
         let no_id = Request {
             action: Action::ConfirmCompromised,
             user_id: None,
+            upn: None,
             account: "adele@contoso.com".into(),
             tenant: String::new(),
         };
@@ -283,6 +344,7 @@ mod tests {
             let hostile = Request {
                 action: Action::RevokeSessions,
                 user_id: id.map(str::to_owned),
+                upn: None,
                 account: upn.into(),
                 tenant: String::new(),
             };

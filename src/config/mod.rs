@@ -923,7 +923,10 @@ fn masked(text: &str) -> String {
                 let reference =
                     table.len() == 1 && (table.contains_key("env") || table.contains_key("file"));
                 for (key, v) in table.iter_mut() {
-                    let inner = !reference && (secret || secret_key(key));
+                    // Pass-through settings (a Kafka source's `options`: keys, passwords,
+                    // OAuth settings) and headers are credentials as often as not: all hidden.
+                    let inner = !reference
+                        && (secret || secret_key(key) || key == "options" || key == "headers");
                     walk(v, inner);
                 }
             }
@@ -1156,6 +1159,12 @@ kind = "webhook"
 url = "https://hooks.contoso.com/T0/abc"
 secret = { env = "HOOK_SECRET" }
 headers = { "X-Api-Key" = "k-12345" }
+[[source]]
+kind = "kafka"
+name = "hub"
+brokers = "ns.servicebus.windows.net:9093"
+topic = "audit"
+options = { "ssl.key.pem" = "-----BEGIN PRIVATE KEY-----abc" }
 [[rule]]
 name = "r"
 recipients = ["target"]
@@ -1163,7 +1172,7 @@ channels = ["hook"]
 "#,
         )
         .unwrap();
-        for secret in ["hunter2", "abc", "k-12345"] {
+        for secret in ["hunter2", "abc", "k-12345", "BEGIN PRIVATE KEY"] {
             assert!(!config.shown.contains(secret), "{}", config.shown);
         }
         assert!(config.shown.contains("HOOK_SECRET"), "{}", config.shown);

@@ -121,9 +121,10 @@ async fn event<S: Store>(
         Ok(Query(id)) => id,
         Err(e) => return unreadable(e),
     };
-    if let Err(r) = reader(&shared, &headers) {
-        return r;
-    }
+    let who = match reader(&shared, &headers) {
+        Ok((who, _)) => who,
+        Err(r) => return r,
+    };
     let found = match shared.store.event(id.tenant.as_deref(), &id.id).await {
         Ok(Some(found)) => found,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such event"),
@@ -141,7 +142,8 @@ async fn event<S: Store>(
     ) {
         Ok((history, notices)) => Json(json!({
             "event": entry,
-            "record": pretty(&raw),
+            // What notices never show is in it: operators only.
+            "record": (who.role == Role::Operator).then(|| pretty(&raw)),
             "rules": history,
             "notifications": notices,
         }))

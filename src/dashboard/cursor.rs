@@ -1,4 +1,4 @@
-//! Cursors of the dashboard's lists (ARCHITECTURE.md §11): a page ends with a cursor naming
+//! Cursors of the dashboard's lists (ARCHITECTURE.md §12): a page ends with a cursor naming
 //! its last row in the listing's order, and the next page starts after that row (keyset
 //! pagination: however many rows were added meanwhile, none is skipped or shown twice). A
 //! cursor is that row's sort keys in plain text — an id (`1234`), or a time in Unix
@@ -43,9 +43,13 @@ pub fn encode(time: i64, keys: &[&str]) -> String {
 /// The time and `n` text keys a cursor names.
 pub fn decode(cursor: &str, n: usize) -> Result<(i64, Vec<String>), String> {
     let mut parts = cursor.split('.');
+    // A time may be before 1970 (an audit record's, which anyone may have shaped).
     let time = parts
         .next()
-        .filter(|t| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|t| {
+            let digits = t.strip_prefix('-').unwrap_or(t);
+            !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit())
+        })
         .and_then(|t| t.parse::<i64>().ok())
         .ok_or_else(refused)?;
     let keys: Vec<String> = parts

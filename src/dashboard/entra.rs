@@ -1,4 +1,4 @@
-//! Signing in with Microsoft Entra ID (`auth = "entra"`, ARCHITECTURE.md §11): `/auth/start`
+//! Signing in with Microsoft Entra ID (`auth = "entra"`, ARCHITECTURE.md §12): `/auth/start`
 //! sends the browser to the tenant's authorize endpoint with a fresh state, nonce and PKCE
 //! challenge, carried meanwhile in a signed ten-minute cookie (`SameSite=Lax`: the callback is
 //! a navigation from Microsoft's site); `/auth/callback` checks the state, redeems the code
@@ -171,7 +171,16 @@ async fn callback<S: Store>(
         .await
     {
         Ok(token) => token,
-        Err(why) => return refused(&shared, StatusCode::UNAUTHORIZED, &why),
+        Err(why) => {
+            // Its details (an AADSTS code, the app's id) are for the log, not for whoever
+            // started a sign-in.
+            tracing::warn!(why = %why, "dashboard: the identity platform did not redeem a sign-in's code");
+            return refused(
+                &shared,
+                StatusCode::UNAUTHORIZED,
+                "the identity platform did not accept its code (the reason is in Herald's log)",
+            );
+        }
     };
     let signed = match entra.signin.verify(&id_token, &pending.nonce, now).await {
         Ok(signed) => signed,

@@ -1,4 +1,4 @@
-//! The operator's dashboard and its API (`[dashboard]`, ARCHITECTURE.md §11), served on the
+//! The operator's dashboard and its API (`[dashboard]`, ARCHITECTURE.md §12), served on the
 //! admin listener beside `/healthz`, `/readyz` and `/metrics`, never on the public report
 //! listener. It owns sign-in ([`session`]), the pages ([`pages`]: server-rendered, escaped
 //! like notices, readable without JavaScript) and `/api/v1` ([`api`]): the same reads and
@@ -186,12 +186,15 @@ pub fn router<S: Store>(dashboard: Dashboard<S>) -> Result<Router, String> {
         ),
         None => None,
     };
-    let sessions = session::Sessions::new(
+    let mut sessions = session::Sessions::new(
         dashboard.config.tokens.clone(),
         key.as_ref().map(|k| k.expose().as_bytes()),
         dashboard.config.session_lifetime,
     )
     .map_err(|e| format!("dashboard: {e}"))?;
+    if dashboard.config.auth == Auth::Entra {
+        sessions = sessions.with_entra();
+    }
     let shared = Arc::new(Shared {
         sessions,
         public_url: dashboard.config.public_url.clone(),

@@ -261,16 +261,15 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
         Err(r) => return r,
     };
     let since = crate::store::now_millis() - 24 * 3_600_000;
-    let (backlog, pending, reports, actions) = match tokio::try_join!(
+    let (backlog, pending, (all, not_me), actions) = match tokio::try_join!(
         shared.store.backlog(),
         shared.store.pending_by_channel(),
-        shared.store.reports(None, Some(since), 1000),
+        shared.store.report_counts(since),
         shared.store.operator_actions(10),
     ) {
         Ok(read) => read,
         Err(e) => return store_down(e),
     };
-    let not_me = reports.iter().filter(|r| r.verdict == "not_me").count();
     shared.pages.render(
         "overview.html",
         context! {
@@ -278,7 +277,12 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
             pending => pending,
             paused => shared.readiness.paused_channels(),
             not_ready => shared.readiness.sources_not_ready(),
-            reports => context! { all => reports.len(), not_me => not_me },
+            reports => context! { all => all, not_me => not_me },
+            newest => shared.readiness.newest_records().into_iter().map(|(source, ms)| context! {
+                source => source,
+                at => ms,
+                lag => (crate::store::now_millis() - ms).max(0) / 1000,
+            }).collect::<Vec<_>>(),
             actions => Value::from(Serde(&actions)),
             ..page(&shared, &who, &cookie)
         },
@@ -676,7 +680,9 @@ async fn event<S: Store>(
         "event.html",
         context! {
             event => Value::from(Serde(&entry)),
-            raw => pretty(&raw),
+            // The record as it came holds what notices never show (device tokens, whole phone
+            // numbers): operators only.
+            raw => (who.role == Role::Operator).then(|| pretty(&raw)),
             history => Value::from(Serde(&history)),
             notices => told,
             ..page(&shared, &who, &cookie)
@@ -697,7 +703,10 @@ impl Paged {
     pub(super) fn before(&self) -> Result<(Option<i64>, i64), String> {
         let before = match self.cursor.as_str() {
             "" => None,
-            cursor => Some(super::cursor::decode(cursor, 0)?.0),
+            cursor => match super::cursor::decode(cursor, 0)?.0 {
+                id if id >= 0 => Some(id),
+                _ => return Err("cursor: not a cursor of this list".to_owned()),
+            },
         };
         Ok((before, super::cursor::limit(self.limit)? + 1))
     }

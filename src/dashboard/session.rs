@@ -1,4 +1,4 @@
-//! Who is signed in to the dashboard (ARCHITECTURE.md §11): operators' tokens, kept in the
+//! Who is signed in to the dashboard (ARCHITECTURE.md §12): operators' tokens, kept in the
 //! configuration only as SHA-256 hashes; the session cookie,
 //! `v1.{via}.{name}.{role}.{expiry}.{mac}` with an HMAC-SHA256 under the session key (`via`:
 //! `t` for a token, `e` for Entra ID); the CSRF token of a session's forms, a second HMAC bound
@@ -134,6 +134,9 @@ pub struct Sessions {
     tokens: Vec<TokenEntry>,
     key: Vec<u8>,
     lifetime: i64,
+    /// Whether Entra sessions are honoured (`auth = "entra"`): one opened before the
+    /// dashboard went back to tokens ends with it.
+    entra: bool,
 }
 
 impl Sessions {
@@ -162,7 +165,25 @@ impl Sessions {
             tokens,
             key,
             lifetime: lifetime.as_secs().max(60) as i64,
+            entra: false,
         })
+    }
+
+    /// These sessions, honouring Entra sessions too.
+    pub fn with_entra(self) -> Sessions {
+        Sessions {
+            entra: true,
+            ..self
+        }
+    }
+
+    /// The first 16 hex digits of the SHA-256 of `who`'s token: a token session names its
+    /// token, so replacing a leaked token (same name, new hash) ends the sessions it opened.
+    fn fingerprint(&self, who: &Who) -> Option<String> {
+        self.tokens
+            .iter()
+            .find(|t| t.name == who.name && t.role == who.role)
+            .map(|t| t.sha256.to_ascii_lowercase().chars().take(16).collect())
     }
 
     pub fn lifetime(&self) -> i64 {
@@ -205,8 +226,8 @@ impl Sessions {
         let head = format!(
             "v1.{}.{}.{}.{}",
             match via {
-                Via::Token => "t",
-                Via::Entra => "e",
+                Via::Token => format!("t-{}", self.fingerprint(who).unwrap_or_default()),
+                Via::Entra => "e".to_owned(),
             },
             B64.encode(&who.name),
             who.role.as_str(),
@@ -238,15 +259,14 @@ impl Sessions {
         }
         let name = String::from_utf8(B64.decode(name).ok()?).ok()?;
         let role = Role::parse(role)?;
-        match via {
-            // A token removed from the configuration (or given another role) ends its
-            // sessions.
-            "t" => self
-                .tokens
-                .iter()
-                .any(|t| t.name == name && t.role == role)
-                .then_some(Who { name, role }),
-            "e" => Some(Who { name, role }),
+        let who = Who { name, role };
+        match via.split_once('-') {
+            // A token removed from the configuration, given another role or replaced ends
+            // its sessions.
+            Some(("t", fingerprint)) => (!fingerprint.is_empty()
+                && self.fingerprint(&who).as_deref() == Some(fingerprint))
+            .then_some(who),
+            None if via == "e" && self.entra => Some(who),
             _ => None,
         }
     }
@@ -368,9 +388,20 @@ mod tests {
             role: Role::Operator,
         };
         let signed = s.issue(&entra, Via::Entra, 1_000);
+        assert_eq!(
+            s.verify(&signed, 1_000),
+            None,
+            "not without Entra configured"
+        );
+        let s = s.with_entra();
         assert_eq!(s.verify(&signed, 1_000), Some(entra.clone()));
         assert_eq!(s.verify(&s.issue(&entra, Via::Token, 1_000), 1_000), None);
-        assert_eq!(s.verify(&signed.replacen(".e.", ".t.", 1), 1_000), None);
+        assert_eq!(s.verify(&signed.replacen(".e.", ".t-.", 1), 1_000), None);
+        // A token replaced under the same name ends the sessions the old one opened.
+        let old = s.issue(&olivia, Via::Token, 1_000);
+        let mut replaced = sessions();
+        replaced.tokens[0].sha256 = hash("hd_new");
+        assert_eq!(replaced.verify(&old, 1_000), None);
     }
 
     #[test]

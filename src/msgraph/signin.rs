@@ -30,11 +30,16 @@ pub struct SignedIn {
     pub groups: Vec<String>,
 }
 
+/// One key of a JWKS; keys of other kinds (no `n`, `e`) are listed and never matched.
 #[derive(Deserialize)]
 struct Jwk {
+    #[serde(default)]
     kid: String,
+    #[serde(default)]
     kty: String,
+    #[serde(default)]
     n: String,
+    #[serde(default)]
     e: String,
 }
 
@@ -182,7 +187,9 @@ impl SignIn {
                 .get(self.authority(&["discovery", "v2.0", "keys"]))
                 .send()
                 .await
-                .map_err(|_| "the tenant's signing keys cannot be read".to_owned())?
+                .ok()
+                .filter(|r| r.status().is_success())
+                .ok_or_else(|| "the tenant's signing keys cannot be read".to_owned())?
                 .bytes()
                 .await
                 .map_err(|_| "the tenant's signing keys cannot be read".to_owned())?;
@@ -193,7 +200,7 @@ impl SignIn {
         let (keys, _) = cached.as_ref().expect("just filled");
         let key = keys
             .iter()
-            .find(|k| k.kid == kid && k.kty == "RSA")
+            .find(|k| k.kid == kid && k.kty == "RSA" && !k.n.is_empty() && !k.e.is_empty())
             .ok_or_else(|| format!("no signing key {kid:?} in the tenant's keys"))?;
         let decode = |v: &str| {
             B64.decode(v)
@@ -276,11 +283,12 @@ impl SignIn {
             return Err("the ID token is not of this sign-in (nonce)".to_owned());
         }
         match number("exp") {
-            Some(exp) if exp + SKEW > now => {}
+            Some(exp) if exp.saturating_add(SKEW) > now => {}
             _ => return Err("the ID token has expired".to_owned()),
         }
-        if number("nbf").is_some_and(|nbf| nbf > now + SKEW)
-            || number("iat").is_some_and(|iat| iat > now + SKEW)
+        let later = now.saturating_add(SKEW);
+        if number("nbf").is_some_and(|nbf| nbf > later)
+            || number("iat").is_some_and(|iat| iat > later)
         {
             return Err("the ID token is not valid yet".to_owned());
         }

@@ -269,6 +269,7 @@ impl<S: Store> Ingest<S> {
         count(&batch.source, &intake);
         if let Some(newest) = newest {
             lag(&batch.source, newest);
+            self.readiness.newest_record(&batch.source, newest);
         }
         self.records.fetch_add(intake.records, Ordering::Relaxed);
         Ok((intake, dead))

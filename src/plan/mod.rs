@@ -316,6 +316,8 @@ impl Planner {
                 initiator: actor.display_name.clone().or_else(|| actor.upn.clone()),
                 ip: actor.ip.clone(),
                 account_id: target.and_then(|t| t.id.clone()),
+                account_upn: target.and_then(|t| t.upn.clone()),
+                tenant: event.tenant_id.clone(),
             })
             .ok()
         });

@@ -84,9 +84,11 @@ impl Planner {
             graph_action::CHANNEL,
             account,
         );
+        let summary = answer.summary.as_ref();
         let request = graph_action::Request {
             action,
-            user_id: answer.summary.as_ref().and_then(|s| s.account_id.clone()),
+            user_id: summary.and_then(|s| s.account_id.clone()),
+            upn: summary.and_then(|s| s.account_upn.clone()),
             account: account.clone(),
             tenant: answer.tenant.clone(),
         };

@@ -51,9 +51,14 @@ pub struct NoticeSummary {
     pub initiator: Option<String>,
     #[serde(default)]
     pub ip: Option<String>,
-    /// The account's object id, for the response actions (never shown).
+    /// The account's object id and UPN, for the response actions (never shown).
     #[serde(default)]
     pub account_id: Option<String>,
+    #[serde(default)]
+    pub account_upn: Option<String>,
+    /// The event's tenant, as the record named it (or its source knew it).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// An owner's answer, as the SOC's notice tells it.

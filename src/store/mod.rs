@@ -443,7 +443,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         event_id: &str,
     ) -> impl Future<Output = Result<Option<(EventEntry, Vec<u8>)>, StoreError>> + Send;
 
-    /// Operators' actions, newest first; with `before`, those older than that id.
+    /// Reports since `since` (Unix ms): all of them, and those saying "I did not do this".
+    fn report_counts(
+        &self,
+        since: Millis,
+    ) -> impl Future<Output = Result<(u64, u64), StoreError>> + Send;
+
+    /// Operators' actions, newest first.
     fn operator_actions(
         &self,
         limit: i64,

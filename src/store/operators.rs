@@ -57,8 +57,9 @@ pub(super) async fn record(
 }
 
 impl SqlStore {
-    /// Makes failed rows pending again (one key, or every failed row) and records who did it,
-    /// in one transaction.
+    /// Makes failed rows pending again (one key, or every failed notice) and records who did
+    /// it, in one transaction. "Every" leaves out the response actions (`graph_action`): an
+    /// account is disabled again only by name, one row at a time.
     pub(super) async fn retry_by_row(
         &self,
         key: Option<&str>,
@@ -69,7 +70,8 @@ impl SqlStore {
         let now = self.now(&mut *tx).await?;
         let n = sqlx::query(
             "UPDATE outbox SET state = 'pending', next_attempt_at = $1, attempts = 0, created_at = $1
-             WHERE state = 'failed' AND ($2 = '' OR key = $2)",
+             WHERE state = 'failed' AND ($2 = '' OR key = $2)
+               AND ($2 <> '' OR channel <> 'graph_action')",
         )
         .bind(now)
         .bind(key.unwrap_or(""))

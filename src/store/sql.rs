@@ -774,6 +774,20 @@ impl Store for SqlStore {
         Ok(rows.iter().map(dead_letter_entry).collect())
     }
 
+    async fn report_counts(&self, since: Millis) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS all_reports,
+                    COALESCE(SUM(CASE WHEN verdict = 'not_me' THEN 1 ELSE 0 END), 0) AS not_me
+             FROM reports WHERE created_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err("counting reports"))?;
+        let count = |name: &str| row.try_get::<i64, _>(name).unwrap_or(0).max(0) as u64;
+        Ok((count("all_reports"), count("not_me")))
+    }
+
     async fn report(&self, key: &str) -> Result<Option<Report>, StoreError> {
         self.report_row(key).await
     }

@@ -60,6 +60,8 @@ pub struct Readiness {
     /// Store operations failing now (a commit, a checkpoint read): the store answers a ping
     /// but does not take writes (a SQLite file made read-only, a disk full).
     store_failing: std::sync::atomic::AtomicUsize,
+    /// Each source's newest record committed (its own time, Unix ms), for the dashboard.
+    newest: Mutex<BTreeMap<String, i64>>,
 }
 
 impl Readiness {
@@ -97,6 +99,21 @@ impl Readiness {
             .iter()
             .map(|(name, why)| format!("channel {name}: paused: {why}\n"))
             .collect()
+    }
+
+    /// Source `name` committed a record of time `ms` (Unix ms); the newest is kept.
+    pub fn newest_record(&self, name: &str, ms: i64) {
+        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
+        let at = newest.entry(name.to_owned()).or_insert(ms);
+        *at = (*at).max(ms);
+    }
+
+    /// Each source's newest record committed by this instance (Unix ms).
+    pub fn newest_records(&self) -> BTreeMap<String, i64> {
+        self.newest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The paused channels, with why.

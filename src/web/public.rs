@@ -527,21 +527,29 @@ async fn decide<S: Store>(
         .filter(|c| !c.is_control())
         .take(300)
         .collect();
+    let summary: Option<crate::report::NoticeSummary> = notice
+        .summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    // The tenant the notice itself recorded, rather than whichever event of that id
+    // `events_seen` holds (or no longer holds).
+    let tenant = summary
+        .as_ref()
+        .and_then(|s| s.tenant.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| notice.tenant.clone());
     let answer = Answer {
         notice_key: notice.key.clone(),
         rule: notice.rule.clone(),
         event_id: notice.event_id.clone(),
-        tenant: notice.tenant.clone(),
+        tenant,
         account: notice.recipient.clone(),
         subject: notice.subject.clone(),
         verdict: verdict.as_str().to_owned(),
         at: jiff::Timestamp::now().as_millisecond(),
         client_ip: client.to_string(),
         user_agent: user_agent.clone(),
-        summary: notice
-            .summary
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok()),
+        summary,
     };
     let notices = (shared.notifier)(&answer);
     // The response actions among them, named on the report.

@@ -25,6 +25,9 @@ DIR/user.json (at the time of the authorize request) over the defaults (`iss`
 `{base}/{tenant}/v2.0`, `aud` the client id, `tid` the tenant, the request's `nonce`, an hour's
 `exp`); `"sign_with_other_key": true` signs it with a key the JWKS does not hold.
 
+Graph's users are DIR/users.json (`{"<id or UPN>": {"id": …, "userPrincipalName": …, "mail": …}}`):
+`GET /v1.0/users/{id}` answers the user, or `404 Request_ResourceNotFound` as Graph does.
+
 With --hmac-secret it checks each request's `X-Herald-Signature: t=UNIX,v1=HEX` as a webhook
 receiver would (HMAC-SHA256 of `"{t}.{body}"` under the secret, compared in constant time, `t`
 within five minutes) and records the verdict as `signature`: `valid`, `missing` or
@@ -182,6 +185,20 @@ class Identity:
                                 "access_token": "at-" + grant["nonce"], "id_token": token})
 
 
+def graph_user(dir, who):
+    try:
+        with open(os.path.join(dir, "users.json")) as f:
+            users = json.load(f)
+    except FileNotFoundError:
+        users = {}
+    from urllib.parse import unquote
+    user = users.get(unquote(who))
+    if user is None:
+        return 404, json.dumps({"error": {"code": "Request_ResourceNotFound",
+                                          "message": "Resource '%s' does not exist or one of its queried reference-property objects are not present." % unquote(who)}})
+    return 200, json.dumps(dict({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity"}, **user))
+
+
 def handler(record, script, secret, identity):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -217,6 +234,8 @@ def handler(record, script, secret, identity):
                     status, reply = identity.authorize(base, path, query)
             elif self.command == "GET" and path.endswith("/discovery/v2.0/keys"):
                 status, reply = 200, json.dumps(identity.jwks())
+            elif self.command == "GET" and path.startswith("/v1.0/users/") and path.count("/") == 3 and not os.path.exists(script + ".get"):
+                status, reply = graph_user(os.path.dirname(record), path.rsplit("/", 1)[1])
             elif path.endswith("/oauth2/v2.0/token") and b"grant_type=authorization_code" in body:
                 with LOCK:
                     status, reply = identity.redeem(base, body.decode())

@@ -82,6 +82,21 @@ graph = "http://127.0.0.1:{port}"
         std::fs::write(self.dir.join("user.json"), claims.to_string()).unwrap();
     }
 
+    /// Graph's users from now on: `(object id, UPN)`, each also found by its UPN.
+    pub fn users(&self, users: &[(&str, &str)]) {
+        let mut all = serde_json::Map::new();
+        for (id, upn) in users {
+            let user = serde_json::json!({ "id": id, "userPrincipalName": upn, "mail": upn });
+            all.insert(id.to_string(), user.clone());
+            all.insert(upn.to_string(), user);
+        }
+        std::fs::write(
+            self.dir.join("users.json"),
+            serde_json::Value::Object(all).to_string(),
+        )
+        .unwrap();
+    }
+
     /// How the next requests are answered, in order: `STATUS [BODY]`.
     pub fn script(&self, replies: &[&str]) {
         let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
