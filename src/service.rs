@@ -151,6 +151,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                 since: since.as_deref().map(parse_since).transpose()?,
                 rule,
                 recipient,
+                channel: None,
                 event,
                 after: None,
                 limit,

@@ -944,6 +944,9 @@ async fn a_report_is_recorded_once_and_listed_by_verdict(store: SqlStore) {
         ("not_me", "not_me")
     );
     assert_eq!(store.report_counts(0).await.unwrap(), (3, 3));
+    let of_event = store.reports_of_event("e1").await.unwrap();
+    assert_eq!(of_event.len(), 3);
+    assert!(store.reports_of_event("e9").await.unwrap().is_empty());
     assert_eq!(store.report_counts(i64::MAX).await.unwrap(), (0, 0));
 }
 
@@ -1501,6 +1504,14 @@ async fn selected_events_are_found_by_account_activity_rule_and_time(store: SqlS
     );
     assert_eq!(rest.len(), 2);
     assert!(rest.iter().all(|r| r.key != rows[0].key));
+    // The overview's day: the events selected and the notices queued, by channel and state.
+    let day = store.activity(0).await.unwrap();
+    assert_eq!(day.events, 2);
+    assert_eq!(day.notices, [("email".to_owned(), "pending".to_owned(), 3)]);
+    assert_eq!(
+        store.activity(i64::MAX).await.unwrap(),
+        herald::store::Activity::default()
+    );
     let (entry, raw) = store.event(Some("t1"), "e1").await.unwrap().unwrap();
     assert_eq!(
         (entry.activity.as_str(), raw.as_slice()),

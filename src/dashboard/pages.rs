@@ -261,11 +261,12 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
         Err(r) => return r,
     };
     let since = crate::store::now_millis() - 24 * 3_600_000;
-    let (backlog, pending, (all, not_me), actions) = match tokio::try_join!(
+    let (backlog, pending, (all, not_me), actions, day) = match tokio::try_join!(
         shared.store.backlog(),
         shared.store.pending_by_channel(),
         shared.store.report_counts(since),
         shared.store.operator_actions(10),
+        shared.store.activity(since),
     ) {
         Ok(read) => read,
         Err(e) => return store_down(e),
@@ -278,6 +279,12 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
             paused => shared.readiness.paused_channels(),
             not_ready => shared.readiness.sources_not_ready(),
             reports => context! { all => all, not_me => not_me },
+            day => context! {
+                events => day.events,
+                by_channel => day.notices.iter().map(|(channel, state, n)| context! {
+                    channel => channel, state => state, n => n,
+                }).collect::<Vec<_>>(),
+            },
             newest => shared.readiness.newest_records().into_iter().map(|(source, ms)| context! {
                 source => source,
                 at => ms,
@@ -297,6 +304,8 @@ pub(super) struct OutboxFilter {
     pub rule: Option<String>,
     #[serde(default)]
     pub recipient: Option<String>,
+    #[serde(default)]
+    pub channel: Option<String>,
     #[serde(default)]
     pub event: Option<String>,
     /// The page after the one that gave this cursor.
@@ -330,6 +339,7 @@ impl OutboxFilter {
             since: None,
             rule: some(&self.rule),
             recipient: some(&self.recipient),
+            channel: some(&self.channel),
             event: some(&self.event),
             after,
             limit: super::cursor::limit(self.limit)? + 1,
@@ -345,6 +355,7 @@ impl OutboxFilter {
                 ("state", &self.state),
                 ("rule", &self.rule),
                 ("recipient", &self.recipient),
+                ("channel", &self.channel),
                 ("event", &self.event),
             ] {
                 if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -412,7 +423,7 @@ async fn outbox<S: Store>(
             rows => Value::from(Serde(&rows)),
             next => next.map(|c| filter.next_link(&c)),
             filter => context! {
-                state => &filter.state, rule => &filter.rule,
+                state => &filter.state, rule => &filter.rule, channel => &filter.channel,
                 recipient => &filter.recipient, event => &filter.event,
             },
             ..page(&shared, &who, &cookie)
@@ -662,8 +673,11 @@ async fn event<S: Store>(
             "No such event (or it is older than the store keeps).",
         );
     };
-    let history = match shared.store.history(&entry.tenant, &entry.event_id).await {
-        Ok(history) => history,
+    let (history, reports) = match tokio::try_join!(
+        shared.store.history(&entry.tenant, &entry.event_id),
+        shared.store.reports_of_event(&entry.event_id),
+    ) {
+        Ok(read) => read,
         Err(e) => return store_down(e),
     };
     let mut told = Vec::new();
@@ -684,6 +698,7 @@ async fn event<S: Store>(
             // numbers): operators only.
             raw => (who.role == Role::Operator).then(|| pretty(&raw)),
             history => Value::from(Serde(&history)),
+            reports => Value::from(Serde(&reports)),
             notices => told,
             ..page(&shared, &who, &cookie)
         },

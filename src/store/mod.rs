@@ -242,6 +242,7 @@ pub struct OutboxQuery {
     pub since: Option<Millis>,
     pub rule: Option<String>,
     pub recipient: Option<String>,
+    pub channel: Option<String>,
     pub event: Option<String>,
     /// Only rows after this one in the listing's order (queued before it, or at the same
     /// time with a smaller key): the next page after a row's `(created_at, key)`.
@@ -271,6 +272,15 @@ pub struct OutboxCounts {
     pub pending: u64,
     pub sent: u64,
     pub failed: u64,
+}
+
+/// What came in and went out since a time: the overview's day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Activity {
+    /// Events a rule selected.
+    pub events: u64,
+    /// Notices queued, by channel and their state now: `(channel, state, count)`.
+    pub notices: Vec<(String, String, u64)>,
 }
 
 /// A kept dead letter.
@@ -442,6 +452,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         tenant: Option<&str>,
         event_id: &str,
     ) -> impl Future<Output = Result<Option<(EventEntry, Vec<u8>)>, StoreError>> + Send;
+
+    /// The reports of event `event_id`'s notices, newest first.
+    fn reports_of_event(
+        &self,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Vec<Report>, StoreError>> + Send;
+
+    /// Selected events and notices queued since `since` (Unix ms).
+    fn activity(&self, since: Millis) -> impl Future<Output = Result<Activity, StoreError>> + Send;
 
     /// Reports since `since` (Unix ms): all of them, and those saying "I did not do this".
     fn report_counts(

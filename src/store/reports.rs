@@ -240,6 +240,24 @@ impl SqlStore {
         Ok(recorded)
     }
 
+    pub(super) async fn report_rows_of_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<Report>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM reports WHERE event_id = $1 ORDER BY created_at DESC, key LIMIT 100",
+        )
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("listing an event's reports"))?;
+        let mut reports = Vec::with_capacity(rows.len());
+        for row in &rows {
+            reports.push(self.with_outcomes(row).await?);
+        }
+        Ok(reports)
+    }
+
     pub(super) async fn report_rows(
         &self,
         verdict: Option<Verdict>,

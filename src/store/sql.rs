@@ -462,6 +462,9 @@ impl Store for SqlStore {
         if let Some(recipient) = &query.recipient {
             filter("recipient =", Value::Text(recipient.clone()));
         }
+        if let Some(channel) = &query.channel {
+            filter("channel =", Value::Text(channel.clone()));
+        }
         if let Some(event) = &query.event {
             filter("event_id =", Value::Text(event.clone()));
         }
@@ -772,6 +775,40 @@ impl Store for SqlStore {
                 .await
                 .map_err(err("listing dead letters"))?;
         Ok(rows.iter().map(dead_letter_entry).collect())
+    }
+
+    async fn reports_of_event(&self, event_id: &str) -> Result<Vec<Report>, StoreError> {
+        self.report_rows_of_event(event_id).await
+    }
+
+    async fn activity(&self, since: Millis) -> Result<super::Activity, StoreError> {
+        let events: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events_seen WHERE first_seen >= $1")
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err("counting events"))?;
+        let rows = sqlx::query(
+            "SELECT channel, state, COUNT(*) AS n FROM outbox WHERE created_at >= $1
+             GROUP BY channel, state ORDER BY channel, state",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("counting notices"))?;
+        Ok(super::Activity {
+            events: events.max(0) as u64,
+            notices: rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get("channel"),
+                        r.get("state"),
+                        r.get::<i64, _>("n").max(0) as u64,
+                    )
+                })
+                .collect(),
+        })
     }
 
     async fn report_counts(&self, since: Millis) -> Result<(u64, u64), StoreError> {
