@@ -266,6 +266,15 @@ subject = "Changed: {{{{ target.display_name }}}}"
     assert!(history.contains("reset 1"), "{history}");
     let replies = driver.find_all(By::Css("td.reply")).await.unwrap();
     assert_eq!(replies.len(), 2, "both attempts");
+    // Herald's plain words for it, as the SOC reads them.
+    let facts = driver
+        .find(By::Css("#facts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(facts.contains("password was reset"), "{facts}");
     let raw = driver
         .find(By::Css("#raw"))
         .await

@@ -106,8 +106,13 @@ fn responding(
             "channels = [\"soc-mail\", \"soc-teams\"]\napp = \"contoso\"\nactions = {actions}"
         ),
     );
+    // The dashboard, for the link from the SOC's notice to the event's page.
+    let dashboard = format!(
+        "[dashboard]\npublic_url = \"https://herald-admin.contoso.com\"\ntokens = [{{ name = \"soc\", role = \"viewer\", sha256 = \"{}\" }}]\n",
+        "0".repeat(64)
+    );
     format!(
-        "{config}\n[channel.soc-teams]\nkind = \"teams\"\nurl = \"http://127.0.0.1:{}/teams\"\n{app}",
+        "{config}\n[channel.soc-teams]\nkind = \"teams\"\nurl = \"http://127.0.0.1:{}/teams\"\n{app}\n{dashboard}",
         teams.port
     )
 }
@@ -367,6 +372,16 @@ async fn the_owner_reports_in_a_real_browser_and_every_refusal_has_its_page() {
         "{card}"
     );
     assert!(card.contains("TextRun") && !card.contains("/r/"), "{card}");
+    // Both link to the event's page in the dashboard, the event named only in the query.
+    let event_page = format!("https://herald-admin.contoso.com/event?tenant={TENANT}&id=");
+    assert!(
+        card.contains("Open in Herald") && card.contains(&event_page),
+        "{card}"
+    );
+    assert!(
+        soc.contains(&format!("In Herald:     {event_page}")),
+        "{soc}"
+    );
 
     // The owner's sessions are revoked through Graph, with a token the identity platform
     // issued, for the account's object id.

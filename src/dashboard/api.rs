@@ -144,6 +144,7 @@ async fn event<S: Store>(
             "event": entry,
             // What notices never show is in it: operators only.
             "record": (who.role == Role::Operator).then(|| pretty(&raw)),
+            "facts": (shared.describer)(&raw),
             "rules": history,
             "notifications": notices,
         }))

@@ -142,9 +142,14 @@ pub struct Dashboard<S: Store> {
     pub readiness: Arc<Readiness>,
     /// Replays a dead letter through the running pipeline.
     pub replayer: Replayer,
+    /// Herald's plain words for a stored record (the pipeline's explainers).
+    pub describer: Describer,
     /// `auth = "entra"`: the app registration named by `app`.
     pub app: Option<crate::msgraph::MicrosoftApp>,
 }
+
+/// The headline and facts of a stored record, as a security team reads them.
+pub type Describer = Arc<dyn Fn(&[u8]) -> Vec<String> + Send + Sync>;
 
 /// Replays dead letter `id` as `by`; what came of it, or why it could not be replayed.
 pub type Replayer = Arc<
@@ -164,6 +169,7 @@ pub(crate) struct Shared<S: Store> {
     store: S,
     readiness: Arc<Readiness>,
     replayer: Replayer,
+    describer: Describer,
     pages: pages::Templates,
     /// `auth = "entra"`: the sign-in, and who gets which role.
     entra: Option<Entra>,
@@ -202,6 +208,7 @@ pub fn router<S: Store>(dashboard: Dashboard<S>) -> Result<Router, String> {
         store: dashboard.store,
         readiness: dashboard.readiness,
         replayer: dashboard.replayer,
+        describer: dashboard.describer,
         pages: pages::Templates::new()?,
         entra: match (&dashboard.config.auth, &dashboard.app) {
             (Auth::Entra, Some(app)) => {

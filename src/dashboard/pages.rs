@@ -697,6 +697,7 @@ async fn event<S: Store>(
             // The record as it came holds what notices never show (device tokens, whole phone
             // numbers): operators only.
             raw => (who.role == Role::Operator).then(|| pretty(&raw)),
+            facts => (shared.describer)(&raw),
             history => Value::from(Serde(&history)),
             reports => Value::from(Serde(&reports)),
             notices => told,

@@ -316,3 +316,20 @@ fn accounts_of(event: &crate::event::AuditEvent) -> Vec<String> {
     accounts.dedup();
     accounts
 }
+
+impl Pipeline {
+    /// What a stored record says in Herald's plain words (the dashboard's event page): the
+    /// headline and facts of each record in `raw`, as a security team reads them. Nothing for
+    /// bytes that hold no record.
+    pub fn describe(&self, raw: &[u8]) -> Vec<String> {
+        let mut said = Vec::new();
+        scan("stored record", raw, |item| {
+            if let Item::Record(view) = item
+                && let Ok(event) = view.decode()
+            {
+                said.extend(self.planner.describe(&event));
+            }
+        });
+        said
+    }
+}

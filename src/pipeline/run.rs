@@ -188,6 +188,10 @@ pub async fn run(
                 store: store.clone(),
                 readiness: readiness.clone(),
                 replayer: replayer(ingest.clone()),
+                describer: {
+                    let pipeline = ingest.pipeline_arc();
+                    Arc::new(move |raw: &[u8]| pipeline.describe(raw))
+                },
                 app,
             })
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,

@@ -107,16 +107,17 @@ pub(super) fn facts(card: &Card) -> Vec<(&'static str, String)> {
 
 /// A Teams Workflows message with the built-in Adaptive Card.
 pub(super) fn teams(card: &Card) -> Value {
-    teams_parts(card.subject, card.summary, &facts(card), card.report_url)
+    let link = card.report_url.map(|url| ("Report this", url));
+    teams_parts(card.subject, card.summary, &facts(card), link)
 }
 
 /// The built-in Adaptive Card of a subject, a summary and (label, value) facts, every value a
-/// `TextRun`; also the SOC's card of a report.
+/// `TextRun`, and a `(title, url)` button; also the SOC's card of a report.
 pub(super) fn teams_parts(
     subject: &str,
     summary: &str,
     facts: &[(&str, String)],
-    report_url: Option<&str>,
+    link: Option<(&str, &str)>,
 ) -> Value {
     let run = |text: &str| json!({ "type": "TextRun", "text": text });
     let mut body = vec![
@@ -133,8 +134,8 @@ pub(super) fn teams_parts(
         ] }),
         );
     }
-    let actions: Vec<Value> = report_url
-        .map(|url| json!({ "type": "Action.OpenUrl", "title": "Report this", "url": url }))
+    let actions: Vec<Value> = link
+        .map(|(title, url)| json!({ "type": "Action.OpenUrl", "title": title, "url": url }))
         .into_iter()
         .collect();
     teams_message(json!({
@@ -190,16 +191,17 @@ pub(super) fn slack_escape(text: &str) -> String {
 
 /// A Slack incoming-webhook message: a notification fallback and Block Kit blocks.
 pub(super) fn slack(card: &Card) -> Value {
-    slack_parts(card.subject, card.summary, &facts(card), card.report_url)
+    let link = card.report_url.map(|url| ("Report this", url));
+    slack_parts(card.subject, card.summary, &facts(card), link)
 }
 
 /// The built-in Slack message of a subject, a summary and (label, value) facts, every value
-/// `plain_text`; also the SOC's message of a report.
+/// `plain_text`, and a `(title, url)` button; also the SOC's message of a report.
 pub(super) fn slack_parts(
     subject: &str,
     summary: &str,
     facts: &[(&str, String)],
-    report_url: Option<&str>,
+    link: Option<(&str, &str)>,
 ) -> Value {
     let plain = |text: &str| json!({ "type": "plain_text", "text": text, "emoji": false });
     let header: String = subject.chars().take(150).collect();
@@ -213,9 +215,9 @@ pub(super) fn slack_parts(
         json!({ "type": "section", "text": plain(summary) }),
         json!({ "type": "section", "fields": fields }),
     ];
-    if let Some(url) = report_url {
+    if let Some((title, url)) = link {
         blocks.push(json!({ "type": "actions", "elements": [
-            { "type": "button", "text": plain("Report this"), "url": url }
+            { "type": "button", "text": plain(title), "url": url }
         ] }));
     }
     json!({ "text": slack_escape(subject), "blocks": blocks })

@@ -102,6 +102,8 @@ pub struct Planner {
     report: crate::report::ReportConfig,
     /// The rules whose own `report_actions` take the place of `[report] actions`.
     rule_actions: BTreeMap<String, Vec<crate::channel::graph_action::Action>>,
+    /// `[dashboard] public_url`: the SOC's notice of a report links to the event's page.
+    dashboard_url: Option<String>,
 }
 
 /// How notices to an account's owner get their report link (`[web]`).
@@ -189,6 +191,7 @@ impl Planner {
             branding: config.branding.clone(),
             links,
             report: config.report.clone(),
+            dashboard_url: config.dashboard.as_ref().and_then(|d| d.public_url.clone()),
             rule_actions: config
                 .rules
                 .rules()
@@ -196,6 +199,33 @@ impl Planner {
                 .filter_map(|r| Some((r.name.clone(), r.report_actions.clone()?)))
                 .collect(),
         })
+    }
+
+    /// Herald's plain words for `event` as a security team reads them (the dashboard's event
+    /// page): for each user target (or the event itself, without one), its headline and facts.
+    pub fn describe(&self, event: &AuditEvent) -> Vec<String> {
+        let users: Vec<Option<&crate::event::Target>> = {
+            let users: Vec<_> = event
+                .targets
+                .iter()
+                .filter(|t| t.is_type("User"))
+                .map(Some)
+                .collect();
+            if users.is_empty() {
+                vec![event.targets.first()]
+            } else {
+                users
+            }
+        };
+        let mut said = Vec::new();
+        for target in users {
+            let owner = facts::owner_name(target);
+            let reader = facts::Reader::Other { owner: &owner };
+            let explained = facts::explain(event, target, reader);
+            said.push(wording::headline(event, target, reader, explained.methods));
+            said.extend(explained.facts);
+        }
+        said
     }
 
     /// The targets of `event` whose owners a notice of any of `matches` goes to: a copy to

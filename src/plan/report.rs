@@ -154,6 +154,15 @@ impl Planner {
             .then(|| time(summary.event_time))
             .flatten();
         let subject = clean_subject(&headline);
+        // The event's page in the dashboard: Herald's own address, the event named only in
+        // the query, encoded (a record cannot choose where the link goes).
+        let event_url = self.dashboard_url.as_ref().and_then(|base| {
+            let mut url = reqwest::Url::parse(&format!("{base}/event")).ok()?;
+            url.query_pairs_mut()
+                .append_pair("tenant", &answer.tenant)
+                .append_pair("id", &answer.event_id);
+            Some(url.to_string())
+        });
         let (format, html, text, message) = match self.deliveries.get(channel) {
             Some(delivery @ (Delivery::Mail(_) | Delivery::GraphMessage)) => {
                 let ctx = context! {
@@ -178,6 +187,7 @@ impl Planner {
                         user_agent => &answer.user_agent,
                     },
                     actions => actions.to_vec(),
+                    event_url => &event_url,
                     key => key.as_str(),
                 };
                 let render = |name: &str| {
@@ -251,8 +261,18 @@ impl Planner {
                 }
                 facts.push(("Reference", key.as_str().to_owned()));
                 let value = match format {
-                    Format::TeamsCard => chat::teams_parts(&subject, &lead, &facts, None),
-                    Format::SlackMessage => chat::slack_parts(&subject, &lead, &facts, None),
+                    Format::TeamsCard => chat::teams_parts(
+                        &subject,
+                        &lead,
+                        &facts,
+                        event_url.as_deref().map(|u| ("Open in Herald", u)),
+                    ),
+                    Format::SlackMessage => chat::slack_parts(
+                        &subject,
+                        &lead,
+                        &facts,
+                        event_url.as_deref().map(|u| ("Open in Herald", u)),
+                    ),
                     _ => json!({
                         "schema": "herald.report.v1",
                         "key": key.as_str(),
@@ -278,6 +298,7 @@ impl Planner {
                             "ip": &summary.ip,
                         },
                         "actions": actions,
+                        "event_url": &event_url,
                     }),
                 };
                 let message =
