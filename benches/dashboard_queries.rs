@@ -72,6 +72,7 @@ async fn serve(store: SqlStore) -> (String, String) {
         readiness: Arc::new(herald::web::Readiness::default()),
         replayer: Arc::new(|_, _| Box::pin(async { Err("not in the benchmark".to_owned()) })),
         describer: Arc::new(|_| Vec::new()),
+        tls: false,
         app: None,
     })
     .unwrap();

@@ -412,6 +412,11 @@ fn check(path: &Path) -> Result<ExitCode> {
     {
         problems.push(format!("{}: dashboard.{e}", path.display()));
     }
+    if let Some(tls) = &config.admin.tls
+        && let Err(e) = tls.acceptor(config.dir())
+    {
+        problems.push(format!("{}: admin.tls.{e}", path.display()));
+    }
     for (name, app) in &config.microsoft {
         if let Err(e) = app.check_certificate(config.dir()) {
             problems.push(format!("{}: microsoft.{name}: {e}", path.display()));

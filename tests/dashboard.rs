@@ -761,3 +761,89 @@ recipients = ["target"]
         .unwrap();
     assert_eq!(bare.status().as_u16(), 401);
 }
+
+/// `[admin] tls`: the admin listener serves HTTPS itself — `/healthz` and the dashboard — and
+/// the dashboard's session cookie is then `Secure`, its forms' origin the `https://` one.
+#[test]
+fn the_admin_listener_serves_the_dashboard_over_tls() {
+    let scratch = Scratch::new("dashboard-tls");
+    let dir = scratch.path().to_owned();
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    support::make_certificates(&certs);
+    let (token, entry) = new_token("olivia", "operator");
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    // Instance::start writes `[admin]` with its port first: these keys join that table.
+    let config = format!(
+        r#"tls = {{ cert = "certs/server.pem", key = "certs/server.key" }}
+
+[store]
+url = "sqlite://herald.db"
+
+[dashboard]
+tokens = [{entry}]
+
+[[source]]
+kind = "file"
+name = "events"
+path = "events"
+
+[channel.email]
+kind = "file"
+from = "Contoso Security <security@contoso.com>"
+dir = "mail"
+
+[[rule]]
+name = "reset"
+activities = ["Reset user password"]
+recipients = ["target"]
+"#
+    );
+    let herald = Instance::start(&dir, &config);
+    let ca = certs.join("ca.pem");
+    let script = r#"
+import ssl, sys, urllib.request, urllib.error, urllib.parse
+port, ca, token, origin = sys.argv[1:5]
+context = ssl.create_default_context(cafile=ca)
+class Keep(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), Keep)
+def answer(request):
+    try:
+        with opener.open(request, timeout=30) as a:
+            return a.status, a.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers
+status, _ = answer(urllib.request.Request("https://127.0.0.1:%s/healthz" % port))
+print(status)
+login = urllib.request.Request("https://127.0.0.1:%s/login" % port, method="POST",
+    data=urllib.parse.urlencode({"token": token}).encode(), headers={"Origin": origin})
+status, headers = answer(login)
+print(status)
+print(headers.get("Set-Cookie", ""))
+"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let origin = format!("https://127.0.0.1:{}", herald.admin);
+    let out = loop {
+        let out = std::process::Command::new(support::python())
+            .args(["-c", script, &herald.admin.to_string()])
+            .arg(&ca)
+            .args([token.as_str(), origin.as_str()])
+            .output()
+            .unwrap();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let said = text(&out.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.first(), Some(&"200"), "{said}{}", text(&out.stderr));
+    assert_eq!(lines.get(1), Some(&"303"), "signed in over https: {said}");
+    let cookie = lines.get(2).copied().unwrap_or_default();
+    assert!(
+        cookie.starts_with("herald_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+}

@@ -144,6 +144,8 @@ pub struct Dashboard<S: Store> {
     pub replayer: Replayer,
     /// Herald's plain words for a stored record (the pipeline's explainers).
     pub describer: Describer,
+    /// Whether the admin listener serves HTTPS itself (`[admin] tls`).
+    pub tls: bool,
     /// `auth = "entra"`: the app registration named by `app`.
     pub app: Option<crate::msgraph::MicrosoftApp>,
 }
@@ -170,6 +172,7 @@ pub(crate) struct Shared<S: Store> {
     readiness: Arc<Readiness>,
     replayer: Replayer,
     describer: Describer,
+    tls: bool,
     pages: pages::Templates,
     /// `auth = "entra"`: the sign-in, and who gets which role.
     entra: Option<Entra>,
@@ -209,6 +212,7 @@ pub fn router<S: Store>(dashboard: Dashboard<S>) -> Result<Router, String> {
         readiness: dashboard.readiness,
         replayer: dashboard.replayer,
         describer: dashboard.describer,
+        tls: dashboard.tls,
         pages: pages::Templates::new()?,
         entra: match (&dashboard.config.auth, &dashboard.app) {
             (Auth::Entra, Some(app)) => {
@@ -284,12 +288,14 @@ impl<S: Store> Shared<S> {
         }
     }
 
-    /// The dashboard's origin: `public_url`, or this request's `Host` over HTTP.
+    /// The dashboard's origin: `public_url`, or this request's `Host` over the listener's
+    /// own scheme.
     fn origin(&self, headers: &HeaderMap) -> String {
         match &self.public_url {
             Some(url) => url.clone(),
             None => format!(
-                "http://{}",
+                "{}://{}",
+                if self.tls { "https" } else { "http" },
                 headers
                     .get(header::HOST)
                     .and_then(|v| v.to_str().ok())
@@ -299,9 +305,11 @@ impl<S: Store> Shared<S> {
     }
 
     fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.tls
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
     }
 }
 

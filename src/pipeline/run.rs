@@ -89,6 +89,7 @@ pub async fn run(
         );
     }
     let base = config.dir().to_owned();
+    let config_path = config.path.clone();
     let channels = channel::build_all(&config.channels, &config.microsoft, &base)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
     let lanes: BTreeMap<String, Lane> = channels
@@ -188,6 +189,7 @@ pub async fn run(
                 store: store.clone(),
                 readiness: readiness.clone(),
                 replayer: replayer(ingest.clone()),
+                tls: admin.tls.is_some(),
                 describer: {
                     let pipeline = ingest.pipeline_arc();
                     Arc::new(move |raw: &[u8]| pipeline.describe(raw))
@@ -220,9 +222,18 @@ pub async fn run(
     });
     let dispatch = tokio::spawn(dispatcher.run(stop.clone(), once.then(|| intake_done.clone())));
 
+    let admin_tls = match &admin.tls {
+        Some(files) if !once => Some(
+            files
+                .acceptor(&base)
+                .map_err(|e| anyhow::anyhow!("{}: admin.tls.{e}", config_path.display()))?,
+        ),
+        _ => None,
+    };
     let web = admin_listener.map(|l| {
         tokio::spawn(web::serve(
             l,
+            admin_tls,
             ingest.store().clone(),
             metrics,
             readiness.clone(),

@@ -34,6 +34,9 @@ pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AdminConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Serve HTTPS (the dashboard's sessions then go only over it).
+    #[serde(default)]
+    pub tls: Option<listener::TlsFiles>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -44,6 +47,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: default_listen(),
+            tls: None,
         }
     }
 }
@@ -154,9 +158,11 @@ pub async fn bind(config: &AdminConfig) -> std::io::Result<tokio::net::TcpListen
     tokio::net::TcpListener::bind(config.listen).await
 }
 
-/// Serves the admin listener; `dashboard`, when configured, adds the dashboard's routes.
+/// Serves the admin listener (over `tls` when given); `dashboard`, when configured, adds the
+/// dashboard's routes.
 pub async fn serve<S: Store>(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     store: S,
     metrics: PrometheusHandle,
     readiness: Arc<Readiness>,
@@ -181,7 +187,7 @@ pub async fn serve<S: Store>(
         Some(dashboard) => app.merge(dashboard),
         None => app,
     };
-    listener::serve(listener, None, HEADER_TIMEOUT, app, stop).await;
+    listener::serve(listener, tls, HEADER_TIMEOUT, app, stop).await;
     Ok(())
 }
 
