@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -46,9 +46,32 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-/// A parameter axum could not read, answered as every other error of this API.
-fn unreadable(why: impl std::fmt::Display) -> Response {
-    error(StatusCode::BAD_REQUEST, &why.to_string())
+/// A query axum reads as `Query` does, refused as every other error of this API: a JSON 400.
+struct ApiQuery<T>(T);
+
+/// A path parameter read as `Path` does, refused as a JSON 400.
+struct ApiPath<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -90,12 +113,8 @@ async fn overview<S: Store>(State(shared): State<Arc<Shared<S>>>, headers: Heade
 async fn events<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    filter: Result<Query<EventFilter>, QueryRejection>,
+    ApiQuery(filter): ApiQuery<EventFilter>,
 ) -> Response {
-    let filter = match filter {
-        Ok(Query(filter)) => filter,
-        Err(e) => return unreadable(e),
-    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -115,12 +134,8 @@ async fn events<S: Store>(
 async fn event<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    id: Result<Query<EventId>, QueryRejection>,
+    ApiQuery(id): ApiQuery<EventId>,
 ) -> Response {
-    let id = match id {
-        Ok(Query(id)) => id,
-        Err(e) => return unreadable(e),
-    };
     let who = match reader(&shared, &headers) {
         Ok((who, _)) => who,
         Err(r) => return r,
@@ -156,12 +171,8 @@ async fn event<S: Store>(
 async fn outbox<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    filter: Result<Query<OutboxFilter>, QueryRejection>,
+    ApiQuery(filter): ApiQuery<OutboxFilter>,
 ) -> Response {
-    let filter = match filter {
-        Ok(Query(filter)) => filter,
-        Err(e) => return unreadable(e),
-    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -181,12 +192,8 @@ async fn outbox<S: Store>(
 async fn notice<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    ApiPath(key): ApiPath<String>,
 ) -> Response {
-    let key = match key {
-        Ok(Path(key)) => key,
-        Err(e) => return unreadable(e),
-    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -234,12 +241,8 @@ fn operator<S: Store>(
 async fn retry<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    key: Result<Path<String>, PathRejection>,
+    ApiPath(key): ApiPath<String>,
 ) -> Response {
-    let key = match key {
-        Ok(Path(key)) => key,
-        Err(e) => return unreadable(e),
-    };
     let operator = match operator(&shared, &headers, "retrying") {
         Ok(o) => o,
         Err(r) => return *r,
@@ -256,12 +259,8 @@ async fn retry<S: Store>(
 async fn dead_letters<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    paged: Result<Query<Paged>, QueryRejection>,
+    ApiQuery(paged): ApiQuery<Paged>,
 ) -> Response {
-    let paged = match paged {
-        Ok(Query(paged)) => paged,
-        Err(e) => return unreadable(e),
-    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
@@ -291,12 +290,8 @@ async fn dead_letters<S: Store>(
 async fn replay<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Response {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(e) => return unreadable(e),
-    };
     let by = match operator(&shared, &headers, "replaying") {
         Ok(o) => o,
         Err(r) => return *r,
@@ -311,12 +306,8 @@ async fn replay<S: Store>(
 async fn resolve<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Response {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(e) => return unreadable(e),
-    };
     let by = match operator(&shared, &headers, "resolving") {
         Ok(o) => o,
         Err(r) => return *r,
@@ -334,12 +325,8 @@ async fn resolve<S: Store>(
 async fn actions<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     headers: HeaderMap,
-    paged: Result<Query<Paged>, QueryRejection>,
+    ApiQuery(paged): ApiQuery<Paged>,
 ) -> Response {
-    let paged = match paged {
-        Ok(Query(paged)) => paged,
-        Err(e) => return unreadable(e),
-    };
     if let Err(r) = reader(&shared, &headers) {
         return r;
     }
