@@ -18,5 +18,6 @@ pub mod report;
 pub mod rules;
 pub mod source;
 pub mod store;
+pub mod storm;
 pub mod values;
 pub mod web;

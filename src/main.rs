@@ -11,6 +11,7 @@ use herald::config::{Config, Needs};
 use herald::pipeline::{Outcome, Pipeline};
 
 mod service;
+mod silences;
 
 /// Herald tells people, within seconds, when something security-relevant happened to their
 /// identity-provider account.
@@ -109,6 +110,11 @@ enum Command {
     Reports {
         #[command(subcommand)]
         command: ReportCommand,
+    },
+    /// Silence notices for a while (maintenance, a known bulk change): recorded, not sent.
+    Silence {
+        #[command(subcommand)]
+        command: silences::SilenceCommand,
     },
     /// Dashboard tokens.
     Token {
@@ -252,6 +258,9 @@ enum StateArg {
     Pending,
     Sent,
     Failed,
+    Held,
+    Merged,
+    Suppressed,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -317,6 +326,7 @@ fn main() -> ExitCode {
         Command::DeadLetters { command } => block_on(service::dead_letters(command)),
         Command::Reports { command } => block_on(service::reports(command)),
         Command::Prune { config, dry_run } => block_on(service::prune(&config, dry_run)),
+        Command::Silence { command } => block_on(silences::silence(command)),
         Command::Token {
             command: TokenCommand::New { name, role },
         } => new_token(&name, role),

@@ -147,6 +147,9 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                     StateArg::Pending => State::Pending,
                     StateArg::Sent => State::Sent,
                     StateArg::Failed => State::Failed,
+                    StateArg::Held => State::Held,
+                    StateArg::Merged => State::Merged,
+                    StateArg::Suppressed => State::Suppressed,
                 }),
                 since: since.as_deref().map(parse_since).transpose()?,
                 rule,
@@ -160,7 +163,7 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                 match format {
                     Format::Json => println!("{}", serde_json::to_string(&e)?),
                     Format::Text => println!(
-                        "{}  {:<7}  {}  attempts {}  {}  {}  {}{}",
+                        "{}  {:<10}  {}  attempts {}  {}  {}  {}{}{}",
                         e.key,
                         e.state.as_str(),
                         time(e.created_at),
@@ -168,6 +171,9 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                         e.rule,
                         e.recipient,
                         e.subject,
+                        herald::storm::fate_in_words(e.state.as_str(), e.held_by.as_deref())
+                            .map(|why| format!("  ({why})"))
+                            .unwrap_or_default(),
                         e.last_error
                             .map(|err| format!("  last error: {err}"))
                             .unwrap_or_default()
@@ -216,6 +222,11 @@ pub async fn outbox(command: OutboxCommand) -> Result<ExitCode> {
                 (State::Sent, Some(at)) => println!("sent:       {}", time(at)),
                 (State::Pending, _) => println!("next try:   {}", time(entry.next_attempt_at)),
                 _ => {}
+            }
+            if let Some(why) =
+                herald::storm::fate_in_words(entry.state.as_str(), entry.held_by.as_deref())
+            {
+                println!("why:        {why}");
             }
             if let Some(error) = &entry.last_error {
                 println!("last error: {error}");

@@ -82,6 +82,11 @@ on_both_engines!(
     retention_prunes_old_rows_in_batches_and_a_dry_run_removes_nothing,
     a_record_the_store_refuses_is_a_dead_letter_and_its_batch_commits,
     selected_events_are_found_by_account_activity_rule_and_time,
+    a_throttle_holds_past_its_limit_and_its_window_closes_once_into_one_digest,
+    a_repeat_is_recorded_not_sent_within_its_window_or_ever,
+    a_group_holds_its_notices_until_its_wait_ends_and_closes_into_one,
+    a_silence_suppresses_only_what_it_matches_in_its_hours_and_is_summarized_once,
+    a_bulk_window_counts_each_account_once,
 );
 
 fn notification(key: &str, event: &str) -> NewNotification {
@@ -95,6 +100,7 @@ fn notification(key: &str, event: &str) -> NewNotification {
         message: format!("message {key}").into_bytes(),
         action: None,
         summary: None,
+        controls: None,
     }
 }
 
@@ -115,6 +121,7 @@ fn batch(keys: &[&str]) -> Batch {
                 "adele.vance@contoso.com".to_owned(),
                 "adele vance".to_owned(),
             ],
+            bulk: None,
         }],
         notifications: keys.iter().map(|k| notification(k, "e1")).collect(),
         dead_letters: Vec::new(),
@@ -1519,4 +1526,253 @@ async fn selected_events_are_found_by_account_activity_rule_and_time(store: SqlS
     );
     assert!(store.event(None, "e2").await.unwrap().is_some());
     assert!(store.event(Some("t2"), "e2").await.unwrap().is_none());
+}
+
+/// A notification under storm control: `throttle` (limit, window in ms), a repeat key with
+/// its window, a group key with its wait.
+fn controlled(
+    key: &str,
+    event: &str,
+    recipient: &str,
+    set: impl FnOnce(&mut herald::storm::Controls),
+) -> Batch {
+    let mut b = batch(&[key]);
+    b.events[0].event_id = event.to_owned();
+    let n = &mut b.notifications[0];
+    n.event_id = event.to_owned();
+    n.recipient = recipient.to_owned();
+    n.summary = Some(format!(r#"{{"headline":"headline {key}","facts":["fact {key}"],"activity":"Reset password (by admin)","event_time":{T0}}}"#));
+    let mut controls = herald::storm::Controls {
+        facets: herald::storm::Facets {
+            rule: "password-reset".to_owned(),
+            activity: "Reset password (by admin)".to_owned(),
+            tenant: "t1".to_owned(),
+            account: vec![recipient.to_owned()],
+            recipient: recipient.to_owned(),
+            initiator_app: vec!["Bulk Onboarding".to_owned()],
+            ..Default::default()
+        },
+        silenceable: true,
+        ..Default::default()
+    };
+    set(&mut controls);
+    n.controls = Some(controls);
+    b
+}
+
+fn throttled(limit: u32, window: i64) -> impl FnOnce(&mut herald::storm::Controls) {
+    move |c| {
+        c.throttles = vec![herald::storm::Throttle {
+            scope: "adele-email".to_owned(),
+            limit,
+            window,
+        }]
+    }
+}
+
+async fn fate_of(store: &SqlStore, key: &str) -> (State, Option<String>) {
+    let (entry, _) = store.notification(key).await.unwrap().unwrap();
+    (entry.state, entry.held_by)
+}
+
+async fn a_throttle_holds_past_its_limit_and_its_window_closes_once_into_one_digest(
+    store: SqlStore,
+) {
+    let adele = "adele@contoso.com";
+    for i in 0..5 {
+        let c = store
+            .at(T0 + i)
+            .commit(&controlled(&format!("k{i}"), &format!("e{i}"), adele, throttled(2, 10_000)))
+            .await
+            .unwrap();
+        assert_eq!(c.held, u64::from(i >= 2), "notice {i}");
+    }
+    assert_eq!(fate_of(&store, "k1").await.0, State::Pending);
+    let (state, by) = fate_of(&store, "k4").await;
+    assert_eq!(state, State::Held);
+    let window = by.unwrap();
+    assert!(window.starts_with("throttle-"), "{window}");
+    // A redelivered event is a duplicate, not counted again.
+    let again = store
+        .at(T0 + 6)
+        .commit(&controlled("k4", "e4", adele, throttled(2, 10_000)))
+        .await
+        .unwrap();
+    assert_eq!((again.duplicates, again.held), (1, 0));
+    // Nothing is due before the window's end.
+    assert!(store.at(T0 + 9_000).due_windows(10).await.unwrap().is_empty());
+    let due = store.at(T0 + 10_000).due_windows(10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].counted, due[0].held), (2, 3));
+    let mut listed = Vec::new();
+    let closed = store
+        .at(T0 + 10_000)
+        .close_window(&due[0], |members| {
+            let herald::store::Members::Notices(held) = members else {
+                panic!("a throttle holds notices")
+            };
+            listed = held.iter().map(|h| h.key.clone()).collect();
+            Ok(vec![NewNotification {
+                key: "digest".to_owned(),
+                rule: "digest".to_owned(),
+                ..notification("digest", "e2")
+            }])
+        })
+        .await
+        .unwrap();
+    assert!(closed);
+    assert_eq!(listed, ["k2", "k3", "k4"]);
+    // Closed once: another instance coming second finds nothing to do.
+    let second = store
+        .at(T0 + 10_001)
+        .close_window(&due[0], |_| panic!("closed twice"))
+        .await
+        .unwrap();
+    assert!(!second);
+    for k in ["k2", "k3", "k4"] {
+        assert_eq!(fate_of(&store, k).await, (State::Merged, Some(window.clone())));
+    }
+    assert_eq!(fate_of(&store, "digest").await.0, State::Pending);
+    // A new window begins after the old one's end: the next notice is sent.
+    let next = store
+        .at(T0 + 10_002)
+        .commit(&controlled("k5", "e5", adele, throttled(2, 10_000)))
+        .await
+        .unwrap();
+    assert_eq!((next.queued, next.held), (1, 0));
+}
+
+async fn a_repeat_is_recorded_not_sent_within_its_window_or_ever(store: SqlStore) {
+    let adele = "adele@contoso.com";
+    let hour = |c: &mut herald::storm::Controls| c.repeat = Some(("r1".to_owned(), Some(3_600_000)));
+    let never = |c: &mut herald::storm::Controls| c.repeat = Some(("r2".to_owned(), None));
+    assert_eq!(store.at(T0).commit(&controlled("k1", "e1", adele, hour)).await.unwrap().queued, 1);
+    let second = store.at(T0 + 60_000).commit(&controlled("k2", "e2", adele, hour)).await.unwrap();
+    assert_eq!(second.silenced, 1);
+    assert_eq!(fate_of(&store, "k2").await, (State::Suppressed, Some("repeat:k1".to_owned())));
+    let history = store.history("t1", "e2").await.unwrap();
+    assert!(history[0].reason.as_deref().unwrap_or_default().contains("a repeat: notice k1"), "{history:?}");
+    // After the window, it is told again and stands for the next hour.
+    let later = store.at(T0 + 3_600_000).commit(&controlled("k3", "e3", adele, hour)).await.unwrap();
+    assert_eq!(later.queued, 1);
+    let after = store.at(T0 + 3_600_001).commit(&controlled("k4", "e4", adele, hour)).await.unwrap();
+    assert_eq!(after.silenced, 1);
+    assert_eq!(fate_of(&store, "k4").await.1.as_deref(), Some("repeat:k3"));
+    // "never": a year on, still a repeat.
+    store.at(T0).commit(&controlled("n1", "f1", adele, never)).await.unwrap();
+    let year = store.at(T0 + 366 * 86_400_000).commit(&controlled("n2", "f2", adele, never)).await.unwrap();
+    assert_eq!(year.silenced, 1);
+}
+
+async fn a_group_holds_its_notices_until_its_wait_ends_and_closes_into_one(store: SqlStore) {
+    let adele = "adele@contoso.com";
+    let group = |c: &mut herald::storm::Controls| c.group = Some(("g1".to_owned(), 5_000));
+    store.at(T0).commit(&controlled("k1", "e1", adele, group)).await.unwrap();
+    let c = store.at(T0 + 2_000).commit(&controlled("k2", "e2", adele, group)).await.unwrap();
+    assert_eq!((c.queued, c.held), (0, 1));
+    let (_, by1) = fate_of(&store, "k1").await;
+    let (_, by2) = fate_of(&store, "k2").await;
+    assert_eq!(by1, by2);
+    assert!(by1.as_deref().unwrap().starts_with("group-"));
+    let due = store.at(T0 + 5_000).due_windows(10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(store.at(T0 + 5_000).close_window(&due[0], |m| {
+        let herald::store::Members::Notices(held) = m else { panic!() };
+        assert_eq!(held.len(), 2);
+        Ok(vec![notification("group-notice", "e1")])
+    }).await.unwrap());
+    assert_eq!(fate_of(&store, "k2").await.0, State::Merged);
+    // After the wait, the same key begins a new group.
+    let c = store.at(T0 + 6_000).commit(&controlled("k3", "e3", adele, group)).await.unwrap();
+    assert_eq!(c.held, 1);
+    assert_ne!(fate_of(&store, "k3").await.1, by1);
+}
+
+async fn a_silence_suppresses_only_what_it_matches_in_its_hours_and_is_summarized_once(
+    store: SqlStore,
+) {
+    use herald::store::NewSilence;
+    // Thursday 15 January 2027, 01:30 UTC; the window is daily 01:00-02:00 UTC.
+    let inside = "2027-01-15T01:30:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let outside = inside + 2 * 3_600_000;
+    let id = store
+        .at(inside - 60_000)
+        .add_silence(
+            &NewSilence {
+                matchers: r#"initiator.app="Bulk *""#.to_owned(),
+                starts_at: None,
+                ends_at: None,
+                lasts: Some(30 * 86_400_000),
+                weekly: Some("daily 01:00-02:00 UTC".to_owned()),
+                created_by: "operator@contoso.com".to_owned(),
+                comment: "nightly onboarding run".to_owned(),
+            },
+            |s| vec![notification(&format!("silence-created-{}", s.id), "silence")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fate_of(&store, &format!("silence-created-{id}")).await.0, State::Pending);
+    let adele = "adele@contoso.com";
+    let c = store.at(inside).commit(&controlled("k1", "e1", adele, |_| {})).await.unwrap();
+    assert_eq!(c.silenced, 1);
+    assert_eq!(fate_of(&store, "k1").await, (State::Suppressed, Some(format!("silence:{id}"))));
+    // Outside its hours, sent.
+    let c = store.at(outside).commit(&controlled("k2", "e2", adele, |_| {})).await.unwrap();
+    assert_eq!(c.queued, 1);
+    // Another initiator: sent.
+    let other = |c: &mut herald::storm::Controls| c.facets.initiator_app = vec!["Other".to_owned()];
+    let c = store.at(inside + 1).commit(&controlled("k3", "e3", adele, other)).await.unwrap();
+    assert_eq!(c.queued, 1);
+    // A rule marked silenceable = false: sent.
+    let loud = |c: &mut herald::storm::Controls| c.silenceable = false;
+    let c = store.at(inside + 2).commit(&controlled("k4", "e4", adele, loud)).await.unwrap();
+    assert_eq!(c.queued, 1);
+    let listed = store.at(inside + 3).silences(true).await.unwrap();
+    assert_eq!((listed.len(), listed[0].suppressed), (1, 1));
+    assert!(store.at(inside + 3).ended_silences().await.unwrap().is_empty());
+    assert!(store.at(inside + 4).expire_silence(id, "operator@contoso.com").await.unwrap());
+    assert!(!store.at(inside + 5).expire_silence(id, "operator@contoso.com").await.unwrap());
+    let ended = store.at(inside + 5).ended_silences().await.unwrap();
+    assert_eq!(ended.len(), 1);
+    let mut summarized = 0;
+    assert!(store.at(inside + 6).close_silence(&ended[0], |held| {
+        summarized = held.len();
+        vec![notification("silence-summary", "silence")]
+    }).await.unwrap());
+    assert_eq!(summarized, 1);
+    assert!(!store.at(inside + 7).close_silence(&ended[0], |_| panic!("twice")).await.unwrap());
+    // Expired: it holds nothing any more.
+    let c = store.at(inside + 8).commit(&controlled("k5", "e5", adele, |_| {})).await.unwrap();
+    assert_eq!(c.queued, 1);
+}
+
+async fn a_bulk_window_counts_each_account_once(store: SqlStore) {
+    let with_bulk = |event: &str, accounts: &[&str]| {
+        let mut b = batch(&[]);
+        b.events[0].event_id = event.to_owned();
+        b.events[0].bulk = Some(herald::storm::BulkCount {
+            scope: "bulk-onboarding".to_owned(),
+            initiator: "Bulk Onboarding".to_owned(),
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            threshold: 2,
+            window: 60_000,
+            facets: Default::default(),
+        });
+        b
+    };
+    store.at(T0).commit(&with_bulk("e1", &["a@contoso.com"])).await.unwrap();
+    store.at(T0 + 1).commit(&with_bulk("e2", &["b@contoso.com", "a@contoso.com"])).await.unwrap();
+    // The same event read again counts nothing.
+    store.at(T0 + 2).commit(&with_bulk("e2", &["b@contoso.com"])).await.unwrap();
+    store.at(T0 + 3).commit(&with_bulk("e3", &["c@contoso.com"])).await.unwrap();
+    let due = store.at(T0 + 60_000).due_windows(10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].counted, 3);
+    let mut accounts = Vec::new();
+    store.at(T0 + 60_000).close_window(&due[0], |m| {
+        let herald::store::Members::Accounts(a) = m else { panic!() };
+        accounts = a.iter().map(|a| a.account.clone()).collect();
+        Ok(Vec::new())
+    }).await.unwrap();
+    assert_eq!(accounts, ["a@contoso.com", "b@contoso.com", "c@contoso.com"]);
 }

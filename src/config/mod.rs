@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::channel::ChannelConfig;
+use crate::channel::{ChannelConfig, Format};
 use crate::dispatch::DeliveryConfig;
 use crate::msgraph::MicrosoftApp;
 use crate::rules::{Known, RuleConfig, RuleSet};
@@ -46,6 +46,12 @@ struct ConfigFile {
     channel: BTreeMap<String, Spanned<ChannelConfig>>,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+    /// `[[throttle]]`; absent, the default one (`ThrottleConfig::default_for`); `throttle =
+    /// []` for none.
+    throttle: Option<Vec<crate::storm::ThrottleConfig>>,
+    bulk: Option<crate::storm::BulkConfig>,
+    #[serde(default)]
+    silences: crate::storm::SilencesConfig,
 }
 
 /// `[store]`: where Herald keeps its state.
@@ -206,6 +212,12 @@ pub struct Config {
     pub shown: String,
     /// `[report]`: who hears of an owner's answer on a report page.
     pub report: crate::report::ReportConfig,
+    /// `[[throttle]]` as it applies (the default one when the file names none).
+    pub throttles: Vec<crate::storm::ThrottleConfig>,
+    /// `[bulk]`: who hears of one initiator changing many accounts.
+    pub bulk: Option<crate::storm::BulkConfig>,
+    /// `[silences]`: who hears of a silence made and ended.
+    pub silences: crate::storm::SilencesConfig,
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -695,6 +707,84 @@ impl Config {
             }
             (_, false) => {}
         }
+        // Storm control: what it names must exist.
+        let recipients_error = |table: &str, key: &str, spec: &str| -> Option<String> {
+            let _ = (table, key);
+            match spec.strip_prefix("group:") {
+                Some(group) if !file.groups.contains_key(group) => {
+                    Some(format!("no group {group:?} in [groups]"))
+                }
+                Some(_) => None,
+                None if !crate::values::sendable_address(spec) => Some(format!(
+                    "{spec:?} is neither an email address nor \"group:NAME\""
+                )),
+                None => None,
+            }
+        };
+        let throttles = match &file.throttle {
+            Some(list) => list.clone(),
+            None => vec![crate::storm::ThrottleConfig::default_for(
+                channels
+                    .iter()
+                    .filter(|(_, c)| matches!(c.format(), Format::Email | Format::GraphMessage))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            )],
+        };
+        for (i, t) in file.throttle.iter().flatten().enumerate() {
+            let at = |key: &str, m: String| {
+                located(
+                    array_key_line(text, "throttle", i, key),
+                    Some(format!("throttle[{i}].{key}")),
+                    m,
+                )
+            };
+            if t.limit == 0 {
+                return Err(at("limit", "at least 1: a throttle of 0 would hold every notice until its window ends".to_owned()));
+            }
+            if t.window.is_zero() {
+                return Err(at("window", "a window must last".to_owned()));
+            }
+            if let Some(r) = t.rules.iter().find(|r| !rules.iter().any(|rule| rule.name == **r)) {
+                return Err(at("rules", format!("no rule {r:?}")));
+            }
+            if let Some(c) = t.channels.iter().find(|c| !channels.contains_key(*c)) {
+                return Err(at("channels", format!("no channel {c:?}")));
+            }
+        }
+        for (table, notify, used) in [
+            ("bulk", file.bulk.as_ref().map(|b| (&b.notify, &b.channels)), file.bulk.is_some()),
+            ("silences", Some((&file.silences.notify, &file.silences.channels)), !file.silences.notify.is_empty()),
+        ] {
+            let Some((notify, table_channels)) = notify else { continue };
+            let at = |key: &str, m: String| {
+                located(key_line(text, table, key), Some(format!("{table}.{key}")), m)
+            };
+            if table == "bulk" && notify.is_empty() {
+                return Err(at("notify", "name who hears of bulk changes (addresses or \"group:NAME\")".to_owned()));
+            }
+            for spec in notify {
+                if let Some(m) = recipients_error(table, "notify", spec) {
+                    return Err(at("notify", m));
+                }
+            }
+            if used {
+                for name in table_channels {
+                    if !channels.contains_key(name) {
+                        return Err(at("channels", format!("no channel {name:?}")));
+                    }
+                }
+            }
+        }
+        if let Some(bulk) = &file.bulk
+            && (bulk.accounts == 0 || bulk.window.is_zero())
+        {
+            return Err(located(
+                key_line(text, "bulk", "accounts"),
+                Some("bulk.accounts".to_owned()),
+                "a bulk change is more than `accounts` (at least 1) accounts within a `window` that lasts".to_owned(),
+            ));
+        }
         for (name, line) in &channel_lines {
             let reports_use_it = !report.notify.is_empty() && report.channels.contains(name);
             if !rules.iter().any(|r| r.channels.contains(name)) && !reports_use_it {
@@ -716,6 +806,9 @@ impl Config {
             dashboard: file.dashboard,
             shown: masked(text),
             report: file.report,
+            throttles,
+            bulk: file.bulk,
+            silences: file.silences,
             branding,
             groups: file.groups,
             channels,
@@ -980,6 +1073,18 @@ fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// The line on which `key` is set in the `index`th `[[table]]` (or its header's, without the
+/// key).
+fn array_key_line(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
+    let header = format!("[[{table}]]");
+    let start = text
+        .match_indices(&header)
+        .filter(|(at, _)| *at == 0 || text[..*at].ends_with('\n'))
+        .nth(index)?
+        .0;
+    key_line_from(text, start, key).or(Some(line_of(text, start)))
 }
 
 /// The line on which `key` is set in the table that begins at byte `start` (its header line is

@@ -392,7 +392,7 @@ where
 }
 
 /// A rendered notification as the store queues it.
-pub(crate) fn queued(n: crate::plan::Notification) -> NewNotification {
+pub fn queued(n: crate::plan::Notification) -> NewNotification {
     NewNotification {
         key: n.key.to_string(),
         event_id: n.event_id,
@@ -403,6 +403,7 @@ pub(crate) fn queued(n: crate::plan::Notification) -> NewNotification {
         message: n.message,
         action: n.action,
         summary: n.summary,
+        controls: n.controls,
     }
 }
 

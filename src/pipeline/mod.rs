@@ -10,9 +10,10 @@ mod ingest;
 mod instance;
 mod prune;
 mod run;
+pub mod storm;
 
 pub use group::GroupCommit;
-pub use ingest::{Ingest, Intake, Piece, Prepared};
+pub use ingest::{Ingest, Intake, Piece, Prepared, queued as queued_notification};
 pub use instance::name as instance_name;
 pub use prune::prune_all;
 pub use run::{for_other_channels, open_store, run};
@@ -261,6 +262,7 @@ impl Pipeline {
                         .to_string(),
                         raw: view.raw.as_bytes().to_vec(),
                         accounts: accounts_of(&event),
+                        bulk: self.planner.bulk_count(&event),
                     });
                 }
                 if let Some(why) = routine {

@@ -202,6 +202,14 @@ pub async fn run(
     };
     let pruner =
         (!once).then(|| tokio::spawn(super::prune::pruner(store.clone(), retention, stop.clone())));
+    let closer = (!once).then(|| {
+        tokio::spawn(super::storm::closer(
+            store.clone(),
+            ingest.pipeline_arc(),
+            ingest.queued(),
+            stop.clone(),
+        ))
+    });
 
     let intake_done = CancellationToken::new();
     let dispatcher = Dispatcher {
@@ -338,6 +346,9 @@ pub async fn run(
     stop.cancel();
     if let Some(pruner) = pruner {
         pruner.await?;
+    }
+    if let Some(closer) = closer {
+        closer.await?;
     }
     if let Some(listener) = listener {
         listener.await?;

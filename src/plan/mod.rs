@@ -15,6 +15,7 @@ mod render;
 mod report;
 mod roles;
 mod samples;
+mod storm;
 mod wording;
 
 pub use key::NotificationKey;
@@ -69,9 +70,14 @@ pub struct Notification {
     #[serde(skip)]
     pub action: Option<String>,
     /// For a notice with a report link: what it said ([`crate::report::NoticeSummary`], as
-    /// JSON), kept in the outbox so the SOC's notice of a report can repeat it.
+    /// JSON), kept in the outbox so the SOC's notice of a report, or the group or digest the
+    /// notice may be held for, can repeat it.
     #[serde(skip)]
     pub summary: Option<String>,
+    /// What the store decides its fate by: silences, repeats, groups, throttles
+    /// (ARCHITECTURE.md §13). `None` for Herald's own notices, which are sent as they are.
+    #[serde(skip)]
+    pub controls: Option<crate::storm::Controls>,
 }
 
 /// A notification that could not be rendered; the match is kept so it is not silently lost.
@@ -104,6 +110,11 @@ pub struct Planner {
     rule_actions: BTreeMap<String, Vec<crate::channel::graph_action::Action>>,
     /// `[dashboard] public_url`: the SOC's notice of a report links to the event's page.
     dashboard_url: Option<String>,
+    /// The rules, for the silences' check of what they may hold.
+    rules: Vec<crate::rules::Rule>,
+    throttles: Vec<crate::storm::ThrottleConfig>,
+    bulk: Option<crate::storm::BulkConfig>,
+    silences: crate::storm::SilencesConfig,
 }
 
 /// How notices to an account's owner get their report link (`[web]`).
@@ -131,6 +142,14 @@ impl Planner {
             (
                 "report-notice.txt",
                 include_str!("../../templates/report-notice.txt"),
+            ),
+            (
+                "storm-notice.html",
+                include_str!("../../templates/storm-notice.html"),
+            ),
+            (
+                "storm-notice.txt",
+                include_str!("../../templates/storm-notice.txt"),
             ),
         ] {
             env.add_template(name, source)
@@ -198,6 +217,10 @@ impl Planner {
                 .iter()
                 .filter_map(|r| Some((r.name.clone(), r.report_actions.clone()?)))
                 .collect(),
+            rules: config.rules.rules().to_vec(),
+            throttles: config.throttles.clone(),
+            bulk: config.bulk.clone(),
+            silences: config.silences.clone(),
         })
     }
 
@@ -334,8 +357,9 @@ impl Planner {
                     .sign(key.as_str(), expires)
                     .map(|token| format!("{}/r/{token}", l.public_url))
             });
-        // What this notice says, for the SOC's notice should its owner answer the link.
-        let report_summary = report_link.as_ref().and_then(|_| {
+        // What this notice says: for the SOC's notice should its owner answer the link, and
+        // for the group or digest it may be held for.
+        let report_summary = {
             let actor = &event.initiated_by;
             serde_json::to_string(&crate::report::NoticeSummary {
                 headline: summary.clone(),
@@ -350,7 +374,7 @@ impl Planner {
                 tenant: event.tenant_id.clone(),
             })
             .ok()
-        });
+        };
         let ctx = context! {
             event => Value::from(Serde(event)),
             target => Value::from(Serde(shown.as_ref())),
@@ -485,6 +509,7 @@ impl Planner {
             message,
             action: rule.once_per_action.then(|| action_of(event)).flatten(),
             summary: report_summary,
+            controls: Some(self.controls(event, rule, channel, &recipient.address, target)),
         })
     }
 }

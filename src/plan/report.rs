@@ -111,6 +111,7 @@ impl Planner {
             message: serde_json::to_vec(&request).unwrap_or_default(),
             action: None,
             summary: None,
+            controls: None,
         }
     }
 
@@ -322,6 +323,7 @@ impl Planner {
             message,
             action: None,
             summary: None,
+            controls: None,
         })
     }
 }

@@ -56,6 +56,38 @@ pub struct RuleConfig {
     /// off, in place of `[report] actions`.
     #[serde(default)]
     pub report_actions: Option<Vec<crate::channel::graph_action::Action>>,
+    /// One action, one notice: this rule's notices to one recipient on one channel that share
+    /// `group_by` within `group_wait` of the first are sent as one notice listing every fact.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub group_wait: Option<std::time::Duration>,
+    #[serde(default)]
+    pub group_by: crate::storm::GroupBy,
+    /// A second occurrence of `repeat_key` within this window (or ever: `"never"`) is recorded
+    /// and not sent.
+    #[serde(default)]
+    pub repeat: Option<crate::storm::Repeat>,
+    #[serde(default = "default_repeat_key")]
+    pub repeat_key: Vec<crate::storm::RepeatField>,
+    /// `false`: no silence holds this rule's notices ("you were made Global Administrator").
+    #[serde(default = "yes")]
+    pub silenceable: bool,
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    crate::values::duration(d).map(Some)
+}
+
+fn default_repeat_key() -> Vec<crate::storm::RepeatField> {
+    vec![
+        crate::storm::RepeatField::Target,
+        crate::storm::RepeatField::Activity,
+    ]
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_channels() -> Vec<String> {
@@ -129,6 +161,11 @@ pub struct Rule {
     pub once_per_action: bool,
     /// See [`RuleConfig::report_actions`].
     pub report_actions: Option<Vec<crate::channel::graph_action::Action>>,
+    /// See [`RuleConfig::group_wait`]: what groups and how long the first waits.
+    pub group: Option<(crate::storm::GroupBy, std::time::Duration)>,
+    /// See [`RuleConfig::repeat`].
+    pub repeat: Option<(crate::storm::Repeat, Vec<crate::storm::RepeatField>)>,
+    pub silenceable: bool,
 }
 
 impl Rule {
@@ -208,6 +245,18 @@ impl RuleConfig {
                 ));
             }
         }
+        if self.group_wait.is_some_and(|w| w.is_zero()) {
+            return Err(rule_error(
+                "group_wait",
+                "a group must wait for something: leave it out to send each notice at once",
+            ));
+        }
+        if self.repeat.is_some() && self.repeat_key.is_empty() {
+            return Err(rule_error(
+                "repeat_key",
+                "name what a repeat compares (target, activity, initiator, result)",
+            ));
+        }
         let lower = |list: &[String]| list.iter().map(|s| normalize(s)).collect::<Vec<_>>();
         Ok(Rule {
             name: self.name.trim().to_owned(),
@@ -225,6 +274,9 @@ impl RuleConfig {
             importance: self.importance,
             once_per_action: self.once_per_action,
             report_actions: self.report_actions.clone(),
+            group: self.group_wait.map(|w| (self.group_by, w)),
+            repeat: self.repeat.map(|r| (r, self.repeat_key.clone())),
+            silenceable: self.silenceable,
         })
     }
 }

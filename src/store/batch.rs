@@ -6,6 +6,7 @@
 use sqlx::{Any, Transaction};
 
 use super::sql::{content_hash, err, text};
+use super::storm::{self, Fate};
 use super::{Batch, Committed, Millis, NewDeadLetter, NewNotification, StoreError};
 
 /// A batch in one transaction: its events with their notifications and history, its dead
@@ -145,6 +146,12 @@ async fn insert_events(
     now: Millis,
 ) -> Result<Committed, StoreError> {
     let mut committed = Committed::default();
+    let controlled = batch.notifications.iter().any(|n| n.controls.is_some())
+        || batch.events.iter().any(|e| e.bulk.is_some());
+    let silences = match controlled {
+        true => storm::live_silences(tx, now).await?,
+        false => Vec::new(),
+    };
     for event in &batch.events {
         let seen = sqlx::query(
             "INSERT INTO events_seen (tenant, event_id, activity, event_time, source, first_seen, raw)
@@ -162,6 +169,20 @@ async fn insert_events(
         .map_err(err("recording an event"))?;
         if seen.rows_affected() == 1 {
             committed.first_seen.push(event.time);
+            if let Some(bulk) = &event.bulk
+                && storm::silenced_by(&silences, &bulk.facets, now).is_none()
+            {
+                storm::count_bulk(
+                    tx,
+                    bulk,
+                    &event.tenant,
+                    &event.event_id,
+                    &event.activity,
+                    event.time,
+                    now,
+                )
+                .await?;
+            }
             for account in &event.accounts {
                 sqlx::query(
                     "INSERT INTO event_accounts (account, tenant, event_id, event_time, first_seen)
@@ -181,6 +202,8 @@ async fn insert_events(
     // (event id, rule) of notices not queued, with why: another notice told the recipient
     // about the same action.
     let mut suppressed: Vec<(&str, &str, String)> = Vec::new();
+    // (event id, rule) of notices recorded but not sent now, with why.
+    let mut kept: Vec<(&str, &str, String)> = Vec::new();
     for n in &batch.notifications {
         if let Some(action) = &n.action
             && let Some(holder) = action_told(tx, action, n, now).await?
@@ -193,9 +216,31 @@ async fn insert_events(
             ));
             continue;
         }
+        // Storm control counts a notice once: one already queued (its event read again) is
+        // a duplicate before it is anything else.
+        let fate = match &n.controls {
+            Some(controls) => {
+                let known = sqlx::query("SELECT 1 FROM outbox WHERE key = $1")
+                    .bind(&n.key)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(err("reading the outbox"))?;
+                if known.is_some() {
+                    committed.duplicates += 1;
+                    continue;
+                }
+                storm::decide(tx, n, controls, &silences, now).await?
+            }
+            None => Fate::Pending,
+        };
+        let (state, held_by) = match &fate {
+            Fate::Pending => ("pending", None),
+            Fate::Held(by) => ("held", Some(by.as_str())),
+            Fate::Suppressed(by) => ("suppressed", Some(by.as_str())),
+        };
         let done = sqlx::query(
-            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at, summary)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10) ON CONFLICT (key) DO NOTHING",
+            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at, summary, held_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10, $12) ON CONFLICT (key) DO NOTHING",
         )
         .bind(&n.key)
         .bind(&n.event_id)
@@ -207,10 +252,26 @@ async fn insert_events(
         .bind(now)
         .bind(now)
         .bind(n.summary.as_deref().map(text))
+        .bind(state)
+        .bind(held_by)
         .execute(&mut **tx)
         .await
         .map_err(err("queueing a notification"))?;
-        if done.rows_affected() == 1 {
+        if done.rows_affected() == 1
+            && let Some(words) = crate::storm::fate_in_words(state, held_by)
+        {
+            kept.push((n.event_id.as_str(), n.rule.as_str(), words));
+        }
+        if done.rows_affected() == 1 && fate != Fate::Pending {
+            match fate {
+                Fate::Held(_) => committed.held += 1,
+                _ => committed.silenced += 1,
+            }
+            *committed
+                .kept_by
+                .entry((n.rule.clone(), state.to_owned()))
+                .or_default() += 1;
+        } else if done.rows_affected() == 1 {
             committed.queued += 1;
             *committed
                 .queued_by
@@ -251,6 +312,22 @@ async fn insert_events(
             let reason = event.routine.clone().or_else(|| {
                 (queued == 0)
                     .then(|| held.first().map(|w| (*w).clone()))
+                    .flatten()
+            });
+            // Every notice of it kept back (silenced, a repeat, held): the history says so.
+            let sent_now = batch
+                .notifications
+                .iter()
+                .filter(|n| of_rule(&n.event_id, &n.rule))
+                .count()
+                > held.len() + kept.iter().filter(|(e, r, _)| of_rule(e, r)).count();
+            let reason = reason.or_else(|| {
+                (!sent_now)
+                    .then(|| {
+                        kept.iter()
+                            .find(|(e, r, _)| of_rule(e, r))
+                            .map(|(.., w)| w.clone())
+                    })
                     .flatten()
             });
             sqlx::query("INSERT INTO history (tenant, event_id, rule, queued, created_at, reason) VALUES ($1, $2, $3, $4, $5, $6)")

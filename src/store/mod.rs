@@ -18,6 +18,7 @@ mod operators;
 mod reports;
 mod retention;
 mod sql;
+mod storm;
 
 pub use engine::{Engine, InstanceLock, QUEUED_CHANNEL, RunLock, Schema, listen_for_queued};
 pub use events::{EventEntry, EventQuery};
@@ -25,6 +26,9 @@ pub use operators::{Operator, OperatorAction};
 pub use reports::{ActionOutcome, NewReport, Report, ReportAction, ReportedNotice, Verdict};
 pub use retention::{Pruned, Retention};
 pub use sql::SqlStore;
+pub use storm::{
+    BulkAccount, DueWindow, HeldNotice, LISTED, Members, NewSilence, SilenceEntry,
+};
 
 use std::future::Future;
 
@@ -56,10 +60,12 @@ pub struct SeenEvent {
     /// The accounts it names (targets and initiator: UPN, display name, object id), lower
     /// case, to find it by in the dashboard.
     pub accounts: Vec<String>,
+    /// With `[bulk]`: the accounts its initiator changed, counted in the initiator's window.
+    pub bulk: Option<crate::storm::BulkCount>,
 }
 
 /// A notification to queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewNotification {
     pub key: String,
     pub event_id: String,
@@ -72,8 +78,12 @@ pub struct NewNotification {
     /// if no other notice has told this recipient, on this channel, about it (table
     /// `actions_told`).
     pub action: Option<String>,
-    /// What a notice with a report link said (JSON), for the SOC's notice of an answer.
+    /// What the notice said (JSON, [`crate::report::NoticeSummary`]): for the SOC's notice of
+    /// an answer to its report link, and for the group or digest it may be held for.
     pub summary: Option<String>,
+    /// Grouping, throttles, repeats and silences (ARCHITECTURE.md §13); `None`: queued as it
+    /// is.
+    pub controls: Option<crate::storm::Controls>,
 }
 
 /// A dead letter to keep.
@@ -106,6 +116,10 @@ pub struct Committed {
     /// Notifications not queued because another notice told the recipient about the same
     /// action (`once_per_action`).
     pub suppressed: u64,
+    /// Notifications held in a group or past a throttle, for the window's notice.
+    pub held: u64,
+    /// Notifications recorded as suppressed by a silence or as a repeat.
+    pub silenced: u64,
     pub dead_letters: u64,
     /// Dead letters the source already held (the same content failing the same way).
     #[serde(skip)]
@@ -117,6 +131,9 @@ pub struct Committed {
     /// Inserted notifications per (rule, channel), for metrics.
     #[serde(skip)]
     pub queued_by: std::collections::BTreeMap<(String, String), u64>,
+    /// Notifications kept unsent per (rule, state: `held` or `suppressed`), for metrics.
+    #[serde(skip)]
+    pub kept_by: std::collections::BTreeMap<(String, String), u64>,
 }
 
 impl Committed {
@@ -125,6 +142,11 @@ impl Committed {
         self.queued += other.queued;
         self.duplicates += other.duplicates;
         self.suppressed += other.suppressed;
+        self.held += other.held;
+        self.silenced += other.silenced;
+        for (key, n) in other.kept_by {
+            *self.kept_by.entry(key).or_default() += n;
+        }
         self.dead_letters += other.dead_letters;
         self.dead_letters_known += other.dead_letters_known;
         self.first_seen.extend(other.first_seen);
@@ -140,6 +162,12 @@ pub enum State {
     Pending,
     Sent,
     Failed,
+    /// In a group's wait or past a throttle, until its window ends (`held_by`).
+    Held,
+    /// Told in its group's or digest's notice.
+    Merged,
+    /// Recorded, not sent: a silence or a repeat (`held_by`).
+    Suppressed,
 }
 
 impl State {
@@ -148,6 +176,9 @@ impl State {
             State::Pending => "pending",
             State::Sent => "sent",
             State::Failed => "failed",
+            State::Held => "held",
+            State::Merged => "merged",
+            State::Suppressed => "suppressed",
         }
     }
 
@@ -155,6 +186,9 @@ impl State {
         match text {
             "sent" => State::Sent,
             "failed" => State::Failed,
+            "held" => State::Held,
+            "merged" => State::Merged,
+            "suppressed" => State::Suppressed,
             _ => State::Pending,
         }
     }
@@ -265,6 +299,9 @@ pub struct OutboxEntry {
     pub next_attempt_at: Millis,
     pub sent_at: Option<Millis>,
     pub last_error: Option<String>,
+    /// What holds or held it back: a window (`group-…`, `throttle-…`), `silence:ID` or
+    /// `repeat:KEY`.
+    pub held_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -272,6 +309,9 @@ pub struct OutboxCounts {
     pub pending: u64,
     pub sent: u64,
     pub failed: u64,
+    pub held: u64,
+    pub merged: u64,
+    pub suppressed: u64,
 }
 
 /// What came in and went out since a time: the overview's day.

@@ -224,6 +224,7 @@ fn outbox_entry(row: &AnyRow) -> OutboxEntry {
         next_attempt_at: row.get("next_attempt_at"),
         sent_at: row.get("sent_at"),
         last_error: row.get("last_error"),
+        held_by: row.get("held_by"),
     }
 }
 
@@ -482,7 +483,7 @@ impl Store for SqlStore {
         };
         let listing = format!(
             "SELECT key, event_id, rule, channel, recipient, subject, state, attempts, created_at,
-                    next_attempt_at, sent_at, last_error
+                    next_attempt_at, sent_at, last_error, held_by
              FROM outbox {filters} ORDER BY created_at DESC, key DESC LIMIT ${}",
             values.len() + 1
         );
@@ -542,6 +543,9 @@ impl Store for SqlStore {
                 State::Pending => counts.pending = n,
                 State::Sent => counts.sent = n,
                 State::Failed => counts.failed = n,
+                State::Held => counts.held = n,
+                State::Merged => counts.merged = n,
+                State::Suppressed => counts.suppressed = n,
             }
         }
         Ok(counts)
@@ -562,8 +566,8 @@ impl Store for SqlStore {
         let failed = count("failed").await.map_err(err("counting the backlog"))?;
         Ok(OutboxCounts {
             pending: pending as u64,
-            sent: 0,
             failed: failed as u64,
+            ..OutboxCounts::default()
         })
     }
 
@@ -918,6 +922,7 @@ mod tests {
                 message: b"message".to_vec(),
                 action: None,
                 summary: None,
+                controls: None,
             }],
             dead_letters: Vec::new(),
             checkpoint: None,

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::listener::{Peer, TlsFiles};
 use crate::channel::graph_action;
 use crate::report::Answer;
+use crate::values::Cidr;
 use crate::report::link::{LinkError, LinkKey, LinkKeys};
 use crate::report::page::{Page, Pages};
 use crate::store::{NewNotification, NewReport, ReportAction, Store, Verdict};
@@ -148,49 +149,6 @@ impl PublicConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         LinkKeys::new(keys)
-    }
-}
-
-/// An address range (`10.0.0.0/8`, `::1/128`, or one address).
-#[derive(Debug, Clone, Copy)]
-struct Cidr {
-    net: IpAddr,
-    bits: u8,
-}
-
-impl Cidr {
-    fn parse(text: &str) -> Result<Cidr, String> {
-        let bad = || format!("{text:?} is not an address or a CIDR range (e.g. \"10.0.0.0/8\")");
-        let (addr, bits) = match text.split_once('/') {
-            Some((a, b)) => (a, Some(b.parse::<u8>().map_err(|_| bad())?)),
-            None => (text, None),
-        };
-        let net: IpAddr = addr.trim().parse().map_err(|_| bad())?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let bits = bits.unwrap_or(max);
-        if bits > max {
-            return Err(bad());
-        }
-        Ok(Cidr { net, bits })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        let bits = u32::from(self.bits);
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
     }
 }
 
