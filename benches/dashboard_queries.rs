@@ -72,6 +72,10 @@ async fn serve(store: SqlStore) -> (String, String) {
         readiness: Arc::new(herald::web::Readiness::default()),
         replayer: Arc::new(|_, _| Box::pin(async { Err("not in the benchmark".to_owned()) })),
         describer: Arc::new(|_| Vec::new()),
+        silencer: herald::dashboard::Silencer {
+            check: Arc::new(|_| Err("not in the benchmark".to_owned())),
+            tell: Arc::new(|_| Vec::new()),
+        },
         tls: false,
         app: None,
     })

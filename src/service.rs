@@ -456,7 +456,7 @@ pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
     };
     let verb = if dry_run { "would remove" } else { "removed" };
     eprintln!(
-        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events and {} action claims (older than {}), {} reports (older than {})",
+        "herald: {verb} {} sent notifications (older than {}), {} failed (older than {}), {} delivery attempts with them, {} dead letters (older than {}), {} history rows (older than {}), {} selected events and {} action claims (older than {}), {} reports (older than {}), {} notices merged or suppressed and {} storm windows and repeats",
         pruned.sent,
         days(retention.sent),
         pruned.failed,
@@ -471,6 +471,8 @@ pub async fn prune(path: &Path, dry_run: bool) -> Result<ExitCode> {
         days(retention.events_seen),
         pruned.reports,
         days(retention.reports),
+        pruned.kept,
+        pruned.storm,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use herald::config::Config;
 use herald::pipeline::{self, Pipeline};
-use herald::store::{NewSilence, Schema};
+use herald::store::{NewSilence, Schema, Store};
 use herald::storm::{Matchers, Weekly};
 
 #[derive(Subcommand)]
@@ -129,14 +129,16 @@ pub async fn silence(command: SilenceCommand) -> Result<ExitCode> {
             let planner = pipeline.planner();
             let mut failed = None;
             let id = store
-                .add_silence(&silence, |entry| match planner.silence_created(entry) {
-                    Ok(notices) => notices
-                        .into_iter()
-                        .map(pipeline::queued_notification)
-                        .collect(),
-                    Err(e) => {
-                        failed = Some(e);
-                        Vec::new()
+                .add_silence(&silence, None, |entry| {
+                    match planner.silence_created(entry) {
+                        Ok(notices) => notices
+                            .into_iter()
+                            .map(pipeline::queued_notification)
+                            .collect(),
+                        Err(e) => {
+                            failed = Some(e);
+                            Vec::new()
+                        }
                     }
                 })
                 .await?;
@@ -158,7 +160,10 @@ pub async fn silence(command: SilenceCommand) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string(&s)?);
                     continue;
                 }
-                let ends = s.ends_at.map(shown).unwrap_or_else(|| "until expired".into());
+                let ends = s
+                    .ends_at
+                    .map(shown)
+                    .unwrap_or_else(|| "until expired".into());
                 let state = match (&s.expired_at, &s.expired_by) {
                     (Some(at), Some(by)) => format!("  expired {} by {by}", shown(*at)),
                     _ => String::new(),
@@ -184,7 +189,7 @@ pub async fn silence(command: SilenceCommand) -> Result<ExitCode> {
         SilenceCommand::Expire { config, id, by } => {
             let config = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let store = pipeline::open_store(&config, Schema::Check).await?;
-            if !store.expire_silence(id, &by).await? {
+            if !store.expire_silence(id, &by, None).await? {
                 bail!("no silence {id} in force");
             }
             eprintln!("herald: silence {id} has ended; its summary follows");

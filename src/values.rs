@@ -1,7 +1,7 @@
 //! Typed configuration values: secrets and durations, resolved once at load.
 
-use std::net::IpAddr;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -847,3 +847,208 @@ print(headers.get("Set-Cookie", ""))
         "{cookie}"
     );
 }
+
+/// Silences in the dashboard: an operator silences an app from the page (the security group
+/// is told at once), its notices are recorded as suppressed and the page counts them; a
+/// silence of only an unsilenceable rule is refused; a viewer reads them through the API and
+/// may not make one; the operator ends it, and the summary follows.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_silences_an_app_from_the_page_and_ends_it() {
+    let scratch = Scratch::new("dashboard-silences");
+    let dir = scratch.path().to_owned();
+    let smtp = SmtpServer::start(&dir, SmtpOptions::default());
+    let (operator, operator_entry) = new_token("olivia", "operator");
+    let (viewer, viewer_entry) = new_token("victor", "viewer");
+    let config = format!(
+        r#"[store]
+url = "sqlite://herald.db"
+
+[dashboard]
+tokens = [{operator_entry}, {viewer_entry}]
+
+[[source]]
+kind = "file"
+name = "events"
+path = "events"
+follow = true
+create = true
+poll_interval = "200ms"
+
+[channel.email]
+kind = "smtp"
+from = "Contoso Security <security@contoso.com>"
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+
+[[rule]]
+name = "tap-issued"
+activities = ["Admin registered security info"]
+recipients = ["target"]
+
+[[rule]]
+name = "admin-role"
+activities = ["Add member to role"]
+recipients = ["target"]
+silenceable = false
+
+[silences]
+notify = ["soc@contoso.com"]
+"#,
+        smtp = smtp.port
+    );
+    let herald = Instance::start(&dir, &config);
+    herald.wait_ready(200, "the dashboard is up");
+    let base = format!("http://127.0.0.1:{}", herald.admin);
+    let browser = Browser::start("dashboard-silences").await;
+    let driver = browser.driver();
+    driver.goto(&format!("{base}/login")).await.unwrap();
+    driver
+        .find(By::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(&operator)
+        .await
+        .unwrap();
+    browser.click("button[type=submit]").await;
+    assert_eq!(browser.heading_becomes("Overview").await, "Overview");
+    browser.click("a[href='/silences']").await;
+    assert_eq!(browser.heading_becomes("Silences").await, "Silences");
+    // Refused: it would hold only a rule that must always be told.
+    fill(&browser, "textarea[name=matchers]", "rule=admin-role").await;
+    fill(&browser, "input[name=comment]", "mute the admins").await;
+    browser.click("#silence").await;
+    assert!(
+        text_becomes(&browser, "p.alert", "refused: it would match only rules marked silenceable = false (admin-role): their notices are always sent").await,
+        "{}",
+        driver.source().await.unwrap()
+    );
+    driver.goto(&format!("{base}/silences")).await.unwrap();
+    fill(
+        &browser,
+        "textarea[name=matchers]",
+        "initiator.app=\"Bulk Onboarding\"",
+    )
+    .await;
+    fill(
+        &browser,
+        "input[name=comment]",
+        "December onboarding <b>run</b>",
+    )
+    .await;
+    browser.click("#silence").await;
+    assert_eq!(browser.heading_becomes("Silences").await, "Silences");
+    let live = driver
+        .find(By::Css("#live"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        live.contains("initiator.app=\"Bulk Onboarding\"") && live.contains("olivia"),
+        "{live}"
+    );
+    // The comment's markup is text.
+    assert!(live.contains("December onboarding <b>run</b>"), "{live}");
+    smtp.wait_for(1, &|| herald.logs());
+    let created = &smtp.messages()[0];
+    assert!(
+        created.contains("X-Envelope-To: soc@contoso.com"),
+        "{created}"
+    );
+    assert!(
+        created.contains("olivia silenced some of Herald's notices"),
+        "{created}"
+    );
+
+    // Three issuances by the app: recorded, none sent.
+    let lines: String = (0..3)
+        .map(|i| {
+            support::graph_record(
+                &format!("tap-{i}"),
+                "Admin registered security info",
+                &format!("new.user{i}@contoso.com"),
+                "Bulk Onboarding",
+                &format!("4c3b2a19-0000-4000-8000-{i:012}"),
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join("taps.tmp"), lines).unwrap();
+    std::fs::rename(dir.join("taps.tmp"), dir.join("events/taps.json")).unwrap();
+    wait_for("three suppressed", || {
+        outbox_rows(&herald.config, Some("suppressed")).len() == 3
+    });
+    driver.goto(&format!("{base}/silences")).await.unwrap();
+    let live = driver
+        .find(By::Css("#live"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(live.contains(" 3"), "{live}");
+    browser.screenshot("dashboard-silences").await;
+
+    // A viewer reads them and may not make one.
+    let client = reqwest::Client::new();
+    let listed: serde_json::Value = client
+        .get(format!("{base}/api/v1/silences"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["silences"][0]["suppressed"], 3, "{listed}");
+    let id = listed["silences"][0]["id"].as_i64().unwrap();
+    let made = client
+        .post(format!("{base}/api/v1/silences"))
+        .bearer_auth(&viewer)
+        .json(&serde_json::json!({ "matchers": ["rule=tap-issued"], "for": "1h", "comment": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 403);
+
+    // The operator ends it; the summary goes to the security group (the creator's name is
+    // not an address).
+    browser.click(&format!("#expire-{id}")).await;
+    assert_eq!(browser.heading_becomes("Silences").await, "Silences");
+    let ended = driver
+        .find(By::Css("#ended"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ended.contains("by olivia"), "{ended}");
+    smtp.wait_for(2, &|| herald.logs());
+    let summary = &smtp.messages()[1];
+    assert!(
+        summary.contains(&format!("Silence {id} has ended: 3 notices were not sent")),
+        "{summary}"
+    );
+    driver.goto(&format!("{base}/actions")).await.unwrap();
+    let actions = driver
+        .find(By::Css("main table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        actions.contains("silence") && actions.contains("expire_silence"),
+        "{actions}"
+    );
+    browser.screenshot("dashboard-silences-ended").await;
+    browser.quit().await;
+}
+
+/// Types `value` into the form field `css`, replacing what it held.
+async fn fill(browser: &Browser, css: &str, value: &str) {
+    let field = browser.driver().find(By::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}

@@ -87,6 +87,7 @@ on_both_engines!(
     a_group_holds_its_notices_until_its_wait_ends_and_closes_into_one,
     a_silence_suppresses_only_what_it_matches_in_its_hours_and_is_summarized_once,
     a_bulk_window_counts_each_account_once,
+    the_configurations_silences_are_made_once_and_ended_when_removed,
 );
 
 fn notification(key: &str, event: &str) -> NewNotification {
@@ -1541,7 +1542,9 @@ fn controlled(
     let n = &mut b.notifications[0];
     n.event_id = event.to_owned();
     n.recipient = recipient.to_owned();
-    n.summary = Some(format!(r#"{{"headline":"headline {key}","facts":["fact {key}"],"activity":"Reset password (by admin)","event_time":{T0}}}"#));
+    n.summary = Some(format!(
+        r#"{{"headline":"headline {key}","facts":["fact {key}"],"activity":"Reset password (by admin)","event_time":{T0}}}"#
+    ));
     let mut controls = herald::storm::Controls {
         facets: herald::storm::Facets {
             rule: "password-reset".to_owned(),
@@ -1582,7 +1585,12 @@ async fn a_throttle_holds_past_its_limit_and_its_window_closes_once_into_one_dig
     for i in 0..5 {
         let c = store
             .at(T0 + i)
-            .commit(&controlled(&format!("k{i}"), &format!("e{i}"), adele, throttled(2, 10_000)))
+            .commit(&controlled(
+                &format!("k{i}"),
+                &format!("e{i}"),
+                adele,
+                throttled(2, 10_000),
+            ))
             .await
             .unwrap();
         assert_eq!(c.held, u64::from(i >= 2), "notice {i}");
@@ -1600,7 +1608,14 @@ async fn a_throttle_holds_past_its_limit_and_its_window_closes_once_into_one_dig
         .unwrap();
     assert_eq!((again.duplicates, again.held), (1, 0));
     // Nothing is due before the window's end.
-    assert!(store.at(T0 + 9_000).due_windows(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .at(T0 + 9_000)
+            .due_windows(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let due = store.at(T0 + 10_000).due_windows(10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].counted, due[0].held), (2, 3));
@@ -1630,7 +1645,10 @@ async fn a_throttle_holds_past_its_limit_and_its_window_closes_once_into_one_dig
         .unwrap();
     assert!(!second);
     for k in ["k2", "k3", "k4"] {
-        assert_eq!(fate_of(&store, k).await, (State::Merged, Some(window.clone())));
+        assert_eq!(
+            fate_of(&store, k).await,
+            (State::Merged, Some(window.clone()))
+        );
     }
     assert_eq!(fate_of(&store, "digest").await.0, State::Pending);
     // A new window begins after the old one's end: the next notice is sent.
@@ -1644,31 +1662,78 @@ async fn a_throttle_holds_past_its_limit_and_its_window_closes_once_into_one_dig
 
 async fn a_repeat_is_recorded_not_sent_within_its_window_or_ever(store: SqlStore) {
     let adele = "adele@contoso.com";
-    let hour = |c: &mut herald::storm::Controls| c.repeat = Some(("r1".to_owned(), Some(3_600_000)));
+    let hour =
+        |c: &mut herald::storm::Controls| c.repeat = Some(("r1".to_owned(), Some(3_600_000)));
     let never = |c: &mut herald::storm::Controls| c.repeat = Some(("r2".to_owned(), None));
-    assert_eq!(store.at(T0).commit(&controlled("k1", "e1", adele, hour)).await.unwrap().queued, 1);
-    let second = store.at(T0 + 60_000).commit(&controlled("k2", "e2", adele, hour)).await.unwrap();
+    assert_eq!(
+        store
+            .at(T0)
+            .commit(&controlled("k1", "e1", adele, hour))
+            .await
+            .unwrap()
+            .queued,
+        1
+    );
+    let second = store
+        .at(T0 + 60_000)
+        .commit(&controlled("k2", "e2", adele, hour))
+        .await
+        .unwrap();
     assert_eq!(second.silenced, 1);
-    assert_eq!(fate_of(&store, "k2").await, (State::Suppressed, Some("repeat:k1".to_owned())));
+    assert_eq!(
+        fate_of(&store, "k2").await,
+        (State::Suppressed, Some("repeat:k1".to_owned()))
+    );
     let history = store.history("t1", "e2").await.unwrap();
-    assert!(history[0].reason.as_deref().unwrap_or_default().contains("a repeat: notice k1"), "{history:?}");
+    assert!(
+        history[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("a repeat: notice k1"),
+        "{history:?}"
+    );
     // After the window, it is told again and stands for the next hour.
-    let later = store.at(T0 + 3_600_000).commit(&controlled("k3", "e3", adele, hour)).await.unwrap();
+    let later = store
+        .at(T0 + 3_600_000)
+        .commit(&controlled("k3", "e3", adele, hour))
+        .await
+        .unwrap();
     assert_eq!(later.queued, 1);
-    let after = store.at(T0 + 3_600_001).commit(&controlled("k4", "e4", adele, hour)).await.unwrap();
+    let after = store
+        .at(T0 + 3_600_001)
+        .commit(&controlled("k4", "e4", adele, hour))
+        .await
+        .unwrap();
     assert_eq!(after.silenced, 1);
     assert_eq!(fate_of(&store, "k4").await.1.as_deref(), Some("repeat:k3"));
     // "never": a year on, still a repeat.
-    store.at(T0).commit(&controlled("n1", "f1", adele, never)).await.unwrap();
-    let year = store.at(T0 + 366 * 86_400_000).commit(&controlled("n2", "f2", adele, never)).await.unwrap();
+    store
+        .at(T0)
+        .commit(&controlled("n1", "f1", adele, never))
+        .await
+        .unwrap();
+    let year = store
+        .at(T0 + 366 * 86_400_000)
+        .commit(&controlled("n2", "f2", adele, never))
+        .await
+        .unwrap();
     assert_eq!(year.silenced, 1);
 }
 
 async fn a_group_holds_its_notices_until_its_wait_ends_and_closes_into_one(store: SqlStore) {
     let adele = "adele@contoso.com";
     let group = |c: &mut herald::storm::Controls| c.group = Some(("g1".to_owned(), 5_000));
-    store.at(T0).commit(&controlled("k1", "e1", adele, group)).await.unwrap();
-    let c = store.at(T0 + 2_000).commit(&controlled("k2", "e2", adele, group)).await.unwrap();
+    store
+        .at(T0)
+        .commit(&controlled("k1", "e1", adele, group))
+        .await
+        .unwrap();
+    let c = store
+        .at(T0 + 2_000)
+        .commit(&controlled("k2", "e2", adele, group))
+        .await
+        .unwrap();
     assert_eq!((c.queued, c.held), (0, 1));
     let (_, by1) = fate_of(&store, "k1").await;
     let (_, by2) = fate_of(&store, "k2").await;
@@ -1676,14 +1741,26 @@ async fn a_group_holds_its_notices_until_its_wait_ends_and_closes_into_one(store
     assert!(by1.as_deref().unwrap().starts_with("group-"));
     let due = store.at(T0 + 5_000).due_windows(10).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert!(store.at(T0 + 5_000).close_window(&due[0], |m| {
-        let herald::store::Members::Notices(held) = m else { panic!() };
-        assert_eq!(held.len(), 2);
-        Ok(vec![notification("group-notice", "e1")])
-    }).await.unwrap());
+    assert!(
+        store
+            .at(T0 + 5_000)
+            .close_window(&due[0], |m| {
+                let herald::store::Members::Notices(held) = m else {
+                    panic!()
+                };
+                assert_eq!(held.len(), 2);
+                Ok(vec![notification("group-notice", "e1")])
+            })
+            .await
+            .unwrap()
+    );
     assert_eq!(fate_of(&store, "k2").await.0, State::Merged);
     // After the wait, the same key begins a new group.
-    let c = store.at(T0 + 6_000).commit(&controlled("k3", "e3", adele, group)).await.unwrap();
+    let c = store
+        .at(T0 + 6_000)
+        .commit(&controlled("k3", "e3", adele, group))
+        .await
+        .unwrap();
     assert_eq!(c.held, 1);
     assert_ne!(fate_of(&store, "k3").await.1, by1);
 }
@@ -1693,7 +1770,10 @@ async fn a_silence_suppresses_only_what_it_matches_in_its_hours_and_is_summarize
 ) {
     use herald::store::NewSilence;
     // Thursday 15 January 2027, 01:30 UTC; the window is daily 01:00-02:00 UTC.
-    let inside = "2027-01-15T01:30:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let inside = "2027-01-15T01:30:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
     let outside = inside + 2 * 3_600_000;
     let id = store
         .at(inside - 60_000)
@@ -1707,42 +1787,105 @@ async fn a_silence_suppresses_only_what_it_matches_in_its_hours_and_is_summarize
                 created_by: "operator@contoso.com".to_owned(),
                 comment: "nightly onboarding run".to_owned(),
             },
-            |s| vec![notification(&format!("silence-created-{}", s.id), "silence")],
+            None,
+            |s| {
+                vec![notification(
+                    &format!("silence-created-{}", s.id),
+                    "silence",
+                )]
+            },
         )
         .await
         .unwrap();
-    assert_eq!(fate_of(&store, &format!("silence-created-{id}")).await.0, State::Pending);
+    assert_eq!(
+        fate_of(&store, &format!("silence-created-{id}")).await.0,
+        State::Pending
+    );
     let adele = "adele@contoso.com";
-    let c = store.at(inside).commit(&controlled("k1", "e1", adele, |_| {})).await.unwrap();
+    let c = store
+        .at(inside)
+        .commit(&controlled("k1", "e1", adele, |_| {}))
+        .await
+        .unwrap();
     assert_eq!(c.silenced, 1);
-    assert_eq!(fate_of(&store, "k1").await, (State::Suppressed, Some(format!("silence:{id}"))));
+    assert_eq!(
+        fate_of(&store, "k1").await,
+        (State::Suppressed, Some(format!("silence:{id}")))
+    );
     // Outside its hours, sent.
-    let c = store.at(outside).commit(&controlled("k2", "e2", adele, |_| {})).await.unwrap();
+    let c = store
+        .at(outside)
+        .commit(&controlled("k2", "e2", adele, |_| {}))
+        .await
+        .unwrap();
     assert_eq!(c.queued, 1);
     // Another initiator: sent.
     let other = |c: &mut herald::storm::Controls| c.facets.initiator_app = vec!["Other".to_owned()];
-    let c = store.at(inside + 1).commit(&controlled("k3", "e3", adele, other)).await.unwrap();
+    let c = store
+        .at(inside + 1)
+        .commit(&controlled("k3", "e3", adele, other))
+        .await
+        .unwrap();
     assert_eq!(c.queued, 1);
     // A rule marked silenceable = false: sent.
     let loud = |c: &mut herald::storm::Controls| c.silenceable = false;
-    let c = store.at(inside + 2).commit(&controlled("k4", "e4", adele, loud)).await.unwrap();
+    let c = store
+        .at(inside + 2)
+        .commit(&controlled("k4", "e4", adele, loud))
+        .await
+        .unwrap();
     assert_eq!(c.queued, 1);
     let listed = store.at(inside + 3).silences(true).await.unwrap();
     assert_eq!((listed.len(), listed[0].suppressed), (1, 1));
-    assert!(store.at(inside + 3).ended_silences().await.unwrap().is_empty());
-    assert!(store.at(inside + 4).expire_silence(id, "operator@contoso.com").await.unwrap());
-    assert!(!store.at(inside + 5).expire_silence(id, "operator@contoso.com").await.unwrap());
+    assert!(
+        store
+            .at(inside + 3)
+            .ended_silences()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .at(inside + 4)
+            .expire_silence(id, "operator@contoso.com", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .at(inside + 5)
+            .expire_silence(id, "operator@contoso.com", None)
+            .await
+            .unwrap()
+    );
     let ended = store.at(inside + 5).ended_silences().await.unwrap();
     assert_eq!(ended.len(), 1);
     let mut summarized = 0;
-    assert!(store.at(inside + 6).close_silence(&ended[0], |held| {
-        summarized = held.len();
-        vec![notification("silence-summary", "silence")]
-    }).await.unwrap());
+    assert!(
+        store
+            .at(inside + 6)
+            .close_silence(&ended[0], |held| {
+                summarized = held.len();
+                vec![notification("silence-summary", "silence")]
+            })
+            .await
+            .unwrap()
+    );
     assert_eq!(summarized, 1);
-    assert!(!store.at(inside + 7).close_silence(&ended[0], |_| panic!("twice")).await.unwrap());
+    assert!(
+        !store
+            .at(inside + 7)
+            .close_silence(&ended[0], |_| panic!("twice"))
+            .await
+            .unwrap()
+    );
     // Expired: it holds nothing any more.
-    let c = store.at(inside + 8).commit(&controlled("k5", "e5", adele, |_| {})).await.unwrap();
+    let c = store
+        .at(inside + 8)
+        .commit(&controlled("k5", "e5", adele, |_| {}))
+        .await
+        .unwrap();
     assert_eq!(c.queued, 1);
 }
 
@@ -1760,19 +1903,89 @@ async fn a_bulk_window_counts_each_account_once(store: SqlStore) {
         });
         b
     };
-    store.at(T0).commit(&with_bulk("e1", &["a@contoso.com"])).await.unwrap();
-    store.at(T0 + 1).commit(&with_bulk("e2", &["b@contoso.com", "a@contoso.com"])).await.unwrap();
+    store
+        .at(T0)
+        .commit(&with_bulk("e1", &["a@contoso.com"]))
+        .await
+        .unwrap();
+    store
+        .at(T0 + 1)
+        .commit(&with_bulk("e2", &["b@contoso.com", "a@contoso.com"]))
+        .await
+        .unwrap();
     // The same event read again counts nothing.
-    store.at(T0 + 2).commit(&with_bulk("e2", &["b@contoso.com"])).await.unwrap();
-    store.at(T0 + 3).commit(&with_bulk("e3", &["c@contoso.com"])).await.unwrap();
+    store
+        .at(T0 + 2)
+        .commit(&with_bulk("e2", &["b@contoso.com"]))
+        .await
+        .unwrap();
+    store
+        .at(T0 + 3)
+        .commit(&with_bulk("e3", &["c@contoso.com"]))
+        .await
+        .unwrap();
     let due = store.at(T0 + 60_000).due_windows(10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].counted, 3);
     let mut accounts = Vec::new();
-    store.at(T0 + 60_000).close_window(&due[0], |m| {
-        let herald::store::Members::Accounts(a) = m else { panic!() };
-        accounts = a.iter().map(|a| a.account.clone()).collect();
-        Ok(Vec::new())
-    }).await.unwrap();
-    assert_eq!(accounts, ["a@contoso.com", "b@contoso.com", "c@contoso.com"]);
+    store
+        .at(T0 + 60_000)
+        .close_window(&due[0], |m| {
+            let herald::store::Members::Accounts(a) = m else {
+                panic!()
+            };
+            accounts = a.iter().map(|a| a.account.clone()).collect();
+            Ok(Vec::new())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts,
+        ["a@contoso.com", "b@contoso.com", "c@contoso.com"]
+    );
+}
+
+async fn the_configurations_silences_are_made_once_and_ended_when_removed(store: SqlStore) {
+    let configured = herald::storm::ConfiguredSilence {
+        matchers: "rule=\"password-reset\"".to_owned(),
+        weekly: Some("sat 22:00-23:00 UTC".to_owned()),
+        starts: None,
+        ends: None,
+        comment: "maintenance".to_owned(),
+        created_by: "the configuration".to_owned(),
+    };
+    let told = std::sync::atomic::AtomicUsize::new(0);
+    let tell = |s: &herald::store::SilenceEntry| {
+        told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        vec![notification(&format!("made-{}", s.id), "silence")]
+    };
+    let all = std::slice::from_ref(&configured);
+    assert_eq!(store.at(T0).sync_silences(all, tell).await.unwrap(), (1, 0));
+    // A second start (or a second instance) makes nothing new.
+    assert_eq!(
+        store.at(T0 + 1).sync_silences(all, tell).await.unwrap(),
+        (0, 0)
+    );
+    assert_eq!(told.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let live = store.at(T0 + 2).silences(true).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].weekly.as_deref(), Some("sat 22:00-23:00 UTC"));
+    // Changed in the file: the old one ends, the new one is made.
+    let changed = herald::storm::ConfiguredSilence {
+        comment: "longer maintenance".to_owned(),
+        ..configured.clone()
+    };
+    let (made, ended) = store
+        .at(T0 + 3)
+        .sync_silences(std::slice::from_ref(&changed), tell)
+        .await
+        .unwrap();
+    assert_eq!((made, ended), (1, 1));
+    // Removed from the file: ended, and its summary is due.
+    assert_eq!(
+        store.at(T0 + 4).sync_silences(&[], tell).await.unwrap(),
+        (0, 1)
+    );
+    assert!(store.at(T0 + 5).silences(true).await.unwrap().is_empty());
+    assert_eq!(store.at(T0 + 5).ended_silences().await.unwrap().len(), 2);
 }

@@ -11,41 +11,11 @@ use std::time::{Duration, Instant};
 
 use support::instance::Instance;
 use support::postgres::Postgres;
-use support::{Scratch, SmtpOptions, SmtpServer, herald, outbox_rows, text};
+use support::{
+    Scratch, SmtpOptions, SmtpServer, graph_record as record, herald, outbox_rows, text,
+};
 
 const APP: &str = "Bulk Onboarding";
-
-/// A Graph `directoryAudit` record: `activity` on `target` by `by` (an app's name, or a UPN
-/// for a user), in `correlation`.
-fn record(id: &str, activity: &str, target: &str, by: &str, correlation: &str) -> String {
-    let initiator = if by.contains('@') {
-        serde_json::json!({ "user": { "id": "5d5b6f0e-1b0c-4c43-9a8e-2f1d3c4b5a60", "userPrincipalName": by, "displayName": by, "ipAddress": "198.51.100.7" } })
-    } else {
-        serde_json::json!({ "app": { "appId": "1b9c1a6e-0000-4000-8000-000000000001", "displayName": by, "servicePrincipalId": "2c8d2b7f-0000-4000-8000-000000000002", "servicePrincipalName": by } })
-    };
-    serde_json::json!({
-        "id": id,
-        "category": "UserManagement",
-        "correlationId": correlation,
-        "result": "success",
-        "resultReason": "",
-        "activityDisplayName": activity,
-        "activityDateTime": "2026-12-06T09:00:00Z",
-        "loggedByService": "Authentication Methods",
-        "operationType": "Add",
-        "initiatedBy": initiator,
-        "targetResources": [{
-            // One account, one object id.
-            "id": format!("0a0b0c0d-0000-4000-8000-{:012}", target.bytes().map(u64::from).sum::<u64>() * 7919 + target.len() as u64),
-            "displayName": target,
-            "type": "User",
-            "userPrincipalName": target,
-            "modifiedProperties": []
-        }],
-        "additionalDetails": []
-    })
-    .to_string()
-}
 
 /// `count` TAP issuances by the bulk onboarding app, one account each.
 fn onboarding(count: usize, prefix: &str) -> String {
@@ -175,10 +145,16 @@ notify = ["soc@contoso.com"]
         "{}",
         subject(soc[0])
     );
-    assert!(body.contains("Admin registered security info: 5000 accounts"), "{body}");
+    assert!(
+        body.contains("Admin registered security info: 5000 accounts"),
+        "{body}"
+    );
     assert!(body.contains("First: new.user0@contoso.com"), "{body}");
     assert!(body.contains("Last: new.user4999@contoso.com"), "{body}");
-    println!("bulk onboarding: 5000 records, {} mails to owners, 1 bulk digest to the SOC", messages.len() - 1);
+    println!(
+        "bulk onboarding: 5000 records, {} mails to owners, 1 bulk digest to the SOC",
+        messages.len() - 1
+    );
 }
 
 #[test]
@@ -209,20 +185,65 @@ notify = ["soc@contoso.com"]
     let c = instance.config.to_str().unwrap().to_owned();
     // Refused: it would hold only a rule that must always be told.
     let refused = support::herald_with_env(
-        &["silence", "add", "--config", &c, "--match", "rule=admin-role", "--for", "1h", "--comment", "mute admins"],
+        &[
+            "silence",
+            "add",
+            "--config",
+            &c,
+            "--match",
+            "rule=admin-role",
+            "--for",
+            "1h",
+            "--comment",
+            "mute admins",
+        ],
         &[("HERALD_OPERATOR", "ops@contoso.com")],
         Duration::from_secs(30),
     );
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("silenceable = false (admin-role)"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("silenceable = false (admin-role)"),
+        "{}",
+        text(&refused.stderr)
+    );
     let bad = herald(
-        &["silence", "add", "--config", &c, "--match", "initiator.ap=x", "--for", "1h", "--comment", "x", "--by", "ops@contoso.com"],
+        &[
+            "silence",
+            "add",
+            "--config",
+            &c,
+            "--match",
+            "initiator.ap=x",
+            "--for",
+            "1h",
+            "--comment",
+            "x",
+            "--by",
+            "ops@contoso.com",
+        ],
         Duration::from_secs(30),
     );
-    assert!(text(&bad.stderr).contains("unknown field \"initiator.ap\""), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("unknown field \"initiator.ap\""),
+        "{}",
+        text(&bad.stderr)
+    );
 
     let added = herald(
-        &["silence", "add", "--config", &c, "--match", &format!("initiator.app=\"{APP}\""), "--for", "2h", "--comment", "December onboarding run", "--by", "ops@contoso.com"],
+        &[
+            "silence",
+            "add",
+            "--config",
+            &c,
+            "--match",
+            &format!("initiator.app=\"{APP}\""),
+            "--for",
+            "2h",
+            "--comment",
+            "December onboarding run",
+            "--by",
+            "ops@contoso.com",
+        ],
         Duration::from_secs(30),
     );
     assert!(added.status.success(), "{}", text(&added.stderr));
@@ -231,37 +252,75 @@ notify = ["soc@contoso.com"]
     smtp.wait_for(1, &logs);
     let created = &smtp.messages()[0];
     assert_eq!(to(created), "soc@contoso.com");
-    assert!(subject(created).contains("ops@contoso.com silenced some of Herald's notices"), "{}", subject(created));
+    assert!(
+        subject(created).contains("ops@contoso.com silenced some of Herald's notices"),
+        "{}",
+        subject(created)
+    );
     assert!(support::decode_qp(created.as_bytes()).contains("December onboarding run"));
 
     feed(dir.path(), "onboarding", &onboarding(5_000, "tap"));
-    wait_until(Duration::from_secs(180), "5000 suppressed notices", &logs, &|| {
-        outbox_rows(&instance.config, Some("suppressed")).len() == 5_000
-    });
+    wait_until(
+        Duration::from_secs(180),
+        "5000 suppressed notices",
+        &logs,
+        &|| outbox_rows(&instance.config, Some("suppressed")).len() == 5_000,
+    );
     let rows = outbox_rows(&instance.config, Some("suppressed"));
     assert!(rows.iter().all(|r| r["held_by"] == format!("silence:{id}")));
-    let listed = text(&herald(&["silence", "list", "--config", &c], Duration::from_secs(30)).stdout);
+    let listed = text(
+        &herald(
+            &["silence", "list", "--config", &c],
+            Duration::from_secs(30),
+        )
+        .stdout,
+    );
     assert!(listed.contains("suppressed 5000"), "{listed}");
     // Past the bulk window: the silence holds the SOC's bulk digest too.
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(smtp.messages().len(), 1, "no notice is sent while silenced");
 
-    let expired = herald(&["silence", "expire", "--config", &c, &id, "--by", "ops@contoso.com"], Duration::from_secs(30));
+    let expired = herald(
+        &[
+            "silence",
+            "expire",
+            "--config",
+            &c,
+            &id,
+            "--by",
+            "ops@contoso.com",
+        ],
+        Duration::from_secs(30),
+    );
     assert!(expired.status.success(), "{}", text(&expired.stderr));
     smtp.wait_for(3, &logs);
     std::thread::sleep(Duration::from_secs(3));
     let messages = smtp.messages();
-    assert_eq!(messages.len(), 3, "the summary, to its creator and the SOC, once");
+    assert_eq!(
+        messages.len(),
+        3,
+        "the summary, to its creator and the SOC, once"
+    );
     let summaries: Vec<&String> = messages[1..].iter().collect();
     let mut to_whom: Vec<String> = summaries.iter().map(|m| to(m)).collect();
     to_whom.sort();
     assert_eq!(to_whom, ["ops@contoso.com", "soc@contoso.com"]);
     for m in summaries {
-        assert!(subject(m).contains(&format!("Silence {id} has ended: 5000 notices were not sent")), "{}", subject(m));
+        assert!(
+            subject(m).contains(&format!(
+                "Silence {id} has ended: 5000 notices were not sent"
+            )),
+            "{}",
+            subject(m)
+        );
         let body = support::decode_qp(m.as_bytes());
         // The first 200 named, the rest counted (all are kept in Herald).
         let text_part = body.split("Content-Type: text/html").next().unwrap();
-        assert_eq!(text_part.matches("to your account (new.user").count(), 200, "{body}");
+        assert_eq!(
+            text_part.matches("to your account (new.user").count(),
+            200,
+            "{body}"
+        );
         assert!(body.contains("and 4800 more"), "{body}");
     }
     println!("silence: 5000 suppressed rows, 0 notices sent, 1 creation notice, 2 summaries");
@@ -295,11 +354,27 @@ window = "30s"
         &config(&smtp, "sqlite://herald.db", TAP_RULE, throttle),
     );
     smtp.wait_for(5, &|| instance.logs());
-    wait_until(Duration::from_secs(60), "45 held", &|| instance.logs(), &|| {
-        outbox_rows(&instance.config, Some("held")).len() == 45
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "45 held",
+        &|| instance.logs(),
+        &|| outbox_rows(&instance.config, Some("held")).len() == 45,
+    );
     let shown = text(
-        &herald(&["outbox", "list", "--config", instance.config.to_str().unwrap(), "--state", "held", "--limit", "1"], Duration::from_secs(30)).stdout,
+        &herald(
+            &[
+                "outbox",
+                "list",
+                "--config",
+                instance.config.to_str().unwrap(),
+                "--state",
+                "held",
+                "--limit",
+                "1",
+            ],
+            Duration::from_secs(30),
+        )
+        .stdout,
     );
     assert!(shown.contains("held for a digest"), "{shown}");
     assert_eq!(smtp.messages().len(), 5);
@@ -310,14 +385,24 @@ window = "30s"
     let messages = smtp.messages();
     assert_eq!(messages.len(), 6, "five notices and one digest");
     let digest = &messages[5];
-    assert!(subject(digest).contains("45 more security notices"), "{}", subject(digest));
+    assert!(
+        subject(digest).contains("45 more security notices"),
+        "{}",
+        subject(digest)
+    );
     let body = support::decode_qp(digest.as_bytes());
     // The text part lists each held notice once (the HTML part again).
-    assert_eq!(body.matches("  - Done by irvin.sayers@contoso.com").count(), 45, "{body}");
+    assert_eq!(
+        body.matches("  - Done by irvin.sayers@contoso.com").count(),
+        45,
+        "{body}"
+    );
     assert!(body.contains("within 30 seconds"), "{body}");
     assert_eq!(outbox_rows(&instance.config, Some("merged")).len(), 45);
     assert_eq!(outbox_rows(&instance.config, Some("held")).len(), 0);
-    println!("throttle: 50 events, 5 notices, 1 digest listing 45, after kill -9 during the window");
+    println!(
+        "throttle: 50 events, 5 notices, 1 digest listing 45, after kill -9 during the window"
+    );
 }
 
 #[test]
@@ -334,8 +419,20 @@ group_wait = "3s"
     let correlation = "9e8d7c6b-0000-4000-8000-000000000042";
     let lines = format!(
         "{}\n{}\n",
-        record("reg-1", "User registered security info", "adele.vance@contoso.com", "adele.vance@contoso.com", correlation),
-        record("upd-1", "Update user", "adele.vance@contoso.com", "adele.vance@contoso.com", correlation)
+        record(
+            "reg-1",
+            "User registered security info",
+            "adele.vance@contoso.com",
+            "adele.vance@contoso.com",
+            correlation
+        ),
+        record(
+            "upd-1",
+            "Update user",
+            "adele.vance@contoso.com",
+            "adele.vance@contoso.com",
+            correlation
+        )
     );
     feed(dir.path(), "registration", &lines);
     let instance = Instance::start(dir.path(), &config(&smtp, "sqlite://herald.db", rule, ""));
@@ -345,7 +442,10 @@ group_wait = "3s"
     assert_eq!(messages.len(), 1, "one change, one notice");
     let body = support::decode_qp(messages[0].as_bytes());
     assert!(body.contains("as 2 records"), "{body}");
-    assert!(body.contains("User registered security info") && body.contains("Update user"), "{body}");
+    assert!(
+        body.contains("User registered security info") && body.contains("Update user"),
+        "{body}"
+    );
     let merged = outbox_rows(&instance.config, Some("merged"));
     assert_eq!(merged.len(), 2);
 }
@@ -364,7 +464,16 @@ repeat = "never"
 repeat_key = ["target", "activity"]
 "#;
     let issue = |id: &str| {
-        format!("{}\n", record(id, "Admin registered security info", "adele.vance@contoso.com", APP, &format!("{id}-corr")))
+        format!(
+            "{}\n",
+            record(
+                id,
+                "Admin registered security info",
+                "adele.vance@contoso.com",
+                APP,
+                &format!("{id}-corr")
+            )
+        )
     };
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     let conf = config(&smtp, &database.url, rule, "");
@@ -376,14 +485,20 @@ repeat_key = ["target", "activity"]
     a.restart();
     feed(&b_dir, "second", &issue("tap-2"));
     feed(&a_dir, "third", &issue("tap-3"));
-    wait_until(Duration::from_secs(60), "two repeats recorded", &|| format!("{}{}", a.logs(), b.logs()), &|| {
-        outbox_rows(&a.config, Some("suppressed")).len() == 2
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "two repeats recorded",
+        &|| format!("{}{}", a.logs(), b.logs()),
+        &|| outbox_rows(&a.config, Some("suppressed")).len() == 2,
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(smtp.messages().len(), 1, "told once");
     let first = outbox_rows(&a.config, Some("sent"));
     assert_eq!(first.len(), 1);
     for row in outbox_rows(&a.config, Some("suppressed")) {
-        assert_eq!(row["held_by"], format!("repeat:{}", first[0]["key"].as_str().unwrap()));
+        assert_eq!(
+            row["held_by"],
+            format!("repeat:{}", first[0]["key"].as_str().unwrap())
+        );
     }
 }

@@ -67,6 +67,9 @@ CREATE TABLE silences (
     created_at  BIGINT NOT NULL,
     expired_at  BIGINT,
     expired_by  TEXT,
-    summary_at  BIGINT
+    summary_at  BIGINT,
+    source      TEXT
 );
 CREATE INDEX silences_live ON silences (ends_at) WHERE expired_at IS NULL;
+-- A `[[silence]]` of the configuration, made once while it is in force.
+CREATE UNIQUE INDEX silences_source ON silences (source) WHERE source IS NOT NULL AND expired_at IS NULL;

@@ -100,6 +100,9 @@ CREATE TABLE silences (
     created_at  INTEGER NOT NULL,
     expired_at  INTEGER,
     expired_by  TEXT,
-    summary_at  INTEGER
+    summary_at  INTEGER,
+    source      TEXT
 );
 CREATE INDEX silences_live ON silences (ends_at) WHERE expired_at IS NULL;
+-- A `[[silence]]` of the configuration, made once while it is in force.
+CREATE UNIQUE INDEX silences_source ON silences (source) WHERE source IS NOT NULL AND expired_at IS NULL;

@@ -52,6 +52,8 @@ struct ConfigFile {
     bulk: Option<crate::storm::BulkConfig>,
     #[serde(default)]
     silences: crate::storm::SilencesConfig,
+    #[serde(default)]
+    silence: Vec<crate::storm::SilenceConfig>,
 }
 
 /// `[store]`: where Herald keeps its state.
@@ -218,6 +220,8 @@ pub struct Config {
     pub bulk: Option<crate::storm::BulkConfig>,
     /// `[silences]`: who hears of a silence made and ended.
     pub silences: crate::storm::SilencesConfig,
+    /// `[[silence]]`: the silences kept in the configuration, checked.
+    pub configured_silences: Vec<crate::storm::ConfiguredSilence>,
     pub branding: Branding,
     pub groups: BTreeMap<String, Vec<String>>,
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -740,12 +744,20 @@ impl Config {
                 )
             };
             if t.limit == 0 {
-                return Err(at("limit", "at least 1: a throttle of 0 would hold every notice until its window ends".to_owned()));
+                return Err(at(
+                    "limit",
+                    "at least 1: a throttle of 0 would hold every notice until its window ends"
+                        .to_owned(),
+                ));
             }
             if t.window.is_zero() {
                 return Err(at("window", "a window must last".to_owned()));
             }
-            if let Some(r) = t.rules.iter().find(|r| !rules.iter().any(|rule| rule.name == **r)) {
+            if let Some(r) = t
+                .rules
+                .iter()
+                .find(|r| !rules.iter().any(|rule| rule.name == **r))
+            {
                 return Err(at("rules", format!("no rule {r:?}")));
             }
             if let Some(c) = t.channels.iter().find(|c| !channels.contains_key(*c)) {
@@ -753,15 +765,32 @@ impl Config {
             }
         }
         for (table, notify, used) in [
-            ("bulk", file.bulk.as_ref().map(|b| (&b.notify, &b.channels)), file.bulk.is_some()),
-            ("silences", Some((&file.silences.notify, &file.silences.channels)), !file.silences.notify.is_empty()),
+            (
+                "bulk",
+                file.bulk.as_ref().map(|b| (&b.notify, &b.channels)),
+                file.bulk.is_some(),
+            ),
+            (
+                "silences",
+                Some((&file.silences.notify, &file.silences.channels)),
+                !file.silences.notify.is_empty(),
+            ),
         ] {
-            let Some((notify, table_channels)) = notify else { continue };
+            let Some((notify, table_channels)) = notify else {
+                continue;
+            };
             let at = |key: &str, m: String| {
-                located(key_line(text, table, key), Some(format!("{table}.{key}")), m)
+                located(
+                    key_line(text, table, key),
+                    Some(format!("{table}.{key}")),
+                    m,
+                )
             };
             if table == "bulk" && notify.is_empty() {
-                return Err(at("notify", "name who hears of bulk changes (addresses or \"group:NAME\")".to_owned()));
+                return Err(at(
+                    "notify",
+                    "name who hears of bulk changes (addresses or \"group:NAME\")".to_owned(),
+                ));
             }
             for spec in notify {
                 if let Some(m) = recipients_error(table, "notify", spec) {
@@ -775,6 +804,21 @@ impl Config {
                     }
                 }
             }
+        }
+        let rule_names: Vec<(&str, bool)> = rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.silenceable))
+            .collect();
+        let mut configured_silences = Vec::new();
+        for (i, silence) in file.silence.iter().enumerate() {
+            let c = silence.check(&rule_names).map_err(|(key, m)| {
+                located(
+                    array_key_line(text, "silence", i, key),
+                    Some(format!("silence[{i}].{key}")),
+                    m,
+                )
+            })?;
+            configured_silences.push(c);
         }
         if let Some(bulk) = &file.bulk
             && (bulk.accounts == 0 || bulk.window.is_zero())
@@ -809,6 +853,7 @@ impl Config {
             throttles,
             bulk: file.bulk,
             silences: file.silences,
+            configured_silences,
             branding,
             groups: file.groups,
             channels,
@@ -1174,6 +1219,70 @@ soc = ["soc@contoso.com"]
 
     fn parse(extra: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("herald.toml"), &format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn storm_control_is_checked_and_every_matcher_located() {
+        let rules = "[[rule]]\nname = \"tap\"\nrecipients = [\"target\"]\n\n[[rule]]\nname = \"admin\"\nrecipients = [\"target\"]\nsilenceable = false\n";
+        let config = parse(rules).unwrap();
+        // No [[throttle]]: the default one, on the mail channels.
+        assert_eq!(config.throttles.len(), 1);
+        assert_eq!(config.throttles[0].limit, 10);
+        // A top-level key: before any table.
+        let off = Config::parse(
+            Path::new("herald.toml"),
+            &format!("throttle = []\n{BASE}{rules}"),
+        );
+        assert!(off.unwrap().throttles.is_empty());
+        let silence = |table: &str| {
+            parse(&format!("{rules}\n[[silence]]\n{table}\n"))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = silence("match = [\"initiator.ap=x\"]\ncomment = \"x\"");
+        assert!(
+            err.contains("silence[0].match") && err.contains("unknown field \"initiator.ap\""),
+            "{err}"
+        );
+        assert!(err.starts_with("herald.toml:19:"), "{err}");
+        let err = silence("match = [\"rule=admin\"]\ncomment = \"x\"");
+        assert!(err.contains("silenceable = false (admin)"), "{err}");
+        let err =
+            silence("match = [\"rule=tap\"]\nweekly = \"sat 25:00-02:00 UTC\"\ncomment = \"x\"");
+        assert!(err.contains("silence[0].weekly"), "{err}");
+        let err = silence("match = [\"rule=tap\"]\ncomment = \" \"");
+        assert!(err.contains("silence[0].comment"), "{err}");
+        let ok = parse(&format!("{rules}\n[[silence]]\nmatch = [\"rule=tap\", \"ip=10.0.0.0/8\"]\nweekly = \"sat,sun 22:00-04:00 Europe/Berlin\"\ncomment = \"maintenance\"\n")).unwrap();
+        assert_eq!(
+            ok.configured_silences[0].matchers,
+            "rule=\"tap\", ip=\"10.0.0.0/8\""
+        );
+        let err = parse(&format!(
+            "{rules}\n[[throttle]]\nlimit = 0\nwindow = \"10m\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("throttle[0].limit"), "{err}");
+        let err = parse(&format!(
+            "{rules}\n[[throttle]]\nlimit = 5\nwindow = \"10m\"\nrules = [\"nope\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("throttle[0].rules") && err.contains("no rule \"nope\""),
+            "{err}"
+        );
+        let err = parse(&format!("{rules}\n[bulk]\nnotify = [\"group:nope\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bulk.notify"), "{err}");
+        let err = parse(&format!(
+            "{rules}\n[[rule]]\nname = \"r\"\nrecipients = [\"target\"]\nrepeat = \"sometimes\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("or \"never\""), "{err}");
     }
 
     #[test]

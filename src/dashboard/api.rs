@@ -30,6 +30,14 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
         .route("/api/v1/outbox/{key}", get(notice::<S>))
         .route("/api/v1/outbox/{key}/retry", post(retry::<S>))
         .route("/api/v1/actions", get(actions::<S>))
+        .route(
+            "/api/v1/silences",
+            get(super::silences::list_api::<S>).post(super::silences::add_api::<S>),
+        )
+        .route(
+            "/api/v1/silences/{id}/expire",
+            post(super::silences::expire_api::<S>),
+        )
         .route("/api/v1/dead-letters", get(dead_letters::<S>))
         .route("/api/v1/dead-letters/{id}/replay", post(replay::<S>))
         .route("/api/v1/dead-letters/{id}/resolve", post(resolve::<S>))
@@ -47,10 +55,10 @@ async fn openapi() -> Response {
 }
 
 /// A query axum reads as `Query` does, refused as every other error of this API: a JSON 400.
-struct ApiQuery<T>(T);
+pub(super) struct ApiQuery<T>(pub(super) T);
 
 /// A path parameter read as `Path` does, refused as a JSON 400.
-struct ApiPath<T>(T);
+pub(super) struct ApiPath<T>(pub(super) T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Response;
@@ -74,7 +82,7 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> 
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
@@ -82,7 +90,7 @@ fn error(status: StatusCode, message: &str) -> Response {
     clippy::result_large_err,
     reason = "the refusal is the handler's own response, returned at once"
 )]
-fn reader<S: Store>(
+pub(super) fn reader<S: Store>(
     shared: &Shared<S>,
     headers: &HeaderMap,
 ) -> Result<(Who, Credential), Response> {
@@ -208,7 +216,7 @@ async fn notice<S: Store>(
 
 /// An operator's state change: a bearer token, or a session with its `X-CSRF-Token` from the
 /// dashboard's origin; and the operator role.
-fn operator<S: Store>(
+pub(super) fn operator<S: Store>(
     shared: &Shared<S>,
     headers: &HeaderMap,
     what: &str,

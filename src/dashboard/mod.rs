@@ -12,6 +12,7 @@ pub mod cursor;
 mod entra;
 pub mod pages;
 pub mod session;
+pub mod silences;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::store::Store;
 use crate::values::{SecretSource, duration};
 use crate::web::Readiness;
 pub use session::{Role, TokenEntry, Who};
+pub use silences::Silencer;
 
 /// `[dashboard]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +146,8 @@ pub struct Dashboard<S: Store> {
     pub replayer: Replayer,
     /// Herald's plain words for a stored record (the pipeline's explainers).
     pub describer: Describer,
+    /// The planner's check and notices of a silence.
+    pub silencer: Silencer,
     /// Whether the admin listener serves HTTPS itself (`[admin] tls`).
     pub tls: bool,
     /// `auth = "entra"`: the app registration named by `app`.
@@ -172,6 +176,7 @@ pub(crate) struct Shared<S: Store> {
     readiness: Arc<Readiness>,
     replayer: Replayer,
     describer: Describer,
+    silencer: Silencer,
     tls: bool,
     pages: pages::Templates,
     /// `auth = "entra"`: the sign-in, and who gets which role.
@@ -212,6 +217,7 @@ pub fn router<S: Store>(dashboard: Dashboard<S>) -> Result<Router, String> {
         readiness: dashboard.readiness,
         replayer: dashboard.replayer,
         describer: dashboard.describer,
+        silencer: dashboard.silencer,
         tls: dashboard.tls,
         pages: pages::Templates::new()?,
         entra: match (&dashboard.config.auth, &dashboard.app) {

@@ -30,6 +30,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/dashboard/login.html"),
     ),
     (
+        "silences.html",
+        include_str!("../../templates/dashboard/silences.html"),
+    ),
+    (
         "overview.html",
         include_str!("../../templates/dashboard/overview.html"),
     ),
@@ -122,6 +126,14 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
         .route("/dead-letters/{id}/resolve", post(resolve::<S>))
         .route("/config", get(config::<S>))
         .route("/actions", get(actions::<S>))
+        .route(
+            "/silences",
+            get(super::silences::list_page::<S>).post(super::silences::add_form::<S>),
+        )
+        .route(
+            "/silences/{id}/expire",
+            post(super::silences::expire_form::<S>),
+        )
 }
 
 /// The signed-in operator, or the way to the sign-in page.
@@ -129,7 +141,10 @@ pub(super) fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
     clippy::result_large_err,
     reason = "the refusal is the handler's own response, returned at once"
 )]
-fn signed_in<S: Store>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(Who, String), Response> {
+pub(super) fn signed_in<S: Store>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+) -> Result<(Who, String), Response> {
     match shared.who(headers) {
         Some((who, Credential::Session(cookie))) => Ok((who, cookie)),
         _ => Err(Redirect::to("/login").into_response()),
@@ -137,14 +152,14 @@ fn signed_in<S: Store>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(Who, 
 }
 
 /// What every page shows of who is signed in, and the CSRF token its forms carry.
-fn page(shared: &Shared<impl Store>, who: &Who, cookie: &str) -> Value {
+pub(super) fn page(shared: &Shared<impl Store>, who: &Who, cookie: &str) -> Value {
     context! {
         who => context! { name => &who.name, role => who.role.as_str(), operator => who.role == Role::Operator },
         csrf => shared.sessions.csrf(cookie),
     }
 }
 
-fn refused(shared: &Shared<impl Store>, status: StatusCode, why: &str) -> Response {
+pub(super) fn refused(shared: &Shared<impl Store>, status: StatusCode, why: &str) -> Response {
     let mut response = shared.pages.render(
         "refused.html",
         context! { why => why, status => status.as_u16() },
@@ -325,7 +340,14 @@ impl OutboxFilter {
             Some("pending") => Some(RowState::Pending),
             Some("sent") => Some(RowState::Sent),
             Some("failed") => Some(RowState::Failed),
-            Some(other) => return Err(format!("no state {other:?}: pending, sent or failed")),
+            Some("held") => Some(RowState::Held),
+            Some("merged") => Some(RowState::Merged),
+            Some("suppressed") => Some(RowState::Suppressed),
+            Some(other) => {
+                return Err(format!(
+                    "no state {other:?}: pending, sent, failed, held, merged or suppressed"
+                ));
+            }
         };
         let after = match some(&self.cursor) {
             Some(cursor) => {
@@ -781,7 +803,7 @@ async fn dead_letter<S: Store>(
 }
 
 /// An operator's state change from a browser form.
-fn operator_post<S: Store>(
+pub(super) fn operator_post<S: Store>(
     shared: &Shared<S>,
     headers: &HeaderMap,
     csrf: &str,

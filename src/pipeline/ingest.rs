@@ -423,6 +423,10 @@ fn count(source: &str, intake: &Intake) {
     for ((rule, channel), n) in &committed.queued_by {
         metrics::counter!("herald_notifications_queued_total", "rule" => rule.clone(), "channel" => channel.clone()).increment(*n);
     }
+    // Storm control (ARCHITECTURE.md §13): held for a group or digest, silenced, a repeat.
+    for ((rule, why), n) in &committed.kept_by {
+        metrics::counter!("herald_notifications_kept_total", "rule" => rule.clone(), "why" => why.clone()).increment(*n);
+    }
 }
 
 /// How far behind the identity provider a source is, as of its last commit: the newest record's

@@ -29,6 +29,11 @@ pub async fn prune_all<S: Store>(store: &S, retention: &Retention) -> Result<Pru
         total.dead_letters += pass.dead_letters;
         total.history += pass.history;
         total.events_seen += pass.events_seen;
+        total.actions_told += pass.actions_told;
+        total.event_accounts += pass.event_accounts;
+        total.reports += pass.reports;
+        total.kept += pass.kept;
+        total.storm += pass.storm;
         if pass.total() == 0 {
             return Ok(total);
         }

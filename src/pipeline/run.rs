@@ -194,6 +194,7 @@ pub async fn run(
                     let pipeline = ingest.pipeline_arc();
                     Arc::new(move |raw: &[u8]| pipeline.describe(raw))
                 },
+                silencer: silencer(ingest.pipeline_arc()),
                 app,
             })
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
@@ -202,6 +203,17 @@ pub async fn run(
     };
     let pruner =
         (!once).then(|| tokio::spawn(super::prune::pruner(store.clone(), retention, stop.clone())));
+    // The configuration's silences ([[silence]]), made once and ended once removed.
+    {
+        let pipeline = ingest.pipeline_arc();
+        let tell = silencer(pipeline.clone()).tell;
+        let (made, ended) = store
+            .sync_silences(&pipeline.config().configured_silences, |s| tell(s))
+            .await?;
+        if made + ended > 0 {
+            tracing::info!(made, ended, "silences of the configuration");
+        }
+    }
     let closer = (!once).then(|| {
         tokio::spawn(super::storm::closer(
             store.clone(),
@@ -429,4 +441,22 @@ fn replayer<S: Store + 'static>(ingest: Ingest<S>) -> crate::dashboard::Replayer
             })
         })
     })
+}
+
+/// How the dashboard checks a silence and tells the security group of it: through this
+/// instance's planner, as `herald silence add` does.
+fn silencer(pipeline: Arc<super::Pipeline>) -> crate::dashboard::Silencer {
+    let check = pipeline.clone();
+    crate::dashboard::Silencer {
+        check: Arc::new(move |m| check.planner().silence_may_hold(m)),
+        tell: Arc::new(
+            move |entry| match pipeline.planner().silence_created(entry) {
+                Ok(notices) => notices.into_iter().map(super::ingest::queued).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "the security group's notice of a silence could not be made");
+                    Vec::new()
+                }
+            },
+        ),
+    }
 }

@@ -175,22 +175,12 @@ impl Planner {
     /// Whether a silence of `matchers` may hold any rule's notices: refused when every rule it
     /// could match is `silenceable = false`.
     pub fn silence_may_hold(&self, matchers: &Matchers) -> Result<(), String> {
-        let rules: Vec<&Rule> = self
+        let rules: Vec<(&str, bool)> = self
             .rules
             .iter()
-            .filter(|r| matchers.may_hold_for_rule(&r.name))
+            .map(|r| (r.name.as_str(), r.silenceable))
             .collect();
-        if rules.is_empty() {
-            return Err("it matches no rule's notices".to_owned());
-        }
-        if rules.iter().all(|r| !r.silenceable) {
-            let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-            return Err(format!(
-                "it would match only rules marked silenceable = false ({}): their notices are always sent",
-                names.join(", ")
-            ));
-        }
-        Ok(())
+        crate::storm::may_hold(matchers, &rules)
     }
 
     /// The notices of a window whose end has passed: a group's one notice, a throttle's
@@ -207,7 +197,11 @@ impl Planner {
                     "group" => self.group_told(window, held),
                     _ => self.digest_told(window, held),
                 };
-                Ok(vec![self.tell(&told, &window.channel, &window.recipient)?])
+                Ok(vec![self.tell(
+                    &told,
+                    &window.channel,
+                    &window.recipient,
+                )?])
             }
             Members::Accounts(accounts) => {
                 let label: serde_json::Value =
@@ -291,7 +285,7 @@ impl Planner {
                 s.id, s.created_by, s.suppressed
             ),
             sections,
-            link: self.dashboard_link("See them in Herald", "/notices?state=suppressed"),
+            link: self.dashboard_link("See them in Herald", "/outbox?state=suppressed"),
             importance: Importance::Normal,
             summary: None,
         };
@@ -382,7 +376,9 @@ impl Planner {
             subject: clean_subject(&headline),
             lead: match held.len() {
                 1 => "Herald recorded this change:".to_owned(),
-                n => format!("Entra recorded this change as {n} records; here is all of it in one notice."),
+                n => format!(
+                    "Entra recorded this change as {n} records; here is all of it in one notice."
+                ),
             },
             sections,
             link: None,
@@ -403,7 +399,10 @@ impl Planner {
                 Some(s) => {
                     let mut items = s.facts.clone();
                     if let Some(by) = &s.initiator {
-                        let from = s.ip.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default();
+                        let from =
+                            s.ip.as_deref()
+                                .map(|ip| format!(" from {ip}"))
+                                .unwrap_or_default();
                         items.push(format!("Done by {by}{from}"));
                     }
                     Section {
@@ -420,7 +419,9 @@ impl Planner {
         if n > LISTED {
             sections.push(Section {
                 heading: format!("… and {} more", n - LISTED),
-                items: vec!["Every one is kept in Herald (herald outbox list --state merged).".to_owned()],
+                items: vec![
+                    "Every one is kept in Herald (herald outbox list --state merged).".to_owned(),
+                ],
             });
         }
         let span = span_in_words(window.closes_at - window.opened_at);
@@ -434,7 +435,7 @@ impl Planner {
                 window.counted
             ),
             sections,
-            link: self.dashboard_link("All notices in Herald", "/notices"),
+            link: self.dashboard_link("All notices in Herald", "/outbox"),
             importance: Importance::Normal,
             summary: None,
         }
@@ -452,7 +453,8 @@ impl Planner {
         let last = &accounts[accounts.len() - 1];
         let mut url = self.dashboard_url.as_ref().and_then(|base| {
             let mut url = reqwest::Url::parse(&format!("{base}/events")).ok()?;
-            url.query_pairs_mut().append_pair("account", &initiator.to_lowercase());
+            url.query_pairs_mut()
+                .append_pair("account", &initiator.to_lowercase());
             Some(url.to_string())
         });
         let link = url.take().map(|u| ("Every change in Herald".to_owned(), u));
@@ -519,8 +521,11 @@ impl Planner {
         let Ok(t) = jiff::Timestamp::from_millisecond(millis) else {
             return String::new();
         };
-        let zone = jiff::tz::TimeZone::get(&self.branding.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-        t.to_zoned(zone).strftime("%a %-d %b %Y, %H:%M %Z").to_string()
+        let zone =
+            jiff::tz::TimeZone::get(&self.branding.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        t.to_zoned(zone)
+            .strftime("%a %-d %b %Y, %H:%M %Z")
+            .to_string()
     }
 
     /// `told` to every one of `notify` (groups expanded) and `extra` on every channel of
@@ -572,7 +577,7 @@ impl Planner {
             .summary
             .as_ref()
             .filter(|_| by_mail)
-            .and_then(|_| self.links.as_ref())
+            .and(self.links.as_ref())
             .and_then(|l| {
                 let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
                 l.keys
@@ -653,8 +658,8 @@ impl Planner {
                         "link": told.link.as_ref().map(|(_, u)| u),
                     }),
                 };
-                let message = serde_json::to_vec(&value)
-                    .map_err(|e| format!("building the payload: {e}"))?;
+                let message =
+                    serde_json::to_vec(&value).map_err(|e| format!("building the payload: {e}"))?;
                 (*format, String::new(), told.lead.clone(), message)
             }
         };
@@ -679,7 +684,9 @@ impl Planner {
 }
 
 fn summary_of(h: &HeldNotice) -> Option<NoticeSummary> {
-    h.summary.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    h.summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
 }
 
 /// Who did it, as one key: the user's UPN or object id, or the app's id or name.

@@ -267,9 +267,14 @@ async fn insert_events(
                 Fate::Held(_) => committed.held += 1,
                 _ => committed.silenced += 1,
             }
+            let why = match &fate {
+                Fate::Held(_) => "held",
+                Fate::Suppressed(by) if by.starts_with("silence:") => "silenced",
+                _ => "repeat",
+            };
             *committed
                 .kept_by
-                .entry((n.rule.clone(), state.to_owned()))
+                .entry((n.rule.clone(), why.to_owned()))
                 .or_default() += 1;
         } else if done.rows_affected() == 1 {
             committed.queued += 1;

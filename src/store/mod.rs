@@ -26,9 +26,7 @@ pub use operators::{Operator, OperatorAction};
 pub use reports::{ActionOutcome, NewReport, Report, ReportAction, ReportedNotice, Verdict};
 pub use retention::{Pruned, Retention};
 pub use sql::SqlStore;
-pub use storm::{
-    BulkAccount, DueWindow, HeldNotice, LISTED, Members, NewSilence, SilenceEntry,
-};
+pub use storm::{BulkAccount, DueWindow, HeldNotice, LISTED, Members, NewSilence, SilenceEntry};
 
 use std::future::Future;
 
@@ -131,7 +129,7 @@ pub struct Committed {
     /// Inserted notifications per (rule, channel), for metrics.
     #[serde(skip)]
     pub queued_by: std::collections::BTreeMap<(String, String), u64>,
-    /// Notifications kept unsent per (rule, state: `held` or `suppressed`), for metrics.
+    /// Notifications kept unsent per (rule, why: `held`, `silenced` or `repeat`), for metrics.
     #[serde(skip)]
     pub kept_by: std::collections::BTreeMap<(String, String), u64>,
 }
@@ -478,6 +476,32 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: Option<&str>,
         by: &Operator,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Silences, newest first (with `live_only`, those still in force), each with how many
+    /// notices it suppressed.
+    fn silences(
+        &self,
+        live_only: bool,
+    ) -> impl Future<Output = Result<Vec<SilenceEntry>, StoreError>> + Send;
+
+    /// Creates a silence; `tell` makes the notices of its creation (to `[silences] notify`),
+    /// queued in the same transaction, as is the operator's record when `operator` made it.
+    fn add_silence<F>(
+        &self,
+        silence: &NewSilence,
+        operator: Option<&Operator>,
+        tell: F,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send
+    where
+        F: FnOnce(&SilenceEntry) -> Vec<NewNotification> + Send;
+
+    /// Ends a silence now (`by` who); `false` when it had ended or never was.
+    fn expire_silence(
+        &self,
+        id: i64,
+        by: &str,
+        operator: Option<&Operator>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Selected events, newest first (the dashboard's search).
     fn events(

@@ -105,6 +105,11 @@ pub struct Pruned {
     /// The accounts selected events are found by, kept as long as the events.
     pub event_accounts: u64,
     pub reports: u64,
+    /// Notices recorded and never sent (merged into a group's or digest's notice, or
+    /// suppressed), kept as long as sent ones; and the closed storm windows, the bulk counts
+    /// and the ended repeats, kept as long as events (ARCHITECTURE.md §13).
+    pub kept: u64,
+    pub storm: u64,
 }
 
 impl Pruned {
@@ -118,6 +123,8 @@ impl Pruned {
             + self.actions_told
             + self.event_accounts
             + self.reports
+            + self.kept
+            + self.storm
     }
 }
 
@@ -133,15 +140,38 @@ impl SqlStore {
         let (sent, failed) = (before(retention.sent), before(retention.failed));
         let mut pruned = Pruned::default();
         // The notifications of each kind, with their attempts.
-        for (kind, cutoff) in [(State::Sent, sent), (State::Failed, failed)] {
+        for (kind, cutoff) in [
+            (State::Sent, sent),
+            (State::Failed, failed),
+            (State::Merged, sent),
+        ] {
             let (n, attempts) = self
                 .prune_notifications(kind, cutoff, batch, dry_run)
                 .await?;
             match kind {
                 State::Sent => pruned.sent = n,
+                State::Merged => pruned.kept = n,
                 _ => pruned.failed = n,
             }
             pruned.attempts += attempts;
+        }
+        let events = before(retention.events_seen);
+        pruned.storm = self
+            .prune_table("storm_windows", "id", "closed_at", events, batch, dry_run)
+            .await?
+            + self
+                .prune_table("repeats", "key", "until", now, batch, dry_run)
+                .await?;
+        if !dry_run {
+            // A bulk window's accounts go with it.
+            sqlx::query(
+                "DELETE FROM bulk_accounts WHERE window_id IN (SELECT b.window_id FROM bulk_accounts b
+                 WHERE NOT EXISTS (SELECT 1 FROM storm_windows w WHERE w.id = b.window_id) LIMIT $1)",
+            )
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(super::sql::err("pruning bulk counts"))?;
         }
         pruned.dead_letters = self
             .prune_table(
@@ -311,6 +341,8 @@ impl SqlStore {
 fn aged(kind: State) -> &'static str {
     match kind {
         State::Sent => "state = 'sent' AND sent_at < $1",
+        // Merged and suppressed: never sent, aged from when they were recorded.
+        State::Merged => "state IN ('merged', 'suppressed') AND created_at < $1",
         _ => "state = 'failed' AND created_at < $1",
     }
 }

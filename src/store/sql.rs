@@ -739,6 +739,31 @@ impl Store for SqlStore {
         self.retry_by_row(key, by).await
     }
 
+    async fn silences(&self, live_only: bool) -> Result<Vec<super::SilenceEntry>, StoreError> {
+        self.list_silences(live_only).await
+    }
+
+    async fn add_silence<F>(
+        &self,
+        silence: &super::NewSilence,
+        operator: Option<&super::Operator>,
+        tell: F,
+    ) -> Result<i64, StoreError>
+    where
+        F: FnOnce(&super::SilenceEntry) -> Vec<super::NewNotification> + Send,
+    {
+        self.create_silence(silence, operator, tell).await
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        by: &str,
+        operator: Option<&super::Operator>,
+    ) -> Result<bool, StoreError> {
+        self.end_silence(id, by, operator).await
+    }
+
     async fn events(
         &self,
         query: &super::EventQuery,

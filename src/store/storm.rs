@@ -7,7 +7,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::sql::{err, text};
-use super::{Millis, NewNotification, SqlStore, StoreError};
+use super::{Millis, NewNotification, Operator, SqlStore, StoreError};
 use crate::storm::{BulkCount, Controls, Facets, Matchers, Weekly, scope_key};
 
 /// What the store made of a notification.
@@ -47,7 +47,10 @@ pub(super) async fn live_silences(
         // Stored only after they parsed; one that no longer does (a newer Herald's syntax)
         // silences nothing rather than everything.
         let Ok(matchers) = Matchers::parse(&[row.get::<String, _>("matchers")]) else {
-            tracing::warn!(silence = id, "a silence's matchers no longer parse; it is ignored");
+            tracing::warn!(
+                silence = id,
+                "a silence's matchers no longer parse; it is ignored"
+            );
             continue;
         };
         let weekly = match row.get::<Option<String>, _>("weekly") {
@@ -141,12 +144,11 @@ async fn repeat_of(
     if taken.rows_affected() == 1 {
         return Ok(None);
     }
-    let first: Option<String> =
-        sqlx::query_scalar("SELECT first_key FROM repeats WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading a repeat"))?;
+    let first: Option<String> = sqlx::query_scalar("SELECT first_key FROM repeats WHERE key = $1")
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("reading a repeat"))?;
     Ok(first.filter(|f| f != notice))
 }
 
@@ -424,6 +426,87 @@ pub struct NewSilence {
     pub comment: String,
 }
 
+/// The silences of the configuration (`[[silence]]`): each made once (told like any other),
+/// and each made by an earlier configuration but no longer in it ended. Every instance does
+/// this at start; the store makes each once.
+impl SqlStore {
+    pub async fn sync_silences<F>(
+        &self,
+        configured: &[crate::storm::ConfiguredSilence],
+        tell: F,
+    ) -> Result<(usize, usize), StoreError>
+    where
+        F: Fn(&SilenceEntry) -> Vec<NewNotification>,
+    {
+        let _writing = self.writing().await;
+        let mut tx = self.pool.begin().await.map_err(err("syncing silences"))?;
+        let now = self.now(&mut *tx).await?;
+        let live: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, source FROM silences WHERE source IS NOT NULL AND expired_at IS NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err("syncing silences"))?;
+        let wanted: Vec<String> = configured.iter().map(|c| c.source()).collect();
+        let mut ended = 0;
+        for (id, source) in &live {
+            if !wanted.contains(source) {
+                sqlx::query(
+                    "UPDATE silences SET expired_at = $1, expired_by = 'the configuration' WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("ending a silence"))?;
+                ended += 1;
+            }
+        }
+        let mut made = 0;
+        for (c, source) in configured.iter().zip(&wanted) {
+            if live.iter().any(|(_, s)| s == source) {
+                continue;
+            }
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO silences (matchers, starts_at, ends_at, weekly, created_by, comment, created_at, source)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(text(&c.matchers))
+            .bind(c.starts.unwrap_or(now))
+            .bind(c.ends)
+            .bind(c.weekly.as_deref().map(text))
+            .bind(text(&c.created_by))
+            .bind(text(&c.comment))
+            .bind(now)
+            .bind(source)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("making a silence"))?;
+            let Some(id) = id else { continue };
+            made += 1;
+            let entry = SilenceEntry {
+                id,
+                matchers: c.matchers.clone(),
+                starts_at: c.starts.unwrap_or(now),
+                ends_at: c.ends,
+                weekly: c.weekly.clone(),
+                created_by: c.created_by.clone(),
+                comment: c.comment.clone(),
+                created_at: now,
+                expired_at: None,
+                expired_by: None,
+                suppressed: 0,
+            };
+            for n in tell(&entry) {
+                queue(&mut tx, &n, now).await?;
+            }
+        }
+        self.notify_queued(&mut tx).await?;
+        tx.commit().await.map_err(err("syncing silences"))?;
+        Ok((made, ended))
+    }
+}
+
 /// How many rows a window's close or a silence's summary lists at most (the rest are
 /// counted).
 pub const LISTED: usize = 200;
@@ -558,7 +641,12 @@ impl SqlStore {
 
     /// Creates a silence; `tell` makes the notices of its creation (to `[silences] notify`),
     /// queued in the same transaction. Returns its id.
-    pub async fn add_silence<F>(&self, silence: &NewSilence, tell: F) -> Result<i64, StoreError>
+    pub(super) async fn create_silence<F>(
+        &self,
+        silence: &NewSilence,
+        operator: Option<&Operator>,
+        tell: F,
+    ) -> Result<i64, StoreError>
     where
         F: FnOnce(&SilenceEntry) -> Vec<NewNotification>,
     {
@@ -599,13 +687,27 @@ impl SqlStore {
         for n in tell(&entry) {
             queue(&mut tx, &n, now).await?;
         }
+        if let Some(by) = operator {
+            super::operators::record(
+                &mut tx,
+                now,
+                by,
+                "silence",
+                &format!("silence {id}"),
+                &silence.matchers,
+            )
+            .await?;
+        }
         self.notify_queued(&mut tx).await?;
         tx.commit().await.map_err(err("adding a silence"))?;
         Ok(id)
     }
 
     /// Every silence (or only those still in force), newest first, with what each suppressed.
-    pub async fn silences(&self, live_only: bool) -> Result<Vec<SilenceEntry>, StoreError> {
+    pub(super) async fn list_silences(
+        &self,
+        live_only: bool,
+    ) -> Result<Vec<SilenceEntry>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(err("listing silences"))?;
         let now = self.now(&mut *conn).await?;
         let rows = sqlx::query(
@@ -624,12 +726,13 @@ impl SqlStore {
         Ok(rows.iter().map(silence_entry).collect())
     }
 
-    pub async fn silence(&self, id: i64) -> Result<Option<SilenceEntry>, StoreError> {
-        Ok(self.silences(false).await?.into_iter().find(|s| s.id == id))
-    }
-
     /// Ends a silence now; `false` when it had already ended or never was.
-    pub async fn expire_silence(&self, id: i64, by: &str) -> Result<bool, StoreError> {
+    pub(super) async fn end_silence(
+        &self,
+        id: i64,
+        by: &str,
+        operator: Option<&Operator>,
+    ) -> Result<bool, StoreError> {
         let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("expiring a silence"))?;
         let now = self.now(&mut *tx).await?;
@@ -643,6 +746,19 @@ impl SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(err("expiring a silence"))?;
+        if let Some(operator) = operator
+            && done.rows_affected() == 1
+        {
+            super::operators::record(
+                &mut tx,
+                now,
+                operator,
+                "expire_silence",
+                &format!("silence {id}"),
+                "ended",
+            )
+            .await?;
+        }
         tx.commit().await.map_err(err("expiring a silence"))?;
         Ok(done.rows_affected() == 1)
     }
@@ -668,21 +784,24 @@ impl SqlStore {
 
     /// Queues the summary of an ended silence once: `tell` gets what it suppressed (the first
     /// [`LISTED`]) and makes the notices.
-    pub async fn close_silence<F>(&self, silence: &SilenceEntry, tell: F) -> Result<bool, StoreError>
+    pub async fn close_silence<F>(
+        &self,
+        silence: &SilenceEntry,
+        tell: F,
+    ) -> Result<bool, StoreError>
     where
         F: FnOnce(&[HeldNotice]) -> Vec<NewNotification>,
     {
         let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("closing a silence"))?;
         let now = self.now(&mut *tx).await?;
-        let taken = sqlx::query(
-            "UPDATE silences SET summary_at = $1 WHERE id = $2 AND summary_at IS NULL",
-        )
-        .bind(now)
-        .bind(silence.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(err("closing a silence"))?;
+        let taken =
+            sqlx::query("UPDATE silences SET summary_at = $1 WHERE id = $2 AND summary_at IS NULL")
+                .bind(now)
+                .bind(silence.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("closing a silence"))?;
         if taken.rows_affected() == 0 {
             return Ok(false);
         }

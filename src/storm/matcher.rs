@@ -43,7 +43,10 @@ impl Field {
     ];
 
     fn name(self) -> &'static str {
-        Field::ALL.iter().find(|(_, f)| *f == self).map_or("", |(n, _)| n)
+        Field::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
     }
 
     fn values(self, facets: &Facets) -> Vec<&str> {
@@ -329,7 +332,11 @@ mod tests {
         assert!(err("account=~(").contains("not a regular expression"));
         assert!(err("ip=10.0.0.0/40").contains("CIDR"));
         assert!(err("rule=a rule=b").contains("commas"));
-        assert!(Matchers::parse::<&str>(&[]).unwrap_err().contains("at least one"));
+        assert!(
+            Matchers::parse::<&str>(&[])
+                .unwrap_err()
+                .contains("at least one")
+        );
     }
 
     #[test]

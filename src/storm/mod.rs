@@ -104,6 +104,127 @@ pub struct SilencesConfig {
     pub channels: Vec<String>,
 }
 
+/// `[[silence]]`: a silence kept in the configuration (a maintenance window as code). At start
+/// it is made in the store once (told like any other); one removed from the file is ended.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    #[serde(rename = "match")]
+    pub matchers: Vec<String>,
+    /// Weekly hours: `"sat,sun 22:00-04:00 Europe/Berlin"`.
+    #[serde(default)]
+    pub weekly: Option<String>,
+    /// From and until when (RFC 3339); without them, from start for ever.
+    #[serde(default)]
+    pub starts: Option<String>,
+    #[serde(default)]
+    pub ends: Option<String>,
+    pub comment: String,
+    /// Who answers for it (an address hears its summary when it ends).
+    #[serde(default = "configuration")]
+    pub created_by: String,
+}
+
+fn configuration() -> String {
+    "the configuration".to_owned()
+}
+
+/// A `[[silence]]` checked: its matchers as stored, times in Unix ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredSilence {
+    pub matchers: String,
+    pub weekly: Option<String>,
+    pub starts: Option<i64>,
+    pub ends: Option<i64>,
+    pub comment: String,
+    pub created_by: String,
+}
+
+impl ConfiguredSilence {
+    /// What it is known by in the store: the same table in the file is the same silence.
+    pub fn source(&self) -> String {
+        let starts = self.starts.map(|t| t.to_string()).unwrap_or_default();
+        let ends = self.ends.map(|t| t.to_string()).unwrap_or_default();
+        scope_key(
+            "config",
+            &[
+                &self.matchers,
+                self.weekly.as_deref().unwrap_or(""),
+                &starts,
+                &ends,
+                &self.comment,
+                &self.created_by,
+            ],
+        )
+    }
+}
+
+impl SilenceConfig {
+    /// Checks every matcher, the hours, the times and the reason; `(key, message)` names what
+    /// is wrong. `rules` are (name, silenceable).
+    pub fn check(
+        &self,
+        rules: &[(&str, bool)],
+    ) -> Result<ConfiguredSilence, (&'static str, String)> {
+        let matchers = Matchers::parse(&self.matchers).map_err(|m| ("match", m))?;
+        may_hold(&matchers, rules).map_err(|m| ("match", m))?;
+        if let Some(w) = &self.weekly {
+            Weekly::parse(w).map_err(|m| ("weekly", m))?;
+        }
+        let time = |key: &'static str, t: &Option<String>| {
+            t.as_deref()
+                .map(|t| {
+                    t.parse::<jiff::Timestamp>()
+                        .map(|t| t.as_millisecond())
+                        .map_err(|_| {
+                            (
+                                key,
+                                format!("{t:?} is not a time like 2026-12-24T18:00:00Z"),
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let (starts, ends) = (time("starts", &self.starts)?, time("ends", &self.ends)?);
+        if let (Some(s), Some(e)) = (starts, ends)
+            && e <= s
+        {
+            return Err(("ends", "a silence must end after it starts".to_owned()));
+        }
+        if self.comment.trim().is_empty() {
+            return Err(("comment", "say why: the security group reads it".to_owned()));
+        }
+        Ok(ConfiguredSilence {
+            matchers: matchers.text(),
+            weekly: self.weekly.clone(),
+            starts,
+            ends,
+            comment: self.comment.trim().to_owned(),
+            created_by: self.created_by.trim().to_owned(),
+        })
+    }
+}
+
+/// Whether a silence of `matchers` may hold any of `rules` (name, silenceable): refused when
+/// it matches none, or only rules marked `silenceable = false`.
+pub fn may_hold(matchers: &Matchers, rules: &[(&str, bool)]) -> Result<(), String> {
+    let held: Vec<&(&str, bool)> = rules
+        .iter()
+        .filter(|(name, _)| matchers.may_hold_for_rule(name))
+        .collect();
+    if held.is_empty() {
+        return Err("it matches no rule's notices".to_owned());
+    }
+    if held.iter().all(|(_, silenceable)| !silenceable) {
+        let names: Vec<&str> = held.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "it would match only rules marked silenceable = false ({}): their notices are always sent",
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// A rule's `group`: its notices to one recipient on one channel that share the key within
 /// `wait` of the first become one notice.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

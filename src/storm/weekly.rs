@@ -55,9 +55,8 @@ impl Weekly {
         let (from, to) = hours
             .split_once('-')
             .ok_or_else(|| bad("hours are FROM-TO"))?;
-        let time = |t: &str| {
-            Time::strptime("%H:%M", t).map_err(|_| bad(&format!("{t:?} is not HH:MM")))
-        };
+        let time =
+            |t: &str| Time::strptime("%H:%M", t).map_err(|_| bad(&format!("{t:?} is not HH:MM")));
         let (from, to) = (time(from)?, time(to)?);
         let zone = TimeZone::get(zone).map_err(|_| bad(&format!("no time zone {zone:?}")))?;
         Ok(Weekly {
@@ -143,9 +142,17 @@ mod tests {
 
     #[test]
     fn bad_windows_say_why() {
-        assert!(Weekly::parse("funday 01:00-02:00 UTC").unwrap_err().contains("not a day"));
+        assert!(
+            Weekly::parse("funday 01:00-02:00 UTC")
+                .unwrap_err()
+                .contains("not a day")
+        );
         assert!(Weekly::parse("mon 1-2 UTC").unwrap_err().contains("HH:MM"));
-        assert!(Weekly::parse("mon 01:00-02:00 Mars/Olympus").unwrap_err().contains("time zone"));
+        assert!(
+            Weekly::parse("mon 01:00-02:00 Mars/Olympus")
+                .unwrap_err()
+                .contains("time zone")
+        );
         assert!(Weekly::parse("mon 01:00-02:00").is_err());
     }
 }

@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 use super::listener::{Peer, TlsFiles};
 use crate::channel::graph_action;
 use crate::report::Answer;
-use crate::values::Cidr;
 use crate::report::link::{LinkError, LinkKey, LinkKeys};
 use crate::report::page::{Page, Pages};
 use crate::store::{NewNotification, NewReport, ReportAction, Store, Verdict};
+use crate::values::Cidr;
 
 /// What renders the SOC's notices of an answer (`[report] notify`), built by the service from
 /// the loaded rules' renderer.

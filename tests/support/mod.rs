@@ -545,3 +545,35 @@ recipients = ["target"]
 "#
     )
 }
+
+/// A Graph `directoryAudit` record: `activity` on `target` by `by` (an app's name, or a UPN
+/// for a user), in `correlation`.
+pub fn graph_record(id: &str, activity: &str, target: &str, by: &str, correlation: &str) -> String {
+    let initiator = if by.contains('@') {
+        serde_json::json!({ "user": { "id": "5d5b6f0e-1b0c-4c43-9a8e-2f1d3c4b5a60", "userPrincipalName": by, "displayName": by, "ipAddress": "198.51.100.7" } })
+    } else {
+        serde_json::json!({ "app": { "appId": "1b9c1a6e-0000-4000-8000-000000000001", "displayName": by, "servicePrincipalId": "2c8d2b7f-0000-4000-8000-000000000002", "servicePrincipalName": by } })
+    };
+    serde_json::json!({
+        "id": id,
+        "category": "UserManagement",
+        "correlationId": correlation,
+        "result": "success",
+        "resultReason": "",
+        "activityDisplayName": activity,
+        "activityDateTime": "2026-12-06T09:00:00Z",
+        "loggedByService": "Authentication Methods",
+        "operationType": "Add",
+        "initiatedBy": initiator,
+        "targetResources": [{
+            // One account, one object id.
+            "id": format!("0a0b0c0d-0000-4000-8000-{:012}", target.bytes().map(u64::from).sum::<u64>() * 7919 + target.len() as u64),
+            "displayName": target,
+            "type": "User",
+            "userPrincipalName": target,
+            "modifiedProperties": []
+        }],
+        "additionalDetails": []
+    })
+    .to_string()
+}
