@@ -332,13 +332,8 @@ subject = "Changed: {{{{ target.display_name }}}}"
     browser.click("#replay").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let replays = loop {
-        let replays = driver
-            .find(By::Css("#replays"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The old page may go stale between finding and reading: read again.
+        let replays = text_of(&browser, "#replays").await.unwrap_or_default();
         if replays.contains("replayed") || Instant::now() > deadline {
             break replays;
         }
@@ -348,10 +343,7 @@ subject = "Changed: {{{{ target.display_name }}}}"
     browser.click("#resolve").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let resolved = loop {
-        let resolved = match driver.find(By::Css("#resolved")).await {
-            Ok(cell) => cell.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let resolved = text_of(&browser, "#resolved").await.unwrap_or_default();
         if resolved.ends_with("UTC") || Instant::now() > deadline {
             break resolved;
         }
@@ -979,6 +971,22 @@ notify = ["soc@contoso.com"]
     wait_for("three suppressed", || {
         outbox_rows(&herald.config, Some("suppressed")).len() == 3
     });
+    // The outbox says what held each one back.
+    let key = outbox_rows(&herald.config, Some("suppressed"))[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    driver.goto(&format!("{base}/outbox/{key}")).await.unwrap();
+    assert!(
+        text_becomes(
+            &browser,
+            "#why",
+            "silenced by silence 1 (herald silence list)"
+        )
+        .await,
+        "{}",
+        driver.source().await.unwrap()
+    );
     driver.goto(&format!("{base}/silences")).await.unwrap();
     let live = driver
         .find(By::Css("#live"))
@@ -1051,4 +1059,16 @@ async fn fill(browser: &Browser, css: &str, value: &str) {
     let field = browser.driver().find(By::Css(css)).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
+}
+
+/// The text of the element `css` selects, or `None` while the page is changing under it.
+async fn text_of(browser: &Browser, css: &str) -> Option<String> {
+    browser
+        .driver()
+        .find(By::Css(css))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
 }

@@ -470,9 +470,11 @@ async fn notice<S: Store>(
     let Some((row, _message)) = row else {
         return refused(&shared, StatusCode::NOT_FOUND, "No such notification.");
     };
+    let why = crate::storm::fate_in_words(row.state.as_str(), row.held_by.as_deref());
     shared.pages.render(
         "notice.html",
         context! {
+            why => why,
             row => Value::from(Serde(&row)),
             attempts => Value::from(Serde(&attempts)),
             ..page(&shared, &who, &cookie)

@@ -514,6 +514,51 @@ impl Planner {
     }
 }
 
+impl Planner {
+    /// One of Herald's own notices by mail or Graph mail: `{template}.html` (its CSS inlined)
+    /// and `{template}.txt` rendered with `ctx`, as the channel's message.
+    #[allow(clippy::too_many_arguments)]
+    fn own_mail(
+        &self,
+        delivery: &Delivery,
+        template: &str,
+        ctx: &Value,
+        recipient: &str,
+        subject: &str,
+        key: &NotificationKey,
+        importance: Importance,
+    ) -> Result<(Format, String, String, Vec<u8>), String> {
+        let render = |name: String| {
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| format!("template {name}: {e}"))
+        };
+        let html = inline_css(&render(format!("{template}.html"))?)?;
+        let text = render(format!("{template}.txt"))?;
+        match delivery {
+            Delivery::Mail(from) => {
+                let message = message::build(message::Email {
+                    from,
+                    to: recipient,
+                    subject,
+                    text: text.clone(),
+                    html: html.clone(),
+                    key,
+                    importance,
+                    logo: None,
+                })?;
+                Ok((Format::Email, html, text, message))
+            }
+            _ => {
+                let message =
+                    payload::graph_message(subject, &html, recipient, importance, key, None)?;
+                Ok((Format::GraphMessage, html, text, message))
+            }
+        }
+    }
+}
+
 /// The action `event` is part of: `tenant|correlation id|result`. The result is part of it,
 /// so a failed attempt never stands for the change that later succeeded. `None` without a
 /// meaningful correlation id (absent, or all zeros as in anonymized records), so unrelated

@@ -8,7 +8,6 @@ use minijinja::context;
 use serde_json::json;
 
 use super::{Delivery, Format, Notification, NotificationKey, Planner, chat, clean_subject};
-use super::{inline_css, message, payload};
 use crate::channel::graph_action::{self, Action};
 use crate::report::Answer;
 use crate::rules::Importance;
@@ -191,41 +190,15 @@ impl Planner {
                     event_url => &event_url,
                     key => key.as_str(),
                 };
-                let render = |name: &str| {
-                    self.env
-                        .get_template(name)
-                        .and_then(|t| t.render(&ctx))
-                        .map_err(|e| format!("template {name}: {e}"))
-                };
-                let html = inline_css(&render("report-notice.html")?)?;
-                let text = render("report-notice.txt")?;
-                let (format, message) = match delivery {
-                    Delivery::Mail(from) => (
-                        Format::Email,
-                        message::build(message::Email {
-                            from,
-                            to: recipient,
-                            subject: &subject,
-                            text: text.clone(),
-                            html: html.clone(),
-                            key: &key,
-                            importance: Importance::High,
-                            logo: None,
-                        })?,
-                    ),
-                    _ => (
-                        Format::GraphMessage,
-                        payload::graph_message(
-                            &subject,
-                            &html,
-                            recipient,
-                            Importance::High,
-                            &key,
-                            None,
-                        )?,
-                    ),
-                };
-                (format, html, text, message)
+                self.own_mail(
+                    delivery,
+                    "report-notice",
+                    &ctx,
+                    recipient,
+                    &subject,
+                    &key,
+                    Importance::High,
+                )?
             }
             Some(Delivery::Json { format, .. }) => {
                 // Built in whatever the channel's template: an operator's card is made for

@@ -8,7 +8,6 @@ use minijinja::context;
 use serde_json::json;
 
 use super::{Delivery, Format, Notification, NotificationKey, Planner, chat, clean_subject};
-use super::{inline_css, message, payload};
 use crate::event::{ActorKind, AuditEvent, Target};
 use crate::report::NoticeSummary;
 use crate::rules::{Importance, Rule};
@@ -602,40 +601,15 @@ impl Planner {
                     report_link => &report_link,
                     key => key.as_str(),
                 };
-                let render = |name: &str| {
-                    self.env
-                        .get_template(name)
-                        .and_then(|t| t.render(&ctx))
-                        .map_err(|e| format!("template {name}: {e}"))
-                };
-                let html = inline_css(&render("storm-notice.html")?)?;
-                let text = render("storm-notice.txt")?;
-                match delivery {
-                    Delivery::Mail(from) => {
-                        let message = message::build(message::Email {
-                            from,
-                            to: recipient,
-                            subject: &subject,
-                            text: text.clone(),
-                            html: html.clone(),
-                            key: &key,
-                            importance: told.importance,
-                            logo: None,
-                        })?;
-                        (Format::Email, html, text, message)
-                    }
-                    _ => {
-                        let message = payload::graph_message(
-                            &subject,
-                            &html,
-                            recipient,
-                            told.importance,
-                            &key,
-                            None,
-                        )?;
-                        (Format::GraphMessage, html, text, message)
-                    }
-                }
+                self.own_mail(
+                    delivery,
+                    "storm-notice",
+                    &ctx,
+                    recipient,
+                    &subject,
+                    &key,
+                    told.importance,
+                )?
             }
             Delivery::Json { format, .. } => {
                 let facts: Vec<(&str, String)> = told

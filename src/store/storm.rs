@@ -100,17 +100,19 @@ pub(super) async fn decide(
         let scope = format!("group|{group}");
         if let Some(window) = open_window(tx, &scope, now).await?
             && window.closes_at > now
+            && hold(tx, &window.id).await?
         {
-            hold(tx, &window.id).await?;
             return Ok(Fate::Held(window.id));
         }
         // A new group counts once against the throttles, as the one notice it becomes.
         if let Some(held) = throttle(tx, n, controls, now).await? {
             return Ok(Fate::Held(held));
         }
-        let id = new_window(tx, "group", &scope, n, "", now, now + wait).await?;
-        hold(tx, &id).await?;
-        return Ok(Fate::Held(id));
+        let (id, _) = new_window(tx, "group", &scope, n, "", now, now + wait).await?;
+        return Ok(match hold(tx, &id).await? {
+            true => Fate::Held(id),
+            false => Fate::Pending,
+        });
     }
     match throttle(tx, n, controls, now).await? {
         Some(held) => Ok(Fate::Held(held)),
@@ -166,16 +168,29 @@ async fn throttle(
         let window = match open_window(tx, &scope, now).await? {
             Some(w) if w.closes_at > now => w,
             _ => {
-                let id = new_window(tx, "throttle", &scope, n, "", now, now + t.window).await?;
+                let (id, made) =
+                    new_window(tx, "throttle", &scope, n, "", now, now + t.window).await?;
+                // Another instance may have opened it a moment before, and counted in it.
+                let counted: Option<i64> = match made {
+                    true => None,
+                    false => sqlx::query_scalar("SELECT counted FROM storm_windows WHERE id = $1")
+                        .bind(&id)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(err("reading a window"))?,
+                };
                 Window {
                     id,
                     closes_at: now + t.window,
-                    counted: 0,
+                    counted: counted.unwrap_or(0),
                 }
             }
         };
         if window.counted >= i64::from(t.limit) {
-            hold(tx, &window.id).await?;
+            // Closed by another instance a moment ago: sent now rather than held in it.
+            if !hold(tx, &window.id).await? {
+                return Ok(None);
+            }
             return Ok(Some(window.id));
         }
         windows.push(window.id);
@@ -237,7 +252,8 @@ async fn open_window(
     Ok(None)
 }
 
-/// Opens a window for `scope` (or finds the one another instance opened a moment before).
+/// Opens a window for `scope`, `(id, true)`; or finds the one another instance opened a moment
+/// before, `(its id, false)`.
 #[allow(clippy::too_many_arguments)]
 async fn new_window(
     tx: &mut Transaction<'_, Any>,
@@ -247,12 +263,12 @@ async fn new_window(
     label: &str,
     now: Millis,
     closes_at: Millis,
-) -> Result<String, StoreError> {
+) -> Result<(String, bool), StoreError> {
     let id = scope_key(
         kind,
         &[scope, &now.to_string(), &fastrand::u64(..).to_string()],
     );
-    sqlx::query(
+    let made = sqlx::query(
         "INSERT INTO storm_windows (id, kind, scope, channel, recipient, rule, label, opened_at, closes_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
     )
@@ -268,22 +284,28 @@ async fn new_window(
     .execute(&mut **tx)
     .await
     .map_err(err("opening a window"))?;
+    if made.rows_affected() == 1 {
+        return Ok((id, true));
+    }
     let open: Option<String> =
         sqlx::query_scalar("SELECT id FROM storm_windows WHERE scope = $1 AND open = 1")
             .bind(text(scope))
             .fetch_optional(&mut **tx)
             .await
             .map_err(err("reading a window"))?;
-    Ok(open.unwrap_or(id))
+    Ok((open.unwrap_or(id), false))
 }
 
-async fn hold(tx: &mut Transaction<'_, Any>, id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE storm_windows SET held = held + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(err("holding a notice"))?;
-    Ok(())
+/// Holds one more notice in window `id`; `false` when another instance closed it between
+/// this commit's read of it and now (its notice is queued: this one must not wait on it).
+async fn hold(tx: &mut Transaction<'_, Any>, id: &str) -> Result<bool, StoreError> {
+    let held =
+        sqlx::query("UPDATE storm_windows SET held = held + 1 WHERE id = $1 AND closed_at IS NULL")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(err("holding a notice"))?;
+    Ok(held.rows_affected() == 1)
 }
 
 /// Counts the accounts of one selected event in its initiator's bulk window.
@@ -314,7 +336,9 @@ pub(super) async fn count_bulk(
                 rule: String::new(),
                 ..NewNotification::default()
             };
-            new_window(tx, "bulk", &scope, &about, &label, now, now + bulk.window).await?
+            new_window(tx, "bulk", &scope, &about, &label, now, now + bulk.window)
+                .await?
+                .0
         }
     };
     for account in &bulk.accounts {
@@ -467,36 +491,19 @@ impl SqlStore {
             if live.iter().any(|(_, s)| s == source) {
                 continue;
             }
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO silences (matchers, starts_at, ends_at, weekly, created_by, comment, created_at, source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(text(&c.matchers))
-            .bind(c.starts.unwrap_or(now))
-            .bind(c.ends)
-            .bind(c.weekly.as_deref().map(text))
-            .bind(text(&c.created_by))
-            .bind(text(&c.comment))
-            .bind(now)
-            .bind(source)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err("making a silence"))?;
-            let Some(id) = id else { continue };
-            made += 1;
-            let entry = SilenceEntry {
-                id,
+            let silence = NewSilence {
                 matchers: c.matchers.clone(),
-                starts_at: c.starts.unwrap_or(now),
+                starts_at: c.starts,
                 ends_at: c.ends,
+                lasts: None,
                 weekly: c.weekly.clone(),
                 created_by: c.created_by.clone(),
                 comment: c.comment.clone(),
-                created_at: now,
-                expired_at: None,
-                expired_by: None,
-                suppressed: 0,
             };
+            let Some(entry) = insert_silence(&mut tx, &silence, Some(source), now).await? else {
+                continue;
+            };
+            made += 1;
             for n in tell(&entry) {
                 queue(&mut tx, &n, now).await?;
             }
@@ -574,6 +581,9 @@ impl SqlStore {
         .await
         .map_err(err("closing a window"))?;
         if taken.rows_affected() == 0 {
+            // Ended at once, not when the connection is next used: on SQLite the statement
+            // above took the write lock, which a dropped transaction would keep.
+            tx.rollback().await.map_err(err("rolling back"))?;
             return Ok(false);
         }
         let members = if window.kind == "bulk" {
@@ -653,37 +663,10 @@ impl SqlStore {
         let _writing = self.writing().await;
         let mut tx = self.pool.begin().await.map_err(err("adding a silence"))?;
         let now = self.now(&mut *tx).await?;
-        let starts = silence.starts_at.unwrap_or(now);
-        let ends = silence
-            .ends_at
-            .or_else(|| silence.lasts.map(|d| starts.saturating_add(d)));
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO silences (matchers, starts_at, ends_at, weekly, created_by, comment, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(text(&silence.matchers))
-        .bind(starts)
-        .bind(ends)
-        .bind(silence.weekly.as_deref().map(text))
-        .bind(text(&silence.created_by))
-        .bind(text(&silence.comment))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err("adding a silence"))?;
-        let entry = SilenceEntry {
-            id,
-            matchers: silence.matchers.clone(),
-            starts_at: starts,
-            ends_at: ends,
-            weekly: silence.weekly.clone(),
-            created_by: silence.created_by.clone(),
-            comment: silence.comment.clone(),
-            created_at: now,
-            expired_at: None,
-            expired_by: None,
-            suppressed: 0,
-        };
+        let entry = insert_silence(&mut tx, silence, None, now)
+            .await?
+            .ok_or_else(|| StoreError::new("adding a silence", "no row was made"))?;
+        let id = entry.id;
         for n in tell(&entry) {
             queue(&mut tx, &n, now).await?;
         }
@@ -710,14 +693,11 @@ impl SqlStore {
     ) -> Result<Vec<SilenceEntry>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(err("listing silences"))?;
         let now = self.now(&mut *conn).await?;
-        let rows = sqlx::query(
-            "SELECT s.id, s.matchers, s.starts_at, s.ends_at, s.weekly, s.created_by, s.comment,
-                    s.created_at, s.expired_at, s.expired_by,
-                    (SELECT COUNT(*) FROM outbox o WHERE o.held_by = 'silence:' || CAST(s.id AS TEXT)) AS suppressed
-             FROM silences s
-             WHERE $1 = 0 OR (s.expired_at IS NULL AND (s.ends_at IS NULL OR s.ends_at > $2))
-             ORDER BY s.id DESC",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SILENCE_COLUMNS}
+                 WHERE $1 = 0 OR (s.expired_at IS NULL AND (s.ends_at IS NULL OR s.ends_at > $2))
+                 ORDER BY s.id DESC"
+        )))
         .bind(i64::from(live_only))
         .bind(now)
         .fetch_all(&mut *conn)
@@ -767,14 +747,11 @@ impl SqlStore {
     pub async fn ended_silences(&self) -> Result<Vec<SilenceEntry>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(err("reading silences"))?;
         let now = self.now(&mut *conn).await?;
-        let rows = sqlx::query(
-            "SELECT s.id, s.matchers, s.starts_at, s.ends_at, s.weekly, s.created_by, s.comment,
-                    s.created_at, s.expired_at, s.expired_by,
-                    (SELECT COUNT(*) FROM outbox o WHERE o.held_by = 'silence:' || CAST(s.id AS TEXT)) AS suppressed
-             FROM silences s
-             WHERE s.summary_at IS NULL AND (s.expired_at IS NOT NULL OR s.ends_at <= $1)
-             ORDER BY s.id",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SILENCE_COLUMNS}
+                 WHERE s.summary_at IS NULL AND (s.expired_at IS NOT NULL OR s.ends_at <= $1)
+                 ORDER BY s.id"
+        )))
         .bind(now)
         .fetch_all(&mut *conn)
         .await
@@ -803,6 +780,9 @@ impl SqlStore {
                 .await
                 .map_err(err("closing a silence"))?;
         if taken.rows_affected() == 0 {
+            // Ended at once, not when the connection is next used: on SQLite the statement
+            // above took the write lock, which a dropped transaction would keep.
+            tx.rollback().await.map_err(err("rolling back"))?;
             return Ok(false);
         }
         let held = held_notices(&mut tx, &format!("silence:{}", silence.id), Some(LISTED)).await?;
@@ -813,6 +793,54 @@ impl SqlStore {
         tx.commit().await.map_err(err("closing a silence"))?;
         Ok(true)
     }
+}
+
+/// A silence as listed, with how many notices it suppressed (`outbox_held`).
+const SILENCE_COLUMNS: &str = "SELECT s.id, s.matchers, s.starts_at, s.ends_at, s.weekly, s.created_by, s.comment,
+        s.created_at, s.expired_at, s.expired_by,
+        (SELECT COUNT(*) FROM outbox o WHERE o.held_by = 'silence:' || CAST(s.id AS TEXT)) AS suppressed
+ FROM silences s";
+
+/// Inserts `silence` (one of the configuration's, `source`, only if none of that source is
+/// in force); the silence as made, `None` when another instance made it a moment before.
+async fn insert_silence(
+    tx: &mut Transaction<'_, Any>,
+    silence: &NewSilence,
+    source: Option<&str>,
+    now: Millis,
+) -> Result<Option<SilenceEntry>, StoreError> {
+    let starts = silence.starts_at.unwrap_or(now);
+    let ends = silence
+        .ends_at
+        .or_else(|| silence.lasts.map(|d| starts.saturating_add(d)));
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO silences (matchers, starts_at, ends_at, weekly, created_by, comment, created_at, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(text(&silence.matchers))
+    .bind(starts)
+    .bind(ends)
+    .bind(silence.weekly.as_deref().map(text))
+    .bind(text(&silence.created_by))
+    .bind(text(&silence.comment))
+    .bind(now)
+    .bind(source)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(err("adding a silence"))?;
+    Ok(id.map(|id| SilenceEntry {
+        id,
+        matchers: silence.matchers.clone(),
+        starts_at: starts,
+        ends_at: ends,
+        weekly: silence.weekly.clone(),
+        created_by: silence.created_by.clone(),
+        comment: silence.comment.clone(),
+        created_at: now,
+        expired_at: None,
+        expired_by: None,
+        suppressed: 0,
+    }))
 }
 
 fn silence_entry(r: &sqlx::any::AnyRow) -> SilenceEntry {
