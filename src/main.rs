@@ -452,6 +452,41 @@ fn check(path: &Path) -> Result<ExitCode> {
             rule.name
         );
     }
+    // Storm control as it applies (README: "Storms").
+    for t in &config.throttles {
+        let scope = |list: &[String], all: &str| match list.is_empty() {
+            true => all.to_owned(),
+            false => list.join(", "),
+        };
+        eprintln!(
+            "herald: note: throttle: at most {} notices per recipient{} per {} on {} ({}); the rest wait for one digest",
+            t.limit,
+            match t.by {
+                herald::storm::ThrottleBy::Recipient => "",
+                herald::storm::ThrottleBy::Rule => " and rule",
+                herald::storm::ThrottleBy::Initiator => " and initiator",
+            },
+            herald::config::shown_duration(t.window),
+            scope(&t.channels, "every channel"),
+            scope(&t.rules, "every rule"),
+        );
+    }
+    if config.silences.notify.is_empty() {
+        eprintln!(
+            "herald: note: nobody but its creator hears of a silence made: [silences] notify names who does (the security team), so nobody mutes Herald quietly"
+        );
+    }
+    for s in &config.configured_silences {
+        eprintln!(
+            "herald: note: silence in the configuration: {}{} ({})",
+            s.matchers,
+            s.weekly
+                .as_deref()
+                .map(|w| format!(", {w}"))
+                .unwrap_or_default(),
+            s.comment
+        );
+    }
     // The Graph permissions the response actions need, granted to the app with an
     // administrator's consent: a missing one fails its action with Graph's 403.
     let mut actions: Vec<_> = config.report.actions.clone();

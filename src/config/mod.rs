@@ -466,9 +466,9 @@ impl Config {
                     Some(format!("{table}.timeout")),
                     format!(
                         "delivery.lease ({}) must be at least 3 times this channel's timeout ({}), so that a send ends well inside its claim: raise the lease to {} or lower the timeout",
-                        shown(lease),
-                        shown(timeout),
-                        shown(timeout.saturating_mul(3))
+                        shown_duration(lease),
+                        shown_duration(timeout),
+                        shown_duration(timeout.saturating_mul(3))
                     ),
                 ));
             }
@@ -491,8 +491,8 @@ impl Config {
                         Some("web.link_lifetime".into()),
                         format!(
                             "is longer than store.retention.{key} ({} > {}): a link must not outlive the {} it reads",
-                            shown(web.link_lifetime),
-                            shown(kept),
+                            shown_duration(web.link_lifetime),
+                            shown_duration(kept),
                             if key == "sent" { "notice" } else { "report" }
                         ),
                     ));
@@ -1090,12 +1090,13 @@ fn masked(text: &str) -> String {
     toml::to_string(&table).unwrap_or_default()
 }
 
-/// A duration as a configuration would write it (`90s`, `1500ms`, `2h`, `7d`).
-fn shown(d: std::time::Duration) -> String {
+/// A duration as a configuration would write it (`90s`, `1500ms`, `10m`, `2h`, `7d`).
+pub fn shown_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     match d.subsec_millis() {
         0 if secs > 0 && secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
         0 if secs > 0 && secs.is_multiple_of(3_600) => format!("{}h", secs / 3_600),
+        0 if secs >= 120 && secs.is_multiple_of(60) => format!("{}m", secs / 60),
         0 => format!("{secs}s"),
         _ => format!("{}ms", d.as_millis()),
     }
@@ -1422,7 +1423,7 @@ channels = ["hook"]
             err.starts_with("herald.toml:15: channel.relay.timeout: delivery.lease (90s) must be at least 3 times this channel's timeout (40s)"),
             "{err}"
         );
-        assert!(err.contains("raise the lease to 120s"), "{err}");
+        assert!(err.contains("raise the lease to 2m"), "{err}");
         // The default timeouts fit the default lease; a longer lease fits a longer timeout.
         parse(&format!("{rule}{relay}[delivery]\nlease = \"2m\"\n")).unwrap();
         let relay = relay.replace("timeout = \"40s\"\n", "");

@@ -515,6 +515,23 @@ impl Planner {
 }
 
 impl Planner {
+    /// Addresses and `group:NAME`s as the addresses they stand for, each once (without case).
+    fn addresses(&self, specs: impl Iterator<Item = String>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for spec in specs {
+            let addresses = match spec.strip_prefix("group:") {
+                Some(group) => self.groups.get(group).cloned().unwrap_or_default(),
+                None => vec![spec.clone()],
+            };
+            for address in addresses {
+                if !out.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
+                    out.push(address);
+                }
+            }
+        }
+        out
+    }
+
     /// One of Herald's own notices by mail or Graph mail: `{template}.html` (its CSS inlined)
     /// and `{template}.txt` rendered with `ctx`, as the channel's message.
     #[allow(clippy::too_many_arguments)]

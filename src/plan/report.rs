@@ -33,18 +33,7 @@ impl Planner {
         if !not_me && !config.notify_confirmed {
             return out;
         }
-        let mut recipients: Vec<String> = Vec::new();
-        for spec in &config.notify {
-            let addresses = match spec.strip_prefix("group:") {
-                Some(group) => self.groups.get(group).cloned().unwrap_or_default(),
-                None => vec![spec.clone()],
-            };
-            for address in addresses {
-                if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
-                    recipients.push(address);
-                }
-            }
-        }
+        let recipients = self.addresses(config.notify.iter().cloned());
         let told: Vec<String> = actions
             .iter()
             .map(|a| a.describe(&answer.account))

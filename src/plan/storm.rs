@@ -536,18 +536,7 @@ impl Planner {
         channels: &[String],
         extra: Option<String>,
     ) -> Result<Vec<Notification>, String> {
-        let mut recipients: Vec<String> = Vec::new();
-        for spec in notify.iter().cloned().chain(extra) {
-            let addresses = match spec.strip_prefix("group:") {
-                Some(group) => self.groups.get(group).cloned().unwrap_or_default(),
-                None => vec![spec.clone()],
-            };
-            for address in addresses {
-                if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
-                    recipients.push(address);
-                }
-            }
-        }
+        let recipients = self.addresses(notify.iter().cloned().chain(extra));
         let mut out = Vec::new();
         for channel in channels {
             match self.deliveries.get(channel) {
