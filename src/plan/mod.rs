@@ -124,6 +124,16 @@ struct ReportLinks {
     lifetime: std::time::Duration,
 }
 
+impl ReportLinks {
+    /// The signed link to the report page of the notice `key`, valid for `lifetime` from now.
+    fn link(&self, key: &NotificationKey) -> Option<String> {
+        let expires = jiff::Timestamp::now().as_second() + self.lifetime.as_secs() as i64;
+        self.keys
+            .sign(key.as_str(), expires)
+            .map(|token| format!("{}/r/{token}", self.public_url))
+    }
+}
+
 /// A minijinja environment with the notices' filters and globals (times in `timezone`), for
 /// pages rendered like notices.
 pub fn page_environment(timezone: &str) -> Environment<'static> {
@@ -351,12 +361,7 @@ impl Planner {
             .links
             .as_ref()
             .filter(|_| is_owner && by_mail)
-            .and_then(|l| {
-                let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
-                l.keys
-                    .sign(key.as_str(), expires)
-                    .map(|token| format!("{}/r/{token}", l.public_url))
-            });
+            .and_then(|l| l.link(&key));
         // What this notice says: for the SOC's notice should its owner answer the link, and
         // for the group or digest it may be held for.
         let report_summary = {

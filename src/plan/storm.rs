@@ -566,12 +566,7 @@ impl Planner {
             .as_ref()
             .filter(|_| by_mail)
             .and(self.links.as_ref())
-            .and_then(|l| {
-                let expires = jiff::Timestamp::now().as_second() + l.lifetime.as_secs() as i64;
-                l.keys
-                    .sign(key.as_str(), expires)
-                    .map(|token| format!("{}/r/{token}", l.public_url))
-            });
+            .and_then(|l| l.link(&key));
         let summary = report_link
             .as_ref()
             .and(told.summary.as_ref())
@@ -700,4 +695,151 @@ fn span_in_words(millis: i64) -> String {
         s => (s / 3_600, "hour"),
     };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const CONFIG: &str = r#"
+[channel.email]
+kind = "file"
+from = "Security <security@contoso.com>"
+dir = "mail"
+
+[channel.soc-teams]
+kind = "teams"
+url = "https://contoso.webhook.office.com/x"
+
+[bulk]
+accounts = 1
+notify = ["soc@contoso.com"]
+channels = ["email", "soc-teams"]
+
+[[rule]]
+name = "reset"
+recipients = ["target"]
+"#;
+
+    const HOSTILE: &str = "<script>alert(1)</script>\r\nBcc: x@evil.example";
+
+    fn planner() -> Planner {
+        let config = Config::parse(std::path::Path::new("herald.toml"), CONFIG).unwrap();
+        Planner::new(&config).unwrap()
+    }
+
+    fn window(kind: &str) -> DueWindow {
+        DueWindow {
+            id: format!("{kind}-1"),
+            kind: kind.to_owned(),
+            channel: "email".to_owned(),
+            recipient: "adele@contoso.com".to_owned(),
+            rule: "reset".to_owned(),
+            label: serde_json::json!({ "initiator": HOSTILE, "threshold": 1 }).to_string(),
+            opened_at: 1_800_000_000_000,
+            closes_at: 1_800_000_600_000,
+            counted: 5,
+            held: 1,
+        }
+    }
+
+    fn text_of(n: &Notification) -> String {
+        String::from_utf8_lossy(&n.message).into_owned()
+    }
+
+    #[test]
+    fn a_digest_and_a_group_escape_every_audit_value() {
+        let summary = NoticeSummary {
+            headline: HOSTILE.to_owned(),
+            facts: vec![format!("fact {HOSTILE}")],
+            activity: "Reset password (by admin)".to_owned(),
+            event_time: 1_800_000_000_000,
+            initiator: Some(HOSTILE.to_owned()),
+            ..NoticeSummary::default()
+        };
+        let held = vec![HeldNotice {
+            key: "k1".to_owned(),
+            event_id: "e1".to_owned(),
+            rule: "reset".to_owned(),
+            subject: HOSTILE.to_owned(),
+            summary: serde_json::to_string(&summary).ok(),
+            created_at: 1_800_000_000_000,
+        }];
+        for kind in ["throttle", "group"] {
+            let notices = planner()
+                .window_notices(&window(kind), &Members::Notices(held.clone()))
+                .unwrap();
+            assert_eq!(notices.len(), 1, "{kind}");
+            let n = &notices[0];
+            assert!(
+                !n.subject.contains('\r') && !n.subject.contains('\n'),
+                "{kind}: {:?}",
+                n.subject
+            );
+            assert!(!n.html.contains("<script>"), "{kind}: {}", n.html);
+            assert!(n.html.contains("&lt;script&gt;"), "{kind}: {}", n.html);
+            // No audit text reaches the message's headers as a line of its own.
+            let message = text_of(n);
+            let headers = message.split("\r\n\r\n").next().unwrap();
+            assert!(
+                !headers.lines().any(|l| l.starts_with("Bcc")),
+                "{kind}: {headers}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bulk_digest_puts_the_initiator_only_where_it_is_text() {
+        let accounts = Members::Accounts(vec![
+            BulkAccount {
+                account: "adele@contoso.com".to_owned(),
+                tenant: "t".to_owned(),
+                event_id: "e1".to_owned(),
+                activity: HOSTILE.to_owned(),
+                event_time: 1_800_000_000_000,
+            },
+            BulkAccount {
+                account: "alex@contoso.com".to_owned(),
+                tenant: "t".to_owned(),
+                event_id: "e2".to_owned(),
+                activity: HOSTILE.to_owned(),
+                event_time: 1_800_000_001_000,
+            },
+        ]);
+        let notices = planner()
+            .window_notices(&window("bulk"), &accounts)
+            .unwrap();
+        // The SOC's mail and one card.
+        assert_eq!(notices.len(), 2);
+        let mail = notices.iter().find(|n| n.format == Format::Email).unwrap();
+        assert!(!mail.subject.contains('\n'), "{:?}", mail.subject);
+        assert!(!mail.html.contains("<script>") && mail.html.contains("&lt;script&gt;"));
+        let card = notices
+            .iter()
+            .find(|n| n.format == Format::TeamsCard)
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&card.message).unwrap();
+        // In the card the hostile text is only ever the value of a text field, never a URL,
+        // an image or a type.
+        fn places(v: &serde_json::Value, key: &str, found: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(t) if t.contains("<script>") => {
+                    found.push(key.to_owned())
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| places(i, key, found)),
+                serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| places(v, k, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        places(&value, "", &mut found);
+        assert!(!found.is_empty(), "{value}");
+        assert!(
+            found
+                .iter()
+                .all(|k| k == "text" || k == "title" || k == "value"),
+            "{found:?}: {value}"
+        );
+    }
 }

@@ -219,6 +219,9 @@ async fn insert_events(
         // Storm control counts a notice once: one already queued (its event read again) is
         // a duplicate before it is anything else.
         let fate = match &n.controls {
+            // Only a silence can hold it: nothing is counted, so a notice already queued is
+            // found by its insert, as any other.
+            Some(controls) if !controls.counts() => storm::silenced(controls, &silences, now),
             Some(controls) => {
                 let known = sqlx::query("SELECT 1 FROM outbox WHERE key = $1")
                     .bind(&n.key)
@@ -238,31 +241,11 @@ async fn insert_events(
             Fate::Held(by) => ("held", Some(by.as_str())),
             Fate::Suppressed(by) => ("suppressed", Some(by.as_str())),
         };
-        let done = sqlx::query(
-            "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at, summary, held_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $11, $8, $9, $10, $12) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&n.key)
-        .bind(&n.event_id)
-        .bind(&n.rule)
-        .bind(&n.channel)
-        .bind(text(&n.recipient))
-        .bind(text(&n.subject))
-        .bind(&n.message)
-        .bind(now)
-        .bind(now)
-        .bind(n.summary.as_deref().map(text))
-        .bind(state)
-        .bind(held_by)
-        .execute(&mut **tx)
-        .await
-        .map_err(err("queueing a notification"))?;
-        if done.rows_affected() == 1
-            && let Some(words) = crate::storm::fate_in_words(state, held_by)
-        {
+        let done = insert_notice(tx, n, state, held_by, now).await?;
+        if done && let Some(words) = crate::storm::fate_in_words(state, held_by) {
             kept.push((n.event_id.as_str(), n.rule.as_str(), words));
         }
-        if done.rows_affected() == 1 && fate != Fate::Pending {
+        if done && fate != Fate::Pending {
             match fate {
                 Fate::Held(_) => committed.held += 1,
                 _ => committed.silenced += 1,
@@ -276,7 +259,7 @@ async fn insert_events(
                 .kept_by
                 .entry((n.rule.clone(), why.to_owned()))
                 .or_default() += 1;
-        } else if done.rows_affected() == 1 {
+        } else if done {
             committed.queued += 1;
             *committed
                 .queued_by
@@ -348,6 +331,36 @@ async fn insert_events(
         }
     }
     Ok(committed)
+}
+
+/// Inserts `n` in `state` (held back by `held_by`), unless its key is already queued; whether
+/// it was inserted. The one insert of the outbox, for notices of events and Herald's own.
+pub(super) async fn insert_notice(
+    tx: &mut Transaction<'_, Any>,
+    n: &NewNotification,
+    state: &str,
+    held_by: Option<&str>,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at, summary, held_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&n.key)
+    .bind(text(&n.event_id))
+    .bind(&n.rule)
+    .bind(&n.channel)
+    .bind(text(&n.recipient))
+    .bind(text(&n.subject))
+    .bind(&n.message)
+    .bind(state)
+    .bind(now)
+    .bind(n.summary.as_deref().map(text))
+    .bind(held_by)
+    .execute(&mut **tx)
+    .await
+    .map_err(err("queueing a notification"))?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Why a notice of `action` to `recipient` is not queued: `holder` told them first. The one

@@ -77,6 +77,16 @@ pub(super) fn silenced_by(silences: &[Live], facets: &Facets, now: Millis) -> Op
         .map(|s| s.id)
 }
 
+/// The fate of a notice only a silence can hold back (no repeat, group or throttle counts it).
+pub(super) fn silenced(controls: &Controls, silences: &[Live], now: Millis) -> Fate {
+    match controls.silenceable {
+        true => silenced_by(silences, &controls.facets, now).map_or(Fate::Pending, |id| {
+            Fate::Suppressed(format!("silence:{id}"))
+        }),
+        false => Fate::Pending,
+    }
+}
+
 /// Decides `n`'s fate under its controls, counting it where it counts. Called only for a
 /// notification whose key is new.
 pub(super) async fn decide(
@@ -86,10 +96,8 @@ pub(super) async fn decide(
     silences: &[Live],
     now: Millis,
 ) -> Result<Fate, StoreError> {
-    if controls.silenceable
-        && let Some(id) = silenced_by(silences, &controls.facets, now)
-    {
-        return Ok(Fate::Suppressed(format!("silence:{id}")));
+    if let fate @ Fate::Suppressed(_) = silenced(controls, silences, now) {
+        return Ok(fate);
     }
     if let Some((key, window)) = &controls.repeat
         && let Some(first) = repeat_of(tx, key, *window, &n.key, now).await?
@@ -892,21 +900,6 @@ async fn queue(
     n: &NewNotification,
     now: Millis,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox (key, event_id, rule, channel, recipient, subject, message, state, created_at, next_attempt_at, summary)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8, $9) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(&n.key)
-    .bind(text(&n.event_id))
-    .bind(&n.rule)
-    .bind(&n.channel)
-    .bind(text(&n.recipient))
-    .bind(text(&n.subject))
-    .bind(&n.message)
-    .bind(now)
-    .bind(n.summary.as_deref().map(text))
-    .execute(&mut **tx)
-    .await
-    .map_err(err("queueing a notice"))?;
+    super::batch::insert_notice(tx, n, "pending", None, now).await?;
     Ok(())
 }

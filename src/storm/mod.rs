@@ -303,6 +303,14 @@ pub struct Controls {
     pub throttles: Vec<Throttle>,
 }
 
+impl Controls {
+    /// Whether a repeat, a group or a throttle counts the notification in the store (a silence
+    /// alone is matched in memory).
+    pub fn counts(&self) -> bool {
+        self.repeat.is_some() || self.group.is_some() || !self.throttles.is_empty()
+    }
+}
+
 /// One throttle's count for one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Throttle {
